@@ -1,0 +1,532 @@
+//! The catalogue of event payloads: one typed struct per versioned CloudEvents type.
+//!
+//! Types only evolve by adding a new version (`...v2`) beside the old one; stored events are
+//! never rewritten. Every struct here has a JSON Schema in `schemas/` generated from it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{EventPayload, Routing};
+
+/// A Kubernetes object named by group/version, kind, namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectRef {
+    /// `apiVersion`, e.g. `apps/v1`.
+    pub api_version: String,
+    /// `kind`, e.g. `Deployment`.
+    pub kind: String,
+    /// Namespace, absent for cluster-scoped objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `metadata.name`.
+    pub name: String,
+}
+
+/// A person as Git records them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Person {
+    pub name: String,
+    pub email: String,
+    pub time: DateTime<Utc>,
+}
+
+/// The changed paths of one application directory (`configs/<env>/<app>/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppChange {
+    pub app: String,
+    pub paths: Vec<String>,
+}
+
+/// The changes of one environment in one commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentChange {
+    pub environment: String,
+    pub apps: Vec<AppChange>,
+}
+
+/// A new commit on a tracked branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommitDetected {
+    /// The remote as configured, with any credentials removed.
+    pub repository: String,
+    pub branch: String,
+    pub sha: String,
+    pub parents: Vec<String>,
+    pub author: Person,
+    pub committer: Person,
+    pub message: String,
+    /// Whether the commit carries a signature (verification is the validator's job).
+    pub signed: bool,
+    /// Changed paths grouped by environment and app.
+    pub environments: Vec<EnvironmentChange>,
+    /// Changed paths outside `configs/<env>/<app>/`.
+    #[serde(default)]
+    pub other_paths: Vec<String>,
+}
+
+/// The source could not be read (unreachable remote, not a repository, bad credentials).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceFailed {
+    pub repository: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    pub reason: String,
+    /// True when a later attempt may succeed.
+    pub transient: bool,
+}
+
+/// A tracked branch moved to a commit that does not descend from the last one seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceRewritten {
+    pub repository: String,
+    pub branch: String,
+    pub previous_sha: String,
+    pub new_sha: String,
+}
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// One problem found in a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Finding {
+    pub severity: Severity,
+    /// A stable rule id, e.g. `yaml.syntax` or `schema.unknown-field`.
+    pub rule: String,
+    pub message: String,
+    /// Path relative to the repository root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<ObjectRef>,
+    /// JSON path inside the object, e.g. `.spec.replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// An environment's manifests at a revision passed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValidationPassed {
+    pub environment: String,
+    pub revision: String,
+    /// SHA-256 of the rendered bundle in the object store (`sha256:<hex>`).
+    pub bundle_digest: String,
+    pub objects: Vec<ObjectRef>,
+    /// Warnings that did not block the change.
+    #[serde(default)]
+    pub warnings: Vec<Finding>,
+}
+
+/// An environment's manifests at a revision failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValidationFailed {
+    pub environment: String,
+    pub revision: String,
+    pub findings: Vec<Finding>,
+}
+
+/// A change to an environment waits for approvals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalRequired {
+    pub environment: String,
+    pub revision: String,
+    /// How many distinct people must approve.
+    pub required: u32,
+    pub reason: String,
+}
+
+/// A person approved a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalGranted {
+    pub environment: String,
+    pub revision: String,
+    pub approver: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// Someone asked to return an environment to an earlier revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollbackRequested {
+    pub environment: String,
+    pub to_revision: String,
+    pub reason: String,
+    pub requested_by: String,
+}
+
+/// The applier began applying a bundle to one cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplyStarted {
+    pub environment: String,
+    pub cluster: String,
+    pub revision: String,
+    pub bundle_digest: String,
+    pub objects: u32,
+}
+
+/// What the applier did to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectAction {
+    Created,
+    Configured,
+    Unchanged,
+    Failed,
+}
+
+/// The result of applying one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectResult {
+    pub object: ObjectRef,
+    pub action: ObjectAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A bundle is applied to one cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplySucceeded {
+    pub environment: String,
+    pub cluster: String,
+    pub revision: String,
+    pub bundle_digest: String,
+    pub results: Vec<ObjectResult>,
+    pub duration_ms: u64,
+}
+
+/// Applying a bundle to one cluster failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplyFailed {
+    pub environment: String,
+    pub cluster: String,
+    pub revision: String,
+    pub bundle_digest: String,
+    pub reason: String,
+    /// True when the applier will retry (e.g. the cluster is unreachable).
+    pub transient: bool,
+    #[serde(default)]
+    pub results: Vec<ObjectResult>,
+}
+
+/// An object that left the configuration was deleted from a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourcePruned {
+    pub environment: String,
+    pub cluster: String,
+    pub revision: String,
+    pub object: ObjectRef,
+}
+
+/// Every applied object of a revision is healthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthReady {
+    pub environment: String,
+    pub cluster: String,
+    pub revision: String,
+    pub objects: u32,
+}
+
+/// One object that is not healthy, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnhealthyObject {
+    pub object: ObjectRef,
+    pub reason: String,
+}
+
+/// Some applied objects did not become healthy in time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthDegraded {
+    pub environment: String,
+    pub cluster: String,
+    pub revision: String,
+    pub unhealthy: Vec<UnhealthyObject>,
+}
+
+/// One field whose live value differs from the desired one.
+///
+/// Values of Secret data are never carried: they are replaced by `"<redacted>"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FieldDrift {
+    /// JSON pointer (RFC 6901) into the object, e.g. `/data/color`.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<serde_json::Value>,
+}
+
+/// How a managed object drifted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftKind {
+    Modified,
+    Deleted,
+}
+
+/// A managed object differs from its desired state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DriftDetected {
+    pub environment: String,
+    pub cluster: String,
+    /// The revision whose desired state was compared.
+    pub revision: String,
+    pub object: ObjectRef,
+    pub kind: DriftKind,
+    pub fields: Vec<FieldDrift>,
+    /// The field manager that made the change, from `metadata.managedFields`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_by: Option<String>,
+    /// The live object's resourceVersion when the drift was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+}
+
+/// A drifted object is back at its desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DriftResolved {
+    pub environment: String,
+    pub cluster: String,
+    pub revision: String,
+    pub object: ObjectRef,
+}
+
+/// What the remediator does about drift in an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RemediationPolicy {
+    Auto,
+    Alert,
+    Off,
+}
+
+/// The remediator began repairing a drift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemediationStarted {
+    pub environment: String,
+    pub cluster: String,
+    pub revision: String,
+    pub object: ObjectRef,
+    pub policy: RemediationPolicy,
+    /// The id of the drift-detected event being handled.
+    pub drift_event: String,
+}
+
+/// A drift was repaired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemediationSucceeded {
+    pub environment: String,
+    pub cluster: String,
+    pub revision: String,
+    pub object: ObjectRef,
+    pub drift_event: String,
+}
+
+/// Repairing a drift failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemediationFailed {
+    pub environment: String,
+    pub cluster: String,
+    pub revision: String,
+    pub object: ObjectRef,
+    pub drift_event: String,
+    pub reason: String,
+    pub transient: bool,
+}
+
+/// Another controller keeps changing an object back: repairing it again would fight it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemediationConflict {
+    pub environment: String,
+    pub cluster: String,
+    pub revision: String,
+    pub object: ObjectRef,
+    /// The field manager that keeps reverting the repair.
+    pub other_manager: String,
+    /// Repairs undone within the window.
+    pub occurrences: u32,
+    pub window_seconds: u64,
+}
+
+/// The auditor vouches for the log up to a sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditCheckpoint {
+    pub stream_sequence: u64,
+    pub events_indexed: u64,
+    /// A digest over every event up to `streamSequence` (`sha256:<hex>`).
+    pub chain_digest: String,
+}
+
+/// A message that a consumer could not process, kept with the reason instead of retried forever.
+///
+/// The original message stays in the stream at `streamSequence` (the stream denies deletes), so
+/// this record carries only an excerpt of its payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeadLetterRecorded {
+    /// The durable consumer that gave up on the message.
+    pub consumer: String,
+    pub reason: String,
+    pub original_subject: String,
+    pub stream_sequence: u64,
+    pub delivery_count: u64,
+    /// The original headers (values longer than 1 KiB are cut).
+    pub headers: BTreeMap<String, String>,
+    pub payload_size: u64,
+    /// `sha256:<hex>` of the original payload.
+    pub payload_digest: String,
+    /// The first bytes of the original payload, base64-encoded.
+    pub payload_excerpt: String,
+}
+
+/// Declares each payload's type, description and routing in one place.
+macro_rules! payloads {
+    ($($ty:ident => $name:literal, $desc:literal, |$p:ident| $routing:expr;)*) => {
+        $(
+            impl EventPayload for $ty {
+                const TYPE: &'static str = concat!("io.configsync.", $name);
+                const DESCRIPTION: &'static str = $desc;
+                fn routing(&self) -> Routing<'_> {
+                    let $p = self;
+                    $routing
+                }
+            }
+        )*
+
+        /// Every payload, decoded by type.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(untagged)]
+        pub enum EventData {
+            $($ty($ty),)*
+        }
+
+        impl EventData {
+            /// Every known event type, in catalogue order.
+            pub const TYPES: &'static [&'static str] = &[$(<$ty as EventPayload>::TYPE,)*];
+
+            /// Decodes `data` as the payload of event type `ty`.
+            pub fn decode(ty: &str, data: &[u8]) -> Result<Self, super::DataError> {
+                $(
+                    if ty == <$ty as EventPayload>::TYPE {
+                        return super::decode_json::<$ty>(data).map(Self::$ty);
+                    }
+                )*
+                Err(super::DataError::UnknownType(ty.to_string()))
+            }
+
+            /// The CloudEvents type of this payload.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(Self::$ty(_) => <$ty as EventPayload>::TYPE,)*
+                }
+            }
+
+            /// The routing facts of this payload.
+            pub fn routing(&self) -> Routing<'_> {
+                match self {
+                    $(Self::$ty(p) => p.routing(),)*
+                }
+            }
+        }
+
+        /// The JSON Schema and description of every event type.
+        pub fn catalogue() -> Vec<super::TypeDoc> {
+            vec![$(super::TypeDoc::of::<$ty>(),)*]
+        }
+    };
+}
+
+fn target<'a>(env: &'a str, cluster: &'a str, revision: &'a str) -> Routing<'a> {
+    Routing { environment: Some(env), cluster: Some(cluster), revision: Some(revision) }
+}
+
+fn env_only<'a>(env: &'a str, revision: &'a str) -> Routing<'a> {
+    Routing { environment: Some(env), cluster: None, revision: Some(revision) }
+}
+
+payloads! {
+    CommitDetected => "commit.detected.v1", "A new commit on a tracked branch, with changed paths grouped by environment and app.",
+        |p| Routing { environment: None, cluster: None, revision: Some(&p.sha) };
+    SourceFailed => "source.failed.v1", "The Git source could not be read.",
+        |_p| Routing::default();
+    SourceRewritten => "source.rewritten.v1", "A tracked branch was rewritten (force-pushed).",
+        |p| Routing { environment: None, cluster: None, revision: Some(&p.new_sha) };
+    ValidationPassed => "validation.passed.v1", "An environment's manifests at a revision passed validation; the rendered bundle is stored by digest.",
+        |p| env_only(&p.environment, &p.revision);
+    ValidationFailed => "validation.failed.v1", "An environment's manifests at a revision failed validation, with findings.",
+        |p| env_only(&p.environment, &p.revision);
+    ApprovalRequired => "approval.required.v1", "A change waits for approvals by distinct people.",
+        |p| env_only(&p.environment, &p.revision);
+    ApprovalGranted => "approval.granted.v1", "A person approved a change.",
+        |p| env_only(&p.environment, &p.revision);
+    RollbackRequested => "rollback.requested.v1", "Someone asked to return an environment to an earlier revision.",
+        |p| env_only(&p.environment, &p.to_revision);
+    ApplyStarted => "apply.started.v1", "The applier began applying a bundle to one cluster.",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    ApplySucceeded => "apply.succeeded.v1", "A bundle is applied to one cluster, with a result per object.",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    ApplyFailed => "apply.failed.v1", "Applying a bundle to one cluster failed.",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    ResourcePruned => "resource.pruned.v1", "An object that left the configuration was deleted from a cluster.",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    HealthReady => "health.ready.v1", "Every applied object of a revision is healthy.",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    HealthDegraded => "health.degraded.v1", "Some applied objects did not become healthy.",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    DriftDetected => "drift.detected.v1", "A managed object differs from its desired state (fields, values, and who changed it).",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    DriftResolved => "drift.resolved.v1", "A drifted object is back at its desired state.",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    RemediationStarted => "remediation.started.v1", "The remediator began repairing a drift.",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    RemediationSucceeded => "remediation.succeeded.v1", "A drift was repaired.",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    RemediationFailed => "remediation.failed.v1", "Repairing a drift failed.",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    RemediationConflict => "remediation.conflict.v1", "Another controller keeps undoing repairs of an object.",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    AuditCheckpoint => "audit.checkpoint.v1", "The auditor vouches for the log up to a sequence.",
+        |_p| Routing::default();
+    DeadLetterRecorded => "deadletter.recorded.v1", "A consumer gave up on a message, with the reason (published under the dead-letter subjects).",
+        |_p| Routing::default();
+}

@@ -1,0 +1,21 @@
+//! ConfigSync's shared library: the event model, the CloudEvents NATS binding, the event log
+//! (stream, publisher, consumer runner, dead letters, replay), the folds that rebuild state
+//! from the log, and what every service needs to run (config, telemetry, ops endpoint).
+
+pub mod binding;
+pub mod config;
+pub mod event;
+pub mod fold;
+pub mod log;
+pub mod metrics;
+pub mod names;
+pub mod ops;
+pub mod retry;
+pub mod schema;
+pub mod subject;
+pub mod telemetry;
+
+#[cfg(feature = "test-harness")]
+pub mod harness;
+
+pub use cloudevents;

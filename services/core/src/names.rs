@@ -1,0 +1,106 @@
+//! Validated names for environments, clusters and consumers: each becomes one NATS subject token.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A name that is safe as a single NATS subject token and as a Kubernetes label value:
+/// lowercase ASCII letters, digits, `-` and `_`, starting with a letter or digit, at most
+/// 63 characters. `_` alone is reserved for "none" in subjects, so a name may not be `_`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Name(String);
+
+/// Why a string is not a valid [`Name`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid name {name:?}: {reason}")]
+pub struct InvalidName {
+    /// The rejected input (names carry no secrets).
+    pub name: String,
+    /// What rule it broke.
+    pub reason: &'static str,
+}
+
+impl Name {
+    /// The longest name accepted (a Kubernetes label value's limit).
+    pub const MAX_LEN: usize = 63;
+
+    /// Validates `name`.
+    pub fn new(name: impl Into<String>) -> Result<Self, InvalidName> {
+        let name = name.into();
+        let reason = if name.is_empty() {
+            Some("must not be empty")
+        } else if name.len() > Self::MAX_LEN {
+            Some("must be at most 63 characters")
+        } else if !name.as_bytes()[0].is_ascii_lowercase() && !name.as_bytes()[0].is_ascii_digit() {
+            Some("must start with a lowercase letter or a digit")
+        } else if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            Some("may only contain lowercase letters, digits, '-' and '_'")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(InvalidName { name, reason }),
+            None => Ok(Self(name)),
+        }
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for Name {
+    type Error = InvalidName;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<Name> for String {
+    fn from(value: Name) -> Self {
+        value.0
+    }
+}
+
+impl std::str::FromStr for Name {
+    type Err = InvalidName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_typical_names() {
+        for ok in ["dev", "prod", "eu-west-1", "c_2", "0a"] {
+            assert_eq!(Name::new(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn rejects_subject_metacharacters_and_reserved() {
+        for bad in ["", "_", "-x", "a.b", "a*", ">", "A", "a b", "ü", &"a".repeat(64)] {
+            assert!(Name::new(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The operations endpoint every service serves: `/healthz` (the process is alive),
+//! `/readyz` (it is connected and consuming) and Prometheus `/metrics`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// Whether the service is ready; flipped by the service once it consumes.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Clone)]
+struct OpsState {
+    ready: Readiness,
+    metrics: Metrics,
+}
+
+/// Serves the operations endpoint on `addr` until `shutdown`; returns the bound address
+/// (port 0 picks a free one) and the server task.
+pub async fn serve(
+    addr: SocketAddr,
+    ready: Readiness,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(OpsState { ready, metrics });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let result = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "ops endpoint failed");
+        }
+    });
+    tracing::info!(addr = %bound, "ops endpoint listening");
+    Ok((bound, task))
+}
+
+async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
+    if state.ready.get() { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
+}
+
+async fn metrics_text(State(state): State<OpsState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
+}

@@ -1,0 +1,12 @@
+//! Integration tests of the shared crate against a real nats-server (one per test, random
+//! port, temporary store).
+
+mod bad_input;
+mod consume;
+mod log_immutability;
+mod replay;
+mod restart;
+mod roundtrip;
+mod schemas;
+mod stream_init;
+mod support;

@@ -1,0 +1,49 @@
+//! `configsync nats init`: creates or updates the event stream, refusing an incompatible one.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use configsync_core::config::NatsArgs;
+use configsync_core::log::stream::{self, Ensured, StreamSpec};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum NatsCommand {
+    /// Create or update the event stream from nats/stream.json.
+    Init(InitArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// Stream replicas: 1 on a laptop, 3 on a production NATS cluster.
+    #[arg(long, env = "CONFIGSYNC_STREAM_REPLICAS", default_value_t = 1)]
+    replicas: usize,
+}
+
+pub async fn run(command: NatsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        NatsCommand::Init(args) => init(args).await,
+    }
+}
+
+async fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
+    let spec = StreamSpec::from_definition(args.replicas)?;
+    let client = args.nats.connect("configsync-cli").await?;
+    let js = async_nats::jetstream::new(client);
+    let outcome = stream::ensure(&js, &spec).await.with_context(|| format!("cannot set up stream {}", spec.name()))?;
+    let verb = match outcome {
+        Ensured::Created => "created",
+        Ensured::Updated => "updated",
+        Ensured::Unchanged => "already up to date:",
+    };
+    println!(
+        "stream {} {verb} subjects {:?}, {} replica(s), file storage, deny delete/purge, duplicate window {:?}, max message {} bytes",
+        spec.name(),
+        spec.config.subjects,
+        spec.config.num_replicas,
+        spec.duplicate_window(),
+        spec.max_message_size()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,7 @@
+//! Integration tests: kubesim driven over HTTP by kube::Client, the real kubectl, and raw requests.
+
+mod bad_input;
+mod client;
+mod common;
+mod kubectl;
+mod semantics;
