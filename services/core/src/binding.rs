@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use cloudevents::event::{ExtensionValue, SpecVersion};
@@ -25,14 +25,19 @@ const CONTENT_TYPE: &str = "content-type";
 /// Why a NATS message is not a readable CloudEvent. Always terminal: redelivery cannot help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BindingError {
-    #[error("not a cloudevent: no ce-specversion header and content-type is not {STRUCTURED_CONTENT_TYPE}")]
+    #[error(
+        "not a cloudevent: no ce-specversion header and content-type is not {STRUCTURED_CONTENT_TYPE}"
+    )]
     NotACloudEvent,
     #[error("unsupported specversion {0:?}: only 1.0 is accepted")]
     SpecVersion(String),
     #[error("missing required attribute {0}")]
     MissingAttribute(&'static str),
     #[error("header {header} has invalid percent-encoding: {reason}")]
-    PercentEncoding { header: String, reason: &'static str },
+    PercentEncoding {
+        header: String,
+        reason: &'static str,
+    },
     #[error("attribute {attribute} is invalid: {reason}")]
     InvalidAttribute { attribute: String, reason: String },
     #[error("structured event is not valid cloudevents json: {0}")]
@@ -43,15 +48,36 @@ pub enum BindingError {
 /// `Nats-Msg-Id` so that JetStream deduplicates retried publishes.
 pub fn encode_binary(event: &Event) -> (HeaderMap, Bytes) {
     let mut headers = HeaderMap::new();
-    headers.insert(MSG_ID_HEADER, event.id());
+    headers.insert(
+        HeaderName::from_static(MSG_ID_HEADER),
+        HeaderValue::from(event.id()),
+    );
     for (name, value) in event.iter_attributes() {
-        match name {
-            "datacontenttype" => headers.insert(CONTENT_TYPE, percent_encode(&value.to_string()).as_str()),
-            _ => headers.insert(format!("{PREFIX}{name}").as_str(), percent_encode(&value.to_string()).as_str()),
+        let value = match value {
+            // Most attributes are strings: encode them without an intermediate copy.
+            cloudevents::event::AttributeValue::String(s) => percent_encode(s).into_owned(),
+            other => percent_encode(&other.to_string()).into_owned(),
+        };
+        let name = match name {
+            "datacontenttype" => Some(HeaderName::from_static(CONTENT_TYPE)),
+            _ => header_name(name),
+        };
+        if let Some(name) = name {
+            headers.insert(name, HeaderValue::from(value));
         }
     }
     for (name, value) in event.iter_extensions() {
-        headers.insert(format!("{PREFIX}{name}").as_str(), percent_encode(&value.to_string()).as_str());
+        let text = match value {
+            ExtensionValue::String(s) => percent_encode(s).into_owned(),
+            other => percent_encode(&other.to_string()).into_owned(),
+        };
+        match header_name(name) {
+            Some(name) => headers.insert(name, HeaderValue::from(text)),
+            None => tracing::warn!(
+                extension = name,
+                "extension name is not a valid cloudevents attribute name; not sent"
+            ),
+        }
     }
     let payload = match event.data() {
         None => Bytes::new(),
@@ -60,6 +86,38 @@ pub fn encode_binary(event: &Event) -> (HeaderMap, Bytes) {
         Some(Data::Json(v)) => Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
     };
     (headers, payload)
+}
+
+/// `ce-<attribute>`: static (allocation-free) for the attributes every event has; `None` for
+/// a name CloudEvents does not allow (lowercase ASCII letters and digits only), which could
+/// not be a valid header either.
+fn header_name(attribute: &str) -> Option<HeaderName> {
+    const KNOWN: [&str; 13] = [
+        "ce-specversion",
+        "ce-id",
+        "ce-source",
+        "ce-type",
+        "ce-subject",
+        "ce-time",
+        "ce-dataschema",
+        "ce-environment",
+        "ce-cluster",
+        "ce-revision",
+        "ce-correlationid",
+        "ce-traceparent",
+        "ce-actor",
+    ];
+    if let Some(known) = KNOWN.iter().find(|h| &h[PREFIX.len()..] == attribute) {
+        return Some(HeaderName::from_static(known));
+    }
+    let valid = !attribute.is_empty()
+        && attribute
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !valid {
+        return None;
+    }
+    format!("{PREFIX}{attribute}").parse().ok()
 }
 
 /// Decodes a NATS message in binary or structured content mode.
@@ -71,7 +129,13 @@ pub fn decode(headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Event, Bind
     let fields = header_fields(headers);
     let content_type = fields.get(CONTENT_TYPE).map(String::as_str);
     let structured = content_type
-        .map(|ct| ct.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case(STRUCTURED_CONTENT_TYPE))
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case(STRUCTURED_CONTENT_TYPE)
+        })
         .unwrap_or(false);
     if structured {
         return decode_structured(payload);
@@ -89,7 +153,8 @@ fn header_fields(headers: Option<&HeaderMap>) -> BTreeMap<String, String> {
     if let Some(headers) = headers {
         for (name, values) in headers.iter() {
             if let Some(first) = values.first() {
-                out.entry(AsRef::<str>::as_ref(name).to_ascii_lowercase()).or_insert_with(|| first.as_str().to_string());
+                out.entry(AsRef::<str>::as_ref(name).to_ascii_lowercase())
+                    .or_insert_with(|| first.as_str().to_string());
             }
         }
     }
@@ -106,7 +171,11 @@ fn decode_structured(payload: &[u8]) -> Result<Event, BindingError> {
         None => return Err(BindingError::MissingAttribute("specversion")),
     }
     for required in ["id", "source", "type"] {
-        if raw.get(required).and_then(|v| v.as_str()).is_none_or(str::is_empty) {
+        if raw
+            .get(required)
+            .and_then(|v| v.as_str())
+            .is_none_or(str::is_empty)
+        {
             return Err(BindingError::MissingAttribute(match required {
                 "id" => "id",
                 "source" => "source",
@@ -114,7 +183,8 @@ fn decode_structured(payload: &[u8]) -> Result<Event, BindingError> {
             }));
         }
     }
-    let mut event: Event = serde_json::from_value(raw).map_err(|e| BindingError::Structured(e.to_string()))?;
+    let mut event: Event =
+        serde_json::from_value(raw).map_err(|e| BindingError::Structured(e.to_string()))?;
     normalise_json_data(&mut event);
     Ok(event)
 }
@@ -122,8 +192,13 @@ fn decode_structured(payload: &[u8]) -> Result<Event, BindingError> {
 fn decode_binary(fields: &BTreeMap<String, String>, payload: &[u8]) -> Result<Event, BindingError> {
     let mut decoded = BTreeMap::new();
     for (name, raw) in fields {
-        let Some(attr) = name.strip_prefix(PREFIX) else { continue };
-        let value = percent_decode(raw).map_err(|reason| BindingError::PercentEncoding { header: name.clone(), reason })?;
+        let Some(attr) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let value = percent_decode(raw).map_err(|reason| BindingError::PercentEncoding {
+            header: name.clone(),
+            reason,
+        })?;
         decoded.insert(attr.to_string(), value);
     }
     match decoded.get("specversion").map(String::as_str) {
@@ -132,18 +207,26 @@ fn decode_binary(fields: &BTreeMap<String, String>, payload: &[u8]) -> Result<Ev
         None => return Err(BindingError::MissingAttribute("specversion")),
     }
     let required = |name: &'static str| -> Result<&String, BindingError> {
-        decoded.get(name).filter(|v| !v.is_empty()).ok_or(BindingError::MissingAttribute(name))
+        decoded
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or(BindingError::MissingAttribute(name))
     };
-    let mut builder = EventBuilderV10::new().id(required("id")?).source(required("source")?.as_str()).ty(required("type")?);
+    let mut builder = EventBuilderV10::new()
+        .id(required("id")?)
+        .source(required("source")?.as_str())
+        .ty(required("type")?);
     let mut dataschema = None;
     for (name, value) in &decoded {
         builder = match name.as_str() {
             "specversion" | "id" | "source" | "type" => builder,
             "subject" => builder.subject(value),
             "time" => {
-                let time = DateTime::parse_from_rfc3339(value).map_err(|e| BindingError::InvalidAttribute {
-                    attribute: "time".into(),
-                    reason: e.to_string(),
+                let time = DateTime::parse_from_rfc3339(value).map_err(|e| {
+                    BindingError::InvalidAttribute {
+                        attribute: "time".into(),
+                        reason: e.to_string(),
+                    }
                 })?;
                 builder.time(time.with_timezone(&Utc))
             }
@@ -159,7 +242,10 @@ fn decode_binary(fields: &BTreeMap<String, String>, payload: &[u8]) -> Result<Ev
         };
     }
     if let Some(ct) = fields.get(CONTENT_TYPE) {
-        let ct = percent_decode(ct).map_err(|reason| BindingError::PercentEncoding { header: CONTENT_TYPE.into(), reason })?;
+        let ct = percent_decode(ct).map_err(|reason| BindingError::PercentEncoding {
+            header: CONTENT_TYPE.into(),
+            reason,
+        })?;
         builder = builder.data(ct, payload.to_vec());
     } else if !payload.is_empty() {
         builder = builder.data("application/octet-stream", payload.to_vec());
@@ -172,14 +258,23 @@ fn decode_binary(fields: &BTreeMap<String, String>, payload: &[u8]) -> Result<Ev
 }
 
 fn invalid(e: cloudevents::event::EventBuilderError) -> BindingError {
-    BindingError::InvalidAttribute { attribute: "event".into(), reason: e.to_string() }
+    BindingError::InvalidAttribute {
+        attribute: "event".into(),
+        reason: e.to_string(),
+    }
 }
 
 /// Turns JSON-typed byte or string data into `Data::Json` when it parses.
 fn normalise_json_data(event: &mut Event) {
     let is_json = event
         .datacontenttype()
-        .map(|ct| ct.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case(crate::event::DATA_CONTENT_TYPE))
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case(crate::event::DATA_CONTENT_TYPE)
+        })
         .unwrap_or(false);
     if !is_json {
         return;
@@ -194,17 +289,24 @@ fn normalise_json_data(event: &mut Event) {
     }
 }
 
-/// Percent-encodes a header value as the binding requires.
-pub fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
+/// Percent-encodes a header value as the binding requires (borrowing when nothing needs it).
+pub fn percent_encode(value: &str) -> std::borrow::Cow<'_, str> {
+    let safe = |b: u8| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'%';
+    if value.bytes().all(safe) {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(value.len() + 16);
     for &b in value.as_bytes() {
-        if (0x21..=0x7e).contains(&b) && b != b'"' && b != b'%' {
+        if safe(b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0xf) as usize] as char);
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Decodes a percent-encoded header value strictly: every `%` must start a two-digit hex
@@ -216,8 +318,12 @@ pub fn percent_decode(value: &str) -> Result<String, &'static str> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3).ok_or("truncated escape")?;
-            let hi = (hex[0] as char).to_digit(16).ok_or("non-hex digit in escape")?;
-            let lo = (hex[1] as char).to_digit(16).ok_or("non-hex digit in escape")?;
+            let hi = (hex[0] as char)
+                .to_digit(16)
+                .ok_or("non-hex digit in escape")?;
+            let lo = (hex[1] as char)
+                .to_digit(16)
+                .ok_or("non-hex digit in escape")?;
             out.push((hi * 16 + lo) as u8);
             i += 3;
         } else {
@@ -234,7 +340,16 @@ mod tests {
 
     #[test]
     fn percent_encoding_round_trips_hostile_text() {
-        for s in ["plain", "a b", "100%", "say \"hi\"", "grüße ☃", "tab\there", "%zz", ""] {
+        for s in [
+            "plain",
+            "a b",
+            "100%",
+            "say \"hi\"",
+            "grüße ☃",
+            "tab\there",
+            "%zz",
+            "",
+        ] {
             let enc = percent_encode(s);
             assert!(enc.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{enc}");
             assert_eq!(percent_decode(&enc).unwrap(), s);
@@ -268,10 +383,16 @@ mod tests {
         let (headers, payload) = encode_binary(&event);
         assert_eq!(headers.get("ce-specversion").unwrap().as_str(), "1.0");
         assert_eq!(headers.get(MSG_ID_HEADER).unwrap().as_str(), "1");
-        assert_eq!(headers.get("content-type").unwrap().as_str(), "application/json");
+        assert_eq!(
+            headers.get("content-type").unwrap().as_str(),
+            "application/json"
+        );
         let back = decode(Some(&headers), &payload).unwrap();
         assert_eq!(back.subject(), event.subject());
-        assert_eq!(back.extension("environment"), event.extension("environment"));
+        assert_eq!(
+            back.extension("environment"),
+            event.extension("environment")
+        );
         assert_eq!(back.data(), Some(&Data::Json(serde_json::json!({"a": 1}))));
     }
 
@@ -289,21 +410,33 @@ mod tests {
     fn bad_envelopes_get_precise_errors() {
         let (mut headers, payload) = encode_binary(&sample());
         headers.insert("ce-specversion", "0.3");
-        assert_eq!(decode(Some(&headers), &payload), Err(BindingError::SpecVersion("0.3".into())));
+        assert_eq!(
+            decode(Some(&headers), &payload),
+            Err(BindingError::SpecVersion("0.3".into()))
+        );
 
         let (mut headers, payload) = encode_binary(&sample());
         headers.insert("ce-subject", "bad%2");
-        assert!(matches!(decode(Some(&headers), &payload), Err(BindingError::PercentEncoding { .. })));
+        assert!(matches!(
+            decode(Some(&headers), &payload),
+            Err(BindingError::PercentEncoding { .. })
+        ));
 
         let (mut headers, payload) = encode_binary(&sample());
         headers.insert("ce-type", "");
-        assert_eq!(decode(Some(&headers), &payload), Err(BindingError::MissingAttribute("type")));
+        assert_eq!(
+            decode(Some(&headers), &payload),
+            Err(BindingError::MissingAttribute("type"))
+        );
 
         assert_eq!(decode(None, b"{}"), Err(BindingError::NotACloudEvent));
 
         let mut headers = HeaderMap::new();
         headers.insert("content-type", STRUCTURED_CONTENT_TYPE);
         let body = br#"{"specversion":"1.0","source":"s","type":"t"}"#;
-        assert_eq!(decode(Some(&headers), body), Err(BindingError::MissingAttribute("id")));
+        assert_eq!(
+            decode(Some(&headers), body),
+            Err(BindingError::MissingAttribute("id"))
+        );
     }
 }

@@ -11,7 +11,11 @@ use crate::telemetry::LogFormat;
 #[derive(clap::Args, Debug, Clone)]
 pub struct NatsArgs {
     /// NATS server URL; several may be given, comma-separated, for a cluster.
-    #[arg(long = "nats-url", env = "CONFIGSYNC_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long = "nats-url",
+        env = "CONFIGSYNC_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub nats_url: String,
     /// NATS user name (each service has its own; see nats/).
     #[arg(long, env = "CONFIGSYNC_NATS_USER")]
@@ -48,7 +52,9 @@ impl ServiceArgs {
 }
 
 fn default_instance() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "local".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "local".into());
     format!("{host}-{}", std::process::id())
 }
 
@@ -56,7 +62,11 @@ fn default_instance() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("nats at {url} unreachable for {waited:?} (deadline): {reason}")]
-    Unreachable { url: String, waited: Duration, reason: String },
+    Unreachable {
+        url: String,
+        waited: Duration,
+        reason: String,
+    },
     #[error("invalid nats options: {0}")]
     Options(String),
 }
@@ -64,7 +74,12 @@ pub enum ConnectError {
 impl NatsArgs {
     /// Args for a URL with default options (tests, tools).
     pub fn for_url(url: impl Into<String>) -> Self {
-        Self { nats_url: url.into(), nats_user: None, nats_password: None, connect_deadline: Duration::from_secs(30) }
+        Self {
+            nats_url: url.into(),
+            nats_user: None,
+            nats_password: None,
+            connect_deadline: Duration::from_secs(30),
+        }
     }
 
     /// Connects, retrying with backoff until the connect deadline. Once connected, the client
@@ -79,7 +94,9 @@ impl NatsArgs {
                 .connection_timeout(Duration::from_secs(5))
                 .event_callback(|event| async move {
                     match event {
-                        async_nats::Event::Disconnected => tracing::warn!("nats disconnected, reconnecting"),
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("nats disconnected, reconnecting")
+                        }
                         async_nats::Event::Connected => tracing::debug!("nats connected"),
                         other => tracing::debug!(event = %other, "nats client event"),
                     }
@@ -87,9 +104,18 @@ impl NatsArgs {
             match (&self.nats_user, &self.nats_password) {
                 (Some(u), Some(p)) => options = options.user_and_password(u.clone(), p.clone()),
                 (None, None) => {}
-                _ => return Err(ConnectError::Options("--nats-user and --nats-password go together".into())),
+                _ => {
+                    return Err(ConnectError::Options(
+                        "--nats-user and --nats-password go together".into(),
+                    ));
+                }
             }
-            let urls: Vec<&str> = self.nats_url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+            let urls: Vec<&str> = self
+                .nats_url
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .collect();
             match options.connect(urls.as_slice()).await {
                 Ok(client) => {
                     tracing::info!(url = %shown, "connected to nats");
@@ -98,9 +124,16 @@ impl NatsArgs {
                 Err(e) => {
                     let waited = started.elapsed();
                     if waited >= self.connect_deadline {
-                        return Err(ConnectError::Unreachable { url: shown, waited, reason: e.to_string() });
+                        return Err(ConnectError::Unreachable {
+                            url: shown,
+                            waited,
+                            reason: e.to_string(),
+                        });
                     }
-                    let delay = backoff.next_delay().min(self.connect_deadline.saturating_sub(waited)).max(Duration::from_millis(50));
+                    let delay = backoff
+                        .next_delay()
+                        .min(self.connect_deadline.saturating_sub(waited))
+                        .max(Duration::from_millis(50));
                     tracing::warn!(url = %shown, error = %e, retry_in = ?delay, deadline = ?self.connect_deadline, "nats unreachable, retrying");
                     tokio::time::sleep(delay).await;
                 }
@@ -113,7 +146,9 @@ impl NatsArgs {
 pub fn redact_url(url: &str) -> String {
     url.split(',')
         .map(|one| match (one.find("://"), one.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => format!("{}://<redacted>@{}", &one[..scheme], &one[at + 1..]),
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://<redacted>@{}", &one[..scheme], &one[at + 1..])
+            }
             (None, Some(at)) => format!("<redacted>@{}", &one[at + 1..]),
             _ => one.to_string(),
         })
@@ -127,8 +162,14 @@ mod tests {
 
     #[test]
     fn credentials_never_reach_logs() {
-        assert_eq!(redact_url("nats://u:secret@h:4222"), "nats://<redacted>@h:4222");
-        assert_eq!(redact_url("nats://h:1,tls://a:b@h2:2"), "nats://h:1,tls://<redacted>@h2:2");
+        assert_eq!(
+            redact_url("nats://u:secret@h:4222"),
+            "nats://<redacted>@h:4222"
+        );
+        assert_eq!(
+            redact_url("nats://h:1,tls://a:b@h2:2"),
+            "nats://h:1,tls://<redacted>@h2:2"
+        );
         assert_eq!(redact_url("tok@h"), "<redacted>@h");
         assert_eq!(redact_url("nats://h:4222"), "nats://h:4222");
     }

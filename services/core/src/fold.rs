@@ -19,8 +19,14 @@ pub struct SourceState {
 /// The outcome of an environment's latest validation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Validation {
-    Passed { revision: String, bundle_digest: String },
-    Failed { revision: String, findings: usize },
+    Passed {
+        revision: String,
+        bundle_digest: String,
+    },
+    Failed {
+        revision: String,
+        findings: usize,
+    },
 }
 
 /// One environment's state.
@@ -76,7 +82,10 @@ impl LogState {
     }
 
     fn target_mut(&mut self, environment: &str, cluster: &str, sequence: u64) -> &mut TargetState {
-        let target = self.targets.entry(format!("{environment}/{cluster}")).or_default();
+        let target = self
+            .targets
+            .entry(format!("{environment}/{cluster}"))
+            .or_default();
         target.sequence = sequence;
         target
     }
@@ -104,22 +113,49 @@ impl Fold for LogState {
         match &event.data {
             EventData::CommitDetected(c) => {
                 let key = format!("{}#{}", c.repository, c.branch);
-                self.sources.insert(key, SourceState { last_sha: c.sha.clone(), sequence: seq });
+                self.sources.insert(
+                    key,
+                    SourceState {
+                        last_sha: c.sha.clone(),
+                        sequence: seq,
+                    },
+                );
             }
             EventData::SourceRewritten(r) => {
                 let key = format!("{}#{}", r.repository, r.branch);
-                self.sources.insert(key, SourceState { last_sha: r.new_sha.clone(), sequence: seq });
+                self.sources.insert(
+                    key,
+                    SourceState {
+                        last_sha: r.new_sha.clone(),
+                        sequence: seq,
+                    },
+                );
             }
             EventData::ValidationPassed(v) => {
-                self.environments.entry(v.environment.clone()).or_default().latest_validation =
-                    Some(Validation::Passed { revision: v.revision.clone(), bundle_digest: v.bundle_digest.clone() });
+                self.environments
+                    .entry(v.environment.clone())
+                    .or_default()
+                    .latest_validation = Some(Validation::Passed {
+                    revision: v.revision.clone(),
+                    bundle_digest: v.bundle_digest.clone(),
+                });
             }
             EventData::ValidationFailed(v) => {
-                self.environments.entry(v.environment.clone()).or_default().latest_validation =
-                    Some(Validation::Failed { revision: v.revision.clone(), findings: v.findings.len() });
+                self.environments
+                    .entry(v.environment.clone())
+                    .or_default()
+                    .latest_validation = Some(Validation::Failed {
+                    revision: v.revision.clone(),
+                    findings: v.findings.len(),
+                });
             }
             EventData::ApprovalRequired(a) => {
-                self.environments.entry(a.environment.clone()).or_default().approvals.entry(a.revision.clone()).or_default();
+                self.environments
+                    .entry(a.environment.clone())
+                    .or_default()
+                    .approvals
+                    .entry(a.revision.clone())
+                    .or_default();
             }
             EventData::ApprovalGranted(a) => {
                 self.environments
@@ -131,30 +167,48 @@ impl Fold for LogState {
                     .insert(a.approver.clone());
             }
             EventData::ApplyStarted(a) => {
-                self.target_mut(&a.environment, &a.cluster, seq).last_apply = Some(LastApply::Started { revision: a.revision.clone() });
+                self.target_mut(&a.environment, &a.cluster, seq).last_apply =
+                    Some(LastApply::Started {
+                        revision: a.revision.clone(),
+                    });
             }
             EventData::ApplySucceeded(a) => {
                 let t = self.target_mut(&a.environment, &a.cluster, seq);
                 t.deployed_revision = Some(a.revision.clone());
                 t.deployed_bundle = Some(a.bundle_digest.clone());
                 t.inventory = a.results.iter().map(|r| r.object.clone()).collect();
-                t.last_apply = Some(LastApply::Succeeded { revision: a.revision.clone() });
+                t.last_apply = Some(LastApply::Succeeded {
+                    revision: a.revision.clone(),
+                });
                 t.healthy = None;
             }
             EventData::ApplyFailed(a) => {
                 self.target_mut(&a.environment, &a.cluster, seq).last_apply =
-                    Some(LastApply::Failed { revision: a.revision.clone(), reason: a.reason.clone() });
+                    Some(LastApply::Failed {
+                        revision: a.revision.clone(),
+                        reason: a.reason.clone(),
+                    });
             }
             EventData::ResourcePruned(p) => {
-                self.target_mut(&p.environment, &p.cluster, seq).inventory.remove(&p.object);
+                self.target_mut(&p.environment, &p.cluster, seq)
+                    .inventory
+                    .remove(&p.object);
             }
-            EventData::HealthReady(h) => self.target_mut(&h.environment, &h.cluster, seq).healthy = Some(true),
-            EventData::HealthDegraded(h) => self.target_mut(&h.environment, &h.cluster, seq).healthy = Some(false),
+            EventData::HealthReady(h) => {
+                self.target_mut(&h.environment, &h.cluster, seq).healthy = Some(true)
+            }
+            EventData::HealthDegraded(h) => {
+                self.target_mut(&h.environment, &h.cluster, seq).healthy = Some(false)
+            }
             EventData::DriftDetected(d) => {
-                self.target_mut(&d.environment, &d.cluster, seq).drifted.insert(d.object.clone());
+                self.target_mut(&d.environment, &d.cluster, seq)
+                    .drifted
+                    .insert(d.object.clone());
             }
             EventData::DriftResolved(d) => {
-                self.target_mut(&d.environment, &d.cluster, seq).drifted.remove(&d.object);
+                self.target_mut(&d.environment, &d.cluster, seq)
+                    .drifted
+                    .remove(&d.object);
             }
             EventData::DeadLetterRecorded(_) => self.dead_letters += 1,
             EventData::SourceFailed(_)

@@ -6,12 +6,14 @@ pub mod binding;
 pub mod config;
 pub mod event;
 pub mod fold;
+pub mod local_nats;
 pub mod log;
 pub mod metrics;
 pub mod names;
 pub mod ops;
 pub mod retry;
 pub mod schema;
+pub mod service;
 pub mod subject;
 pub mod telemetry;
 

@@ -50,15 +50,42 @@ impl Metrics {
         });
         let consumer_pending = Family::<ConsumerLabels, Gauge>::default();
         let consumer_ack_pending = Family::<ConsumerLabels, Gauge>::default();
-        registry.register("events_handled", "Events handled by consumer and outcome", handled.clone());
-        registry.register("handle_seconds", "Time spent handling one event", handle_seconds.clone());
-        registry.register("consumer_pending", "Events in the stream not yet delivered to the consumer (lag)", consumer_pending.clone());
-        registry.register("consumer_ack_pending", "Events delivered but not yet acknowledged", consumer_ack_pending.clone());
-        Self { registry: Arc::new(Mutex::new(registry)), handled, handle_seconds, consumer_pending, consumer_ack_pending }
+        registry.register(
+            "events_handled",
+            "Events handled by consumer and outcome",
+            handled.clone(),
+        );
+        registry.register(
+            "handle_seconds",
+            "Time spent handling one event",
+            handle_seconds.clone(),
+        );
+        registry.register(
+            "consumer_pending",
+            "Events in the stream not yet delivered to the consumer (lag)",
+            consumer_pending.clone(),
+        );
+        registry.register(
+            "consumer_ack_pending",
+            "Events delivered but not yet acknowledged",
+            consumer_ack_pending.clone(),
+        );
+        Self {
+            registry: Arc::new(Mutex::new(registry)),
+            handled,
+            handle_seconds,
+            consumer_pending,
+            consumer_ack_pending,
+        }
     }
 
     /// Registers a service's own metric.
-    pub fn register(&self, name: &str, help: &str, metric: impl prometheus_client::registry::Metric) {
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
         if let Ok(mut registry) = self.registry.lock() {
             registry.register(name, help, metric);
         }

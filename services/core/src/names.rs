@@ -99,7 +99,18 @@ mod tests {
 
     #[test]
     fn rejects_subject_metacharacters_and_reserved() {
-        for bad in ["", "_", "-x", "a.b", "a*", ">", "A", "a b", "ü", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "_",
+            "-x",
+            "a.b",
+            "a*",
+            ">",
+            "A",
+            "a b",
+            "ü",
+            &"a".repeat(64),
+        ] {
             assert!(Name::new(bad).is_err(), "{bad:?} should be rejected");
         }
     }

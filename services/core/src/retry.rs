@@ -12,7 +12,10 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Self { next: initial.min(max), max }
+        Self {
+            next: initial.min(max),
+            max,
+        }
     }
 
     /// The delay before the next attempt.
@@ -54,8 +57,17 @@ mod tests {
         assert!(d[0] >= Duration::from_millis(100) && d[0] < Duration::from_millis(121));
         assert!(d[1] >= Duration::from_millis(200));
         assert!(d[3] >= Duration::from_millis(350) && d[3] <= Duration::from_millis(420));
-        assert_eq!(Backoff::delay_for_attempt(Duration::from_secs(1), Duration::from_secs(30), 1), Duration::from_secs(1));
-        assert_eq!(Backoff::delay_for_attempt(Duration::from_secs(1), Duration::from_secs(30), 3), Duration::from_secs(4));
-        assert_eq!(Backoff::delay_for_attempt(Duration::from_secs(1), Duration::from_secs(30), 99), Duration::from_secs(30));
+        assert_eq!(
+            Backoff::delay_for_attempt(Duration::from_secs(1), Duration::from_secs(30), 1),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            Backoff::delay_for_attempt(Duration::from_secs(1), Duration::from_secs(30), 3),
+            Duration::from_secs(4)
+        );
+        assert_eq!(
+            Backoff::delay_for_attempt(Duration::from_secs(1), Duration::from_secs(30), 99),
+            Duration::from_secs(30)
+        );
     }
 }

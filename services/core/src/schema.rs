@@ -23,7 +23,10 @@ pub fn write(dir: &Path) -> std::io::Result<usize> {
     let files = generated_files();
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().to_string();
-        if name.starts_with("io.configsync.") && name.ends_with(".json") && !files.contains_key(&name) {
+        if name.starts_with("io.configsync.")
+            && name.ends_with(".json")
+            && !files.contains_key(&name)
+        {
             std::fs::remove_file(dir.join(&name))?;
         }
     }
@@ -48,7 +51,10 @@ pub fn stale(dir: &Path) -> Vec<String> {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            if name.starts_with("io.configsync.") && name.ends_with(".json") && !files.contains_key(&name) {
+            if name.starts_with("io.configsync.")
+                && name.ends_with(".json")
+                && !files.contains_key(&name)
+            {
                 out.push(format!("{name} (no longer generated)"));
             }
         }
@@ -91,12 +97,24 @@ fn readme() -> String {
          ## Extensions\n\n| attribute | meaning |\n|---|---|\n",
     );
     let meanings = [
-        (ext::ENVIRONMENT, "the environment the event is about (`dev`, `staging`, `prod`, ...)"),
+        (
+            ext::ENVIRONMENT,
+            "the environment the event is about (`dev`, `staging`, `prod`, ...)",
+        ),
         (ext::CLUSTER, "the cluster within the environment"),
         (ext::REVISION, "the Git commit SHA the event is about"),
-        (ext::CORRELATION_ID, "shared by every event caused by one change (commit → validation → apply → ...)"),
-        (ext::TRACEPARENT, "W3C trace context of the operation that emitted the event"),
-        (ext::ACTOR, "the person who acted, where a person did (approvals, rollbacks)"),
+        (
+            ext::CORRELATION_ID,
+            "shared by every event caused by one change (commit → validation → apply → ...)",
+        ),
+        (
+            ext::TRACEPARENT,
+            "W3C trace context of the operation that emitted the event",
+        ),
+        (
+            ext::ACTOR,
+            "the person who acted, where a person did (approvals, rollbacks)",
+        ),
     ];
     for (name, meaning) in meanings {
         s.push_str(&format!("| `{name}` | {meaning} |\n"));
@@ -109,7 +127,10 @@ fn readme() -> String {
          ## Types\n\n| type | schema | meaning |\n|---|---|---|\n",
     );
     for doc in catalogue() {
-        s.push_str(&format!("| `{0}` | [{0}.json]({0}.json) | {1} |\n", doc.type_name, doc.description));
+        s.push_str(&format!(
+            "| `{0}` | [{0}.json]({0}.json) | {1} |\n",
+            doc.type_name, doc.description
+        ));
     }
     s
 }

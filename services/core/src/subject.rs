@@ -33,10 +33,17 @@ pub const ALL_DEAD_LETTERS: &str = "configsync.dlq.>";
 pub const NONE: &str = "_";
 
 /// The subject an event of `type_name` with the given routing is stored under.
-pub fn for_event(type_name: &str, environment: Option<&str>, cluster: Option<&str>) -> Result<String, InvalidName> {
+pub fn for_event(
+    type_name: &str,
+    environment: Option<&str>,
+    cluster: Option<&str>,
+) -> Result<String, InvalidName> {
     let env = token(environment)?;
     let cluster = token(cluster)?;
-    Ok(format!("{ROOT}.evt.{env}.{cluster}.{}", type_suffix(type_name)))
+    Ok(format!(
+        "{ROOT}.evt.{env}.{cluster}.{}",
+        type_suffix(type_name)
+    ))
 }
 
 /// The subject of a dead-letter record written by `consumer`.
@@ -57,10 +64,18 @@ pub fn target_filter(environment: &Name, cluster: &Name) -> String {
 /// `io.configsync.apply.succeeded.v1` → `apply.succeeded.v1`. Types from elsewhere keep their
 /// dots as tokens; wildcard characters and whitespace are replaced so they stay one literal.
 fn type_suffix(type_name: &str) -> String {
-    let suffix = type_name.strip_prefix("io.configsync.").unwrap_or(type_name);
+    let suffix = type_name
+        .strip_prefix("io.configsync.")
+        .unwrap_or(type_name);
     suffix
         .chars()
-        .map(|c| if c == '*' || c == '>' || c.is_whitespace() { '_' } else { c })
+        .map(|c| {
+            if c == '*' || c == '>' || c.is_whitespace() {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -78,7 +93,12 @@ mod tests {
     #[test]
     fn subjects_follow_the_scheme() {
         assert_eq!(
-            for_event("io.configsync.apply.succeeded.v1", Some("prod"), Some("eu-1")).unwrap(),
+            for_event(
+                "io.configsync.apply.succeeded.v1",
+                Some("prod"),
+                Some("eu-1")
+            )
+            .unwrap(),
             "configsync.evt.prod.eu-1.apply.succeeded.v1"
         );
         assert_eq!(
@@ -86,13 +106,19 @@ mod tests {
             "configsync.evt._._.commit.detected.v1"
         );
         assert_eq!(dead_letter("applier").unwrap(), "configsync.dlq.applier");
-        assert_eq!(type_filter("io.configsync.drift.detected.v1"), "configsync.evt.*.*.drift.detected.v1");
+        assert_eq!(
+            type_filter("io.configsync.drift.detected.v1"),
+            "configsync.evt.*.*.drift.detected.v1"
+        );
     }
 
     #[test]
     fn hostile_routing_cannot_escape_its_tokens() {
         assert!(for_event("io.configsync.x.y.v1", Some("a.b"), None).is_err());
         assert!(for_event("io.configsync.x.y.v1", Some(">"), None).is_err());
-        assert_eq!(for_event("io.x.* >", None, None).unwrap(), "configsync.evt._._.io.x.___");
+        assert_eq!(
+            for_event("io.x.* >", None, None).unwrap(),
+            "configsync.evt._._.io.x.___"
+        );
     }
 }

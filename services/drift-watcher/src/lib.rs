@@ -1,1 +1,60 @@
-//! placeholder
+//! The drift-watcher service: watches managed objects and reports drift from the desired state.
+//!
+//! Runs alone (the `drift-watcher` binary) or inside `configsync up`, with the same code.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use configsync_core::config::ServiceArgs;
+use configsync_core::log::ConsumerSpec;
+use configsync_core::service::{self, ServiceConfig, ServiceError};
+use configsync_core::{event::EventPayload, subject};
+use tokio_util::sync::CancellationToken;
+
+/// The service's name: its durable consumer, NATS user and event source.
+pub const NAME: &str = "drift-watcher";
+/// Where /healthz, /readyz and /metrics are served unless --ops-addr says otherwise.
+pub const DEFAULT_OPS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9104);
+
+/// The drift-watcher's configuration.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "drift-watcher",
+    version,
+    about = "ConfigSync drift-watcher: watches managed objects and reports drift from the desired state."
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+impl ServiceConfig for Config {
+    fn service_args(&self) -> &ServiceArgs {
+        &self.service
+    }
+}
+
+/// The durable consumer shared by the replicas of this service, if it consumes events.
+pub fn consumer() -> Option<ConsumerSpec> {
+    Some(ConsumerSpec::new(
+        NAME,
+        [
+            configsync_core::event::ApplySucceeded::TYPE,
+            configsync_core::event::ResourcePruned::TYPE,
+        ]
+        .into_iter()
+        .map(subject::type_filter)
+        .collect(),
+    ))
+}
+
+/// Runs the service until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
+    service::run_bound(
+        NAME,
+        &config.service,
+        DEFAULT_OPS_ADDR,
+        consumer(),
+        shutdown,
+    )
+    .await
+}

@@ -21,7 +21,10 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format, "warn,configsync=info");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -22,6 +22,8 @@ pub struct Config {
     /// How often a watch that allows bookmarks gets one.
     pub bookmark_interval: Duration,
     pub faults: Faults,
+    /// Serve HTTPS with a self-signed certificate (the kubeconfig carries it as its CA).
+    pub tls: bool,
 }
 
 impl Default for Config {
@@ -31,6 +33,7 @@ impl Default for Config {
             watch_history: 50_000,
             bookmark_interval: Duration::from_secs(10),
             faults: Faults::default(),
+            tls: false,
         }
     }
 }

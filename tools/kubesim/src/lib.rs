@@ -8,14 +8,17 @@ pub mod config;
 pub mod discovery;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod random;
 pub mod registry;
 pub mod rollout;
+pub mod scale;
 pub mod selector;
 pub mod server;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod validate;
 pub mod watch;
 
@@ -33,14 +36,24 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
+
+/// How long [`KubeSim::shutdown`] waits for open connections to finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A running server; it stops on [`KubeSim::shutdown`] or when dropped.
 pub struct KubeSim {
     addr: SocketAddr,
+    /// The self-signed certificate's PEM when serving HTTPS.
+    ca_pem: Option<String>,
     store: Arc<Store>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), Error>>>,
@@ -53,14 +66,30 @@ impl KubeSim {
     }
 
     pub async fn start_on(addr: SocketAddr, config: Config) -> Result<KubeSim, Error> {
-        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
-        let addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
         let shutdown = CancellationToken::new();
+        let tls = if config.tls {
+            Some(tls::Tls::self_signed(addr)?)
+        } else {
+            None
+        };
+        let ca_pem = tls.as_ref().map(|t| t.cert_pem.clone());
         let (app, rollouts) = build(addr, config, shutdown.clone());
         let store = app.store.clone();
-        let task = tokio::spawn(run(listener, app, rollouts));
-        tracing::info!(%addr, "kubesim serving");
-        Ok(KubeSim { addr, store, shutdown, task: Some(task) })
+        let task = tokio::spawn(run(listener, app, rollouts, tls));
+        tracing::info!(%addr, tls = ca_pem.is_some(), "kubesim serving");
+        Ok(KubeSim {
+            addr,
+            ca_pem,
+            store,
+            shutdown,
+            task: Some(task),
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -68,7 +97,17 @@ impl KubeSim {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The PEM of the self-signed certificate, when serving with `tls`.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The number of stored objects (namespaces included), for benchmarks and tests.
@@ -77,7 +116,7 @@ impl KubeSim {
     }
 
     pub fn kubeconfig_yaml(&self, context: &str) -> String {
-        kubeconfig_yaml(&self.url(), context)
+        kubeconfig_yaml(&self.url(), context, self.ca_pem.as_deref())
     }
 
     /// Writes the kubeconfig atomically (a temporary file renamed into place), so that a
@@ -89,11 +128,17 @@ impl KubeSim {
     /// Stops serving: open watches end, in-flight requests finish.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "kubesim stopped with an error"),
-                Err(e) => tracing::warn!(error = %e, "kubesim task failed"),
+        if let Some(mut task) = self.task.take() {
+            // Graceful shutdown waits for open connections; a client that never reads its
+            // response must not keep the caller waiting past this.
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "kubesim stopped with an error"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "kubesim task failed"),
+                Err(_) => {
+                    tracing::warn!("connections still open after the grace period; closing them");
+                    task.abort();
+                }
             }
         }
     }
@@ -105,38 +150,109 @@ impl Drop for KubeSim {
     }
 }
 
-fn build(addr: SocketAddr, config: Config, shutdown: CancellationToken) -> (Arc<App>, tokio::sync::mpsc::UnboundedReceiver<store::WorkloadRef>) {
+fn build(
+    addr: SocketAddr,
+    config: Config,
+    shutdown: CancellationToken,
+) -> (
+    Arc<App>,
+    tokio::sync::mpsc::UnboundedReceiver<store::WorkloadRef>,
+) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let store = Arc::new(Store::new(config.watch_history, Some(tx)));
-    let app = Arc::new(App { store, config, shutdown, address: addr.to_string() });
+    let app = Arc::new(App {
+        store,
+        config,
+        shutdown,
+        address: addr.to_string(),
+    });
     (app, rx)
 }
 
-async fn run(listener: TcpListener, app: Arc<App>, rollouts: tokio::sync::mpsc::UnboundedReceiver<store::WorkloadRef>) -> Result<(), Error> {
+async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    rollouts: tokio::sync::mpsc::UnboundedReceiver<store::WorkloadRef>,
+    tls: Option<tls::Tls>,
+) -> Result<(), Error> {
     let shutdown = app.shutdown.clone();
-    tokio::spawn(rollout::run(app.store.clone(), rollouts, app.config.rollout_delay, shutdown.clone()));
-    axum::serve(listener, server::router(app)).with_graceful_shutdown(shutdown.cancelled_owned()).await.map_err(Error::Serve)
+    tokio::spawn(rollout::run(
+        app.store.clone(),
+        rollouts,
+        app.config.rollout_delay,
+        shutdown.clone(),
+    ));
+    let router = server::router(app);
+    let stop = shutdown.clone().cancelled_owned();
+    match tls {
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls, shutdown).map_err(Error::Serve)?;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    }
+    .map_err(Error::Serve)
 }
 
 /// Serves on `listener` until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+///
+/// With `config.tls` the certificate is made here and not handed out: use
+/// [`KubeSim::start_on`] when a client needs it (it is in [`KubeSim::kubeconfig_yaml`]).
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let addr = listener.local_addr().map_err(Error::Serve)?;
+    let tls = if config.tls {
+        Some(tls::Tls::self_signed(addr)?)
+    } else {
+        None
+    };
     let (app, rollouts) = build(addr, config, shutdown);
-    run(listener, app, rollouts).await
+    run(listener, app, rollouts, tls).await
 }
 
-/// A kubeconfig for a plain-HTTP server, with one cluster, user and context named `context`.
-pub fn kubeconfig_yaml(url: &str, context: &str) -> String {
+/// A kubeconfig with one cluster, user and context named `context`; `ca_pem` is the
+/// server certificate to trust when serving HTTPS.
+pub fn kubeconfig_yaml(url: &str, context: &str, ca_pem: Option<&str>) -> String {
     let quoted = serde_json::to_string(context).unwrap_or_else(|_| "\"kubesim\"".into());
     let server = serde_json::to_string(url).unwrap_or_default();
+    let ca = ca_pem
+        .map(|pem| {
+            format!(
+                "    certificate-authority-data: {}\n",
+                protobuf::base64(pem.as_bytes())
+            )
+        })
+        .unwrap_or_default();
+    // Over HTTPS kubectl prompts for a username when the user has no credentials; any
+    // token stops that (kubesim does no authentication).
+    let user = if ca_pem.is_some() {
+        "{token: kubesim}"
+    } else {
+        "{}"
+    };
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {quoted}\n  cluster:\n    server: {server}\ncontexts:\n- name: {quoted}\n  context:\n    cluster: {quoted}\n    user: {quoted}\n    namespace: default\ncurrent-context: {quoted}\nusers:\n- name: {quoted}\n  user: {{}}\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {quoted}\n  cluster:\n    server: {server}\n{ca}contexts:\n- name: {quoted}\n  context:\n    cluster: {quoted}\n    user: {quoted}\n    namespace: default\ncurrent-context: {quoted}\nusers:\n- name: {quoted}\n  user: {user}\npreferences: {{}}\n"
     )
 }
 
 pub fn write_kubeconfig(path: &Path, yaml: &str) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "kubeconfig".into());
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "kubeconfig".into());
     let tmp = dir.join(format!(".{file}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, yaml)?;
     std::fs::rename(&tmp, path)

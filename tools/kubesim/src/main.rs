@@ -5,10 +5,12 @@ use kubesim::{Config, Faults};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
-#[command(name = "kubesim", about = "A Kubernetes API server for tests, demos and benchmarks")]
+#[command(
+    name = "kubesim",
+    about = "A Kubernetes API server for tests, demos and benchmarks"
+)]
 struct Args {
     /// Address to serve on; port 0 picks a free port.
     #[arg(long, env = "KUBESIM_LISTEN", default_value = "127.0.0.1:0")]
@@ -34,6 +36,9 @@ struct Args {
     /// Fault: fraction of writes (0.0 to 1.0) that fail with 500.
     #[arg(long, env = "KUBESIM_WRITE_ERROR_RATE", default_value_t = 0.0)]
     write_error_rate: f64,
+    /// Serve HTTPS with a self-signed certificate, written into the kubeconfig as its CA.
+    #[arg(long, env = "KUBESIM_TLS")]
+    tls: bool,
     /// Fault: close every watch connection after this long.
     #[arg(long, env = "KUBESIM_DROP_WATCH_AFTER", value_parser = humantime::parse_duration)]
     drop_watch_after: Option<Duration>,
@@ -63,7 +68,9 @@ async fn stop_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
@@ -74,21 +81,22 @@ async fn main() -> anyhow::Result<()> {
         rollout_delay: args.rollout_delay,
         watch_history: args.watch_history,
         bookmark_interval: args.bookmark_interval,
-        faults: Faults { latency: args.latency, write_error_rate: args.write_error_rate, drop_watch_after: args.drop_watch_after },
+        faults: Faults {
+            latency: args.latency,
+            write_error_rate: args.write_error_rate,
+            drop_watch_after: args.drop_watch_after,
+        },
+        tls: args.tls,
     };
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    let addr = listener.local_addr()?;
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(kubesim::serve(listener, config, shutdown.clone()));
+    let sim = kubesim::KubeSim::start_on(args.listen, config).await?;
     // The listener is bound and being served: connections made from now on are answered.
     if let Some(path) = &args.kubeconfig_out {
-        kubesim::write_kubeconfig(path, &kubesim::kubeconfig_yaml(&format!("http://{addr}"), &args.context))?;
+        sim.write_kubeconfig(path, &args.context)?;
         tracing::info!(path = %path.display(), context = %args.context, "kubeconfig written");
     }
-    tracing::info!(%addr, "kubesim ready");
+    tracing::info!(url = %sim.url(), "kubesim ready");
     stop_signal().await;
     tracing::info!("stopping");
-    shutdown.cancel();
-    server.await??;
+    sim.shutdown().await;
     Ok(())
 }

@@ -9,7 +9,11 @@ use crate::registry::Resource;
 use serde_json::{Map, Value, json};
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 /// `/openapi/v3`: the index of per group/version documents.
@@ -17,14 +21,19 @@ pub fn v3_index(resources: &[Resource], generation: u64) -> Value {
     let mut paths = Map::new();
     for r in resources {
         let p = gv_path(&r.group, &r.version);
-        paths.entry(p.clone()).or_insert_with(|| json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={generation:016X}")}));
+        paths.entry(p.clone()).or_insert_with(
+            || json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={generation:016X}")}),
+        );
     }
     json!({"paths": paths})
 }
 
 /// `/openapi/v3/<api/v1|apis/group/version>`: one document with the operations of its kinds.
 pub fn v3_document(resources: &[Resource], path: &str) -> Option<Value> {
-    let served: Vec<&Resource> = resources.iter().filter(|r| gv_path(&r.group, &r.version) == path).collect();
+    let served: Vec<&Resource> = resources
+        .iter()
+        .filter(|r| gv_path(&r.group, &r.version) == path)
+        .collect();
     if served.is_empty() {
         return None;
     }
@@ -91,11 +100,23 @@ mod tests {
     fn patch_declares_field_validation() {
         let r = builtins();
         let idx = v3_index(&r, 1);
-        assert!(idx["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().is_some_and(|u| u.starts_with("/openapi/v3/apis/apps/v1")));
+        assert!(
+            idx["paths"]["apis/apps/v1"]["serverRelativeURL"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("/openapi/v3/apis/apps/v1"))
+        );
         let doc = v3_document(&r, "apis/apps/v1").expect("served");
-        let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
-        assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Deployment");
-        assert!(patch["parameters"].as_array().is_some_and(|p| p.iter().any(|x| x["name"] == "fieldValidation")));
+        let patch =
+            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"]["kind"],
+            "Deployment"
+        );
+        assert!(
+            patch["parameters"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|x| x["name"] == "fieldValidation"))
+        );
         assert!(v3_document(&r, "apis/nope/v1").is_none());
         assert_eq!(&v2_protobuf()[..5], b"\x0a\x032.0");
     }

@@ -9,7 +9,11 @@ static STATE: AtomicU64 = AtomicU64::new(0);
 pub fn next_u64() -> u64 {
     let mut s = STATE.load(Ordering::Relaxed);
     if s == 0 {
-        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1;
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            | 1;
         let _ = STATE.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed);
     }
     s = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
@@ -41,7 +45,9 @@ pub fn uuid() -> String {
 /// The 5-character suffix that `generateName` gets, from Kubernetes' alphabet.
 pub fn name_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5).map(|_| ALPHABET[(next_u64() % ALPHABET.len() as u64) as usize] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[(next_u64() % ALPHABET.len() as u64) as usize] as char)
+        .collect()
 }
 
 #[cfg(test)]

@@ -7,7 +7,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Runs until shutdown, converging each workload once its delay has passed.
-pub async fn run(store: Arc<Store>, mut requests: mpsc::UnboundedReceiver<WorkloadRef>, delay: Duration, shutdown: CancellationToken) {
+pub async fn run(
+    store: Arc<Store>,
+    mut requests: mpsc::UnboundedReceiver<WorkloadRef>,
+    delay: Duration,
+    shutdown: CancellationToken,
+) {
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -42,11 +42,17 @@ fn parse_set(rest: &str) -> Result<Vec<String>, String> {
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
         .ok_or_else(|| format!("expected a parenthesised set, got {rest:?}"))?;
-    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 fn valid_key(k: &str) -> bool {
-    !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+    !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
 impl LabelSelector {
@@ -122,7 +128,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!("invalid field selector {s:?}: {part:?} is not field=value"));
+                return Err(format!(
+                    "invalid field selector {s:?}: {part:?} is not field=value"
+                ));
             };
             let field = field.trim();
             if field != "metadata.name" && field != "metadata.namespace" {
@@ -136,7 +144,11 @@ impl FieldSelector {
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(field, equal, value)| {
             let key = field.trim_start_matches("metadata.");
-            let actual = object.get("metadata").and_then(|m| m.get(key)).and_then(Value::as_str).unwrap_or("");
+            let actual = object
+                .get("metadata")
+                .and_then(|m| m.get(key))
+                .and_then(Value::as_str)
+                .unwrap_or("");
             (actual == value) == *equal
         })
     }
@@ -176,8 +188,20 @@ mod tests {
     #[test]
     fn field_selector_on_name_and_namespace() {
         let o = json!({"metadata": {"name": "a", "namespace": "ns"}});
-        assert!(FieldSelector::parse("metadata.name=a").expect("parses").matches(&o));
-        assert!(FieldSelector::parse("metadata.namespace!=other").expect("parses").matches(&o));
-        assert!(!FieldSelector::parse("metadata.name=b").expect("parses").matches(&o));
+        assert!(
+            FieldSelector::parse("metadata.name=a")
+                .expect("parses")
+                .matches(&o)
+        );
+        assert!(
+            FieldSelector::parse("metadata.namespace!=other")
+                .expect("parses")
+                .matches(&o)
+        );
+        assert!(
+            !FieldSelector::parse("metadata.name=b")
+                .expect("parses")
+                .matches(&o)
+        );
     }
 }

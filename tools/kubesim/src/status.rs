@@ -35,8 +35,12 @@ impl ApiError {
 
     /// `resource` is the qualified plural, e.g. `deployments.apps`.
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, plural)))
-            .with_details(details(group, plural, name))
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(group, plural)),
+        )
+        .with_details(details(group, plural, name))
     }
 
     pub fn not_found_path(path: &str) -> Self {
@@ -45,15 +49,22 @@ impl ApiError {
     }
 
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, plural)))
-            .with_details(details(group, plural, name))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(group, plural)),
+        )
+        .with_details(details(group, plural, name))
     }
 
     pub fn conflict(group: &str, plural: &str, name: &str, why: &str) -> Self {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(group, plural)),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                qualified(group, plural)
+            ),
         )
         .with_details(details(group, plural, name))
     }
@@ -62,13 +73,21 @@ impl ApiError {
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<(String, String)>) -> Self {
         let summary: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
         let shown = if name.is_empty() { "<unnamed>" } else { name };
-        let qualified_kind = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
-        let message = format!("{qualified_kind} \"{shown}\" is invalid: {}", summary.join(", "));
+        let qualified_kind = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let message = format!(
+            "{qualified_kind} \"{shown}\" is invalid: {}",
+            summary.join(", ")
+        );
         let causes: Vec<Value> = causes
             .into_iter()
             .map(|(field, message)| json!({"reason": "FieldValueInvalid", "message": message, "field": field}))
             .collect();
-        Self::new(422, "Invalid", message).with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
+        Self::new(422, "Invalid", message)
+            .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
     }
 
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
@@ -76,11 +95,21 @@ impl ApiError {
     }
 
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?})"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?})"
+            ),
+        )
     }
 
     pub fn too_large() -> Self {
-        Self::new(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            "Request entity too large: limit is 3145728",
+        )
     }
 
     pub fn gone(message: impl Into<String>) -> Self {
@@ -110,7 +139,11 @@ impl ApiError {
 }
 
 fn qualified(group: &str, plural: &str) -> String {
-    if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") }
+    if group.is_empty() {
+        plural.to_string()
+    } else {
+        format!("{plural}.{group}")
+    }
 }
 
 fn details(group: &str, plural: &str, name: &str) -> Value {
@@ -131,7 +164,12 @@ impl IntoResponse for ApiError {
 /// A JSON body with the content type Kubernetes clients expect.
 pub fn json_response(code: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    (code, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response()
+    (
+        code,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -149,10 +187,18 @@ mod tests {
 
     #[test]
     fn invalid_lists_causes() {
-        let e = ApiError::invalid("ConfigMap", "", "x", vec![("metadata.name".into(), "bad".into())]);
+        let e = ApiError::invalid(
+            "ConfigMap",
+            "",
+            "x",
+            vec![("metadata.name".into(), "bad".into())],
+        );
         let s = e.to_status();
         assert_eq!(s["code"], 422);
-        assert_eq!(s["message"], "ConfigMap \"x\" is invalid: metadata.name: bad");
+        assert_eq!(
+            s["message"],
+            "ConfigMap \"x\" is invalid: metadata.name: bad"
+        );
         assert_eq!(s["details"]["causes"][0]["field"], "metadata.name");
     }
 }

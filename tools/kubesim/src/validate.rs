@@ -9,7 +9,8 @@ fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= DNS_LABEL_MAX
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -40,7 +41,11 @@ pub fn check_name(rule: NameRule, name: &str) -> Result<(), String> {
         NameRule::DnsLabel => is_dns_label(name),
         NameRule::DnsSubdomain => is_dns_subdomain(name),
         NameRule::PathSegment => {
-            !name.is_empty() && name.len() <= DNS_SUBDOMAIN_MAX && name != "." && name != ".." && !name.contains(['/', '%'])
+            !name.is_empty()
+                && name.len() <= DNS_SUBDOMAIN_MAX
+                && name != "."
+                && name != ".."
+                && !name.contains(['/', '%'])
         }
     };
     if ok {
@@ -53,7 +58,9 @@ pub fn check_name(rule: NameRule, name: &str) -> Result<(), String> {
         NameRule::DnsSubdomain => format!(
             "Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (at most {DNS_SUBDOMAIN_MAX} characters)"
         ),
-        NameRule::PathSegment => format!("Invalid value: {name:?}: may not contain '/' or '%' and must be at most {DNS_SUBDOMAIN_MAX} characters"),
+        NameRule::PathSegment => format!(
+            "Invalid value: {name:?}: may not contain '/' or '%' and must be at most {DNS_SUBDOMAIN_MAX} characters"
+        ),
     })
 }
 
@@ -61,7 +68,8 @@ fn is_qualified_name_part(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= DNS_LABEL_MAX
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
@@ -88,14 +96,17 @@ pub fn check_metadata(object: &Value, rule: NameRule) -> Vec<(String, String)> {
                 causes.push(("metadata.name".into(), e));
             }
         }
-        None => causes.push(("metadata.name".into(), "Required value: name or generateName is required".into())),
+        None => causes.push((
+            "metadata.name".into(),
+            "Required value: name or generateName is required".into(),
+        )),
     }
     if let Some(labels) = meta.and_then(|m| m.get("labels")) {
         match labels.as_object() {
             Some(labels) => {
                 for (k, v) in labels {
                     if !is_qualified_name(k) {
-                        causes.push((format!("metadata.labels"), format!("Invalid value: {k:?}: name part must consist of alphanumeric characters, '-', '_' or '.'")));
+                        causes.push(("metadata.labels".to_string(), format!("Invalid value: {k:?}: name part must consist of alphanumeric characters, '-', '_' or '.'")));
                     }
                     match v.as_str() {
                         Some(s) if is_label_value(s) => {}
@@ -106,7 +117,10 @@ pub fn check_metadata(object: &Value, rule: NameRule) -> Vec<(String, String)> {
                     }
                 }
             }
-            None => causes.push(("metadata.labels".into(), "Invalid value: must be a map of strings".into())),
+            None => causes.push((
+                "metadata.labels".into(),
+                "Invalid value: must be a map of strings".into(),
+            )),
         }
     }
     if let Some(ann) = meta.and_then(|m| m.get("annotations")) {
@@ -118,13 +132,19 @@ pub fn check_metadata(object: &Value, rule: NameRule) -> Vec<(String, String)> {
                     }
                 }
             }
-            None => causes.push(("metadata.annotations".into(), "Invalid value: must be a map of strings".into())),
+            None => causes.push((
+                "metadata.annotations".into(),
+                "Invalid value: must be a map of strings".into(),
+            )),
         }
     }
-    if let Some(f) = meta.and_then(|m| m.get("finalizers")) {
-        if !f.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
-            causes.push(("metadata.finalizers".into(), "Invalid value: must be a list of strings".into()));
-        }
+    if let Some(f) = meta.and_then(|m| m.get("finalizers"))
+        && !f.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+    {
+        causes.push((
+            "metadata.finalizers".into(),
+            "Invalid value: must be a list of strings".into(),
+        ));
     }
     causes
 }
@@ -151,6 +171,9 @@ mod tests {
         let bad = json!({"metadata": {"name": "x", "labels": {"app": "-bad-"}}});
         assert_eq!(check_metadata(&bad, NameRule::DnsSubdomain).len(), 1);
         let unnamed = json!({"metadata": {}});
-        assert_eq!(check_metadata(&unnamed, NameRule::DnsSubdomain)[0].0, "metadata.name");
+        assert_eq!(
+            check_metadata(&unnamed, NameRule::DnsSubdomain)[0].0,
+            "metadata.name"
+        );
     }
 }

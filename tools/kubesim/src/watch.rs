@@ -3,7 +3,7 @@
 use crate::registry::Resource;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
-use crate::store::{Event, EventType, Store, WatchStart, matches, present};
+use crate::store::{Event, EventType, Store, WatchStart, matches, present_shared};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -28,12 +28,23 @@ pub struct WatchParams {
 pub fn parse_start(rv: Option<&str>) -> Result<WatchStart, ApiError> {
     match rv {
         None | Some("") | Some("0") => Ok(WatchStart::Now),
-        Some(s) => s.parse().map(WatchStart::After).map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}"))),
+        Some(s) => s
+            .parse()
+            .map(WatchStart::After)
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}"))),
     }
 }
 
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    object: &'a Value,
+}
+
+/// One event line, serialised straight from the stored object (no copy of it).
 fn line(kind: &str, object: &Value) -> Bytes {
-    let mut v = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    let mut v = serde_json::to_vec(&Line { kind, object }).unwrap_or_default();
     v.push(b'\n');
     Bytes::from(v)
 }
@@ -45,7 +56,10 @@ fn translate(ev: &Event, key: &str, p: &WatchParams) -> Option<EventType> {
         return None;
     }
     let now = matches(&ev.object, &p.labels, &p.fields);
-    let before = ev.old.as_ref().is_some_and(|o| matches(o, &p.labels, &p.fields));
+    let before = ev
+        .old
+        .as_ref()
+        .is_some_and(|o| matches(o, &p.labels, &p.fields));
     match ev.kind {
         EventType::Added => now.then_some(EventType::Added),
         EventType::Deleted => (before || now).then_some(EventType::Deleted),
@@ -58,8 +72,28 @@ fn translate(ev: &Event, key: &str, p: &WatchParams) -> Option<EventType> {
     }
 }
 
+/// Sends one line unless shutdown or the watch's end comes first: a client that stops
+/// reading must not hold the watch (or a graceful shutdown) forever.
+async fn deliver(
+    tx: &mpsc::Sender<Bytes>,
+    line: Bytes,
+    shutdown: &CancellationToken,
+    end: tokio::time::Instant,
+) -> bool {
+    tokio::select! {
+        sent = tx.send(line) => sent.is_ok(),
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep_until(end) => false,
+    }
+}
+
 /// Starts a watch; the stream of lines ends on timeout, shutdown, drop fault or client exit.
-pub fn start(store: &Store, res: Resource, p: WatchParams, shutdown: CancellationToken) -> mpsc::Receiver<Bytes> {
+pub fn start(
+    store: &Store,
+    res: Resource,
+    p: WatchParams,
+    shutdown: CancellationToken,
+) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let key = res.storage_key();
     let sub = match store.subscribe(&res, p.start) {
@@ -71,13 +105,22 @@ pub fn start(store: &Store, res: Resource, p: WatchParams, shutdown: Cancellatio
         }
     };
     tokio::spawn(async move {
+        let far = Duration::from_secs(365 * 24 * 3600);
+        let end =
+            tokio::time::Instant::now() + p.timeout.unwrap_or(far).min(p.drop_after.unwrap_or(far));
         let mut last_rv = sub.rv;
         let send = |kind: &str, o: &Value| line(kind, o);
         for ev in &sub.backlog {
-            if let Some(kind) = translate(ev, &key, &p) {
-                if tx.send(send(kind.as_str(), &present(&res, &ev.object))).await.is_err() {
-                    return;
-                }
+            if let Some(kind) = translate(ev, &key, &p)
+                && !deliver(
+                    &tx,
+                    send(kind.as_str(), &present_shared(&res, &ev.object)),
+                    &shutdown,
+                    end,
+                )
+                .await
+            {
+                return;
             }
             last_rv = last_rv.max(ev.rv);
         }
@@ -86,13 +129,14 @@ pub fn start(store: &Store, res: Resource, p: WatchParams, shutdown: Cancellatio
             if initial_end {
                 meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
             }
-            line("BOOKMARK", &json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": meta}))
+            line(
+                "BOOKMARK",
+                &json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": meta}),
+            )
         };
-        if p.initial_events && tx.send(bookmark(last_rv, true)).await.is_err() {
+        if p.initial_events && !deliver(&tx, bookmark(last_rv, true), &shutdown, end).await {
             return;
         }
-        let far = Duration::from_secs(365 * 24 * 3600);
-        let end = tokio::time::Instant::now() + p.timeout.unwrap_or(far).min(p.drop_after.unwrap_or(far));
         let mut ticks = tokio::time::interval(p.bookmark_interval.max(Duration::from_millis(10)));
         ticks.tick().await;
         let mut feed = sub.feed;
@@ -105,7 +149,7 @@ pub fn start(store: &Store, res: Resource, p: WatchParams, shutdown: Cancellatio
                     return;
                 }
                 _ = ticks.tick(), if p.bookmarks => {
-                    if tx.send(bookmark(last_rv, false)).await.is_err() {
+                    if !deliver(&tx, bookmark(last_rv, false), &shutdown, end).await {
                         return;
                     }
                 }
@@ -115,11 +159,10 @@ pub fn start(store: &Store, res: Resource, p: WatchParams, shutdown: Cancellatio
                             continue;
                         }
                         last_rv = ev.rv;
-                        if let Some(kind) = translate(&ev, &key, &p) {
-                            if tx.send(send(kind.as_str(), &present(&res, &ev.object))).await.is_err() {
+                        if let Some(kind) = translate(&ev, &key, &p)
+                            && !deliver(&tx, send(kind.as_str(), &present_shared(&res, &ev.object)), &shutdown, end).await {
                                 return;
                             }
-                        }
                     }
                     // A watcher too slow for the feed is cut off; it resumes from its last event.
                     Err(broadcast::error::RecvError::Lagged(n)) => {

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::{EventPayload, Routing};
 
 /// A Kubernetes object named by group/version, kind, namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObjectRef {
     /// `apiVersion`, e.g. `apps/v1`.
@@ -95,7 +97,9 @@ pub struct SourceRewritten {
 }
 
 /// How serious a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Warning,
@@ -477,11 +481,19 @@ macro_rules! payloads {
 }
 
 fn target<'a>(env: &'a str, cluster: &'a str, revision: &'a str) -> Routing<'a> {
-    Routing { environment: Some(env), cluster: Some(cluster), revision: Some(revision) }
+    Routing {
+        environment: Some(env),
+        cluster: Some(cluster),
+        revision: Some(revision),
+    }
 }
 
 fn env_only<'a>(env: &'a str, revision: &'a str) -> Routing<'a> {
-    Routing { environment: Some(env), cluster: None, revision: Some(revision) }
+    Routing {
+        environment: Some(env),
+        cluster: None,
+        revision: Some(revision),
+    }
 }
 
 payloads! {

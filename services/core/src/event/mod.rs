@@ -32,7 +32,14 @@ pub mod ext {
     /// The person who acted, where a person did.
     pub const ACTOR: &str = "actor";
     /// Every extension, in a stable order.
-    pub const ALL: [&str; 6] = [ENVIRONMENT, CLUSTER, REVISION, CORRELATION_ID, TRACEPARENT, ACTOR];
+    pub const ALL: [&str; 6] = [
+        ENVIRONMENT,
+        CLUSTER,
+        REVISION,
+        CORRELATION_ID,
+        TRACEPARENT,
+        ACTOR,
+    ];
 }
 
 /// The routing facts of a payload: they become extensions and subject tokens.
@@ -87,10 +94,17 @@ impl TypeDoc {
     fn of<T: EventPayload>() -> Self {
         let mut schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
         if let Some(obj) = schema.as_object_mut() {
-            obj.insert("$id".into(), format!("https://configsync.dev/schemas/{}.json", T::TYPE).into());
+            obj.insert(
+                "$id".into(),
+                format!("https://configsync.dev/schemas/{}.json", T::TYPE).into(),
+            );
             obj.insert("description".into(), T::DESCRIPTION.into());
         }
-        Self { type_name: T::TYPE, description: T::DESCRIPTION, schema }
+        Self {
+            type_name: T::TYPE,
+            description: T::DESCRIPTION,
+            schema,
+        }
     }
 }
 
@@ -114,7 +128,9 @@ pub fn payload_of(event: &Event) -> Result<EventData, DataError> {
         None => return Err(DataError::Missing),
         Some(cloudevents::Data::Binary(b)) => std::borrow::Cow::Borrowed(b.as_slice()),
         Some(cloudevents::Data::String(s)) => std::borrow::Cow::Borrowed(s.as_bytes()),
-        Some(cloudevents::Data::Json(v)) => std::borrow::Cow::Owned(serde_json::to_vec(v).unwrap_or_default()),
+        Some(cloudevents::Data::Json(v)) => {
+            std::borrow::Cow::Owned(serde_json::to_vec(v).unwrap_or_default())
+        }
     };
     EventData::decode(event.ty(), &bytes)
 }
@@ -130,8 +146,15 @@ mod tests {
             assert!(seen.insert(*ty), "duplicate type {ty}");
             assert!(ty.starts_with("io.configsync."), "{ty}");
             let version = ty.rsplit('.').next().unwrap();
-            assert!(version.starts_with('v') && version[1..].parse::<u32>().is_ok(), "{ty}");
-            assert_eq!(ty.split('.').count(), 5, "io.configsync.<domain>.<action>.<version>: {ty}");
+            assert!(
+                version.starts_with('v') && version[1..].parse::<u32>().is_ok(),
+                "{ty}"
+            );
+            assert_eq!(
+                ty.split('.').count(),
+                5,
+                "io.configsync.<domain>.<action>.<version>: {ty}"
+            );
         }
     }
 
@@ -143,13 +166,19 @@ mod tests {
             DataError::Schema { path, .. } => assert_eq!(path, "objects"),
             other => panic!("unexpected {other:?}"),
         }
-        assert!(matches!(EventData::decode("io.example.nope.v1", b"{}"), Err(DataError::UnknownType(_))));
+        assert!(matches!(
+            EventData::decode("io.example.nope.v1", b"{}"),
+            Err(DataError::UnknownType(_))
+        ));
     }
 
     #[test]
     fn every_type_has_a_schema_with_id() {
         for doc in catalogue() {
-            assert_eq!(doc.schema["$id"], format!("https://configsync.dev/schemas/{}.json", doc.type_name));
+            assert_eq!(
+                doc.schema["$id"],
+                format!("https://configsync.dev/schemas/{}.json", doc.type_name)
+            );
             assert!(doc.schema["properties"].is_object(), "{}", doc.type_name);
         }
     }

@@ -198,7 +198,10 @@ impl<P: EventPayload> OutgoingBuilder<'_, P> {
             (ext::CLUSTER, routing.cluster.map(str::to_string)),
             (ext::REVISION, routing.revision.map(str::to_string)),
             // A change's first event starts its correlation: its own id.
-            (ext::CORRELATION_ID, Some(self.correlation_id.unwrap_or_else(|| id.to_string()))),
+            (
+                ext::CORRELATION_ID,
+                Some(self.correlation_id.unwrap_or_else(|| id.to_string())),
+            ),
             (ext::TRACEPARENT, self.traceparent),
             (ext::ACTOR, self.actor),
         ];
@@ -207,7 +210,9 @@ impl<P: EventPayload> OutgoingBuilder<'_, P> {
                 builder = builder.extension(name, value);
             }
         }
-        let event = builder.build().map_err(|e| BuildError::Attributes(e.to_string()))?;
+        let event = builder
+            .build()
+            .map_err(|e| BuildError::Attributes(e.to_string()))?;
         Ok(Outgoing { event, subject })
     }
 }
@@ -218,7 +223,12 @@ mod tests {
     use crate::event::{HealthReady, extension};
 
     fn payload() -> HealthReady {
-        HealthReady { environment: "dev".into(), cluster: "c1".into(), revision: "abc".into(), objects: 2 }
+        HealthReady {
+            environment: "dev".into(),
+            cluster: "c1".into(),
+            revision: "abc".into(),
+            objects: 2,
+        }
     }
 
     #[test]
@@ -233,19 +243,36 @@ mod tests {
     #[test]
     fn build_sets_routing_extensions_and_subject() {
         let p = payload();
-        let out = Outgoing::builder(&p).cause("x").actor("alice").build("configsync://applier/a").unwrap();
+        let out = Outgoing::builder(&p)
+            .cause("x")
+            .actor("alice")
+            .build("configsync://applier/a")
+            .unwrap();
         assert_eq!(out.subject(), "configsync.evt.dev.c1.health.ready.v1");
         assert_eq!(extension(out.event(), ext::ENVIRONMENT), Some("dev"));
         assert_eq!(extension(out.event(), ext::REVISION), Some("abc"));
         assert_eq!(extension(out.event(), ext::ACTOR), Some("alice"));
         assert_eq!(extension(out.event(), ext::CORRELATION_ID), Some(out.id()));
-        let again = Outgoing::builder(&p).cause("x").build("configsync://applier/b").unwrap();
-        assert_eq!(again.id(), out.id(), "the source instance must not change the id");
+        let again = Outgoing::builder(&p)
+            .cause("x")
+            .build("configsync://applier/b")
+            .unwrap();
+        assert_eq!(
+            again.id(),
+            out.id(),
+            "the source instance must not change the id"
+        );
     }
 
     #[test]
     fn invalid_routing_is_refused() {
-        let p = HealthReady { environment: "dev.>".into(), ..payload() };
-        assert!(matches!(Outgoing::builder(&p).build("s"), Err(BuildError::Routing(_))));
+        let p = HealthReady {
+            environment: "dev.>".into(),
+            ..payload()
+        };
+        assert!(matches!(
+            Outgoing::builder(&p).build("s"),
+            Err(BuildError::Routing(_))
+        ));
     }
 }

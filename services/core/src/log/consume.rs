@@ -84,7 +84,10 @@ impl ConsumerSpec {
     fn config(&self) -> pull::Config {
         pull::Config {
             durable_name: Some(self.durable.clone()),
-            description: Some(format!("configsync {} (shared by its replicas)", self.durable)),
+            description: Some(format!(
+                "configsync {} (shared by its replicas)",
+                self.durable
+            )),
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             ack_wait: self.ack_wait,
             // Unlimited on the server: the runner dead-letters after `max_deliver` itself, so
@@ -102,7 +105,11 @@ impl ConsumerSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
     #[error("could not bind consumer {durable} on stream {stream}: {reason}")]
-    Bind { durable: String, stream: String, reason: String },
+    Bind {
+        durable: String,
+        stream: String,
+        reason: String,
+    },
 }
 
 /// Counts of what one run handled.
@@ -131,22 +138,50 @@ impl Runner {
         source: &str,
         metrics: Metrics,
     ) -> Result<Self, ConsumeError> {
-        let bind_err = |reason: String| ConsumeError::Bind { durable: spec.durable.clone(), stream: stream.to_string(), reason };
-        let handle = js.get_stream_no_info(stream).await.map_err(|e| bind_err(e.to_string()))?;
-        let consumer = handle.create_consumer(spec.config()).await.map_err(|e| bind_err(e.to_string()))?;
+        let bind_err = |reason: String| ConsumeError::Bind {
+            durable: spec.durable.clone(),
+            stream: stream.to_string(),
+            reason,
+        };
+        let handle = js
+            .get_stream_no_info(stream)
+            .await
+            .map_err(|e| bind_err(e.to_string()))?;
+        let consumer = handle
+            .create_consumer(spec.config())
+            .await
+            .map_err(|e| bind_err(e.to_string()))?;
         let dead_letters = DeadLetters::new(publisher, spec.durable.clone(), source);
-        Ok(Self { consumer, spec, dead_letters, metrics })
+        Ok(Self {
+            consumer,
+            spec,
+            dead_letters,
+            metrics,
+        })
     }
 
     /// Handles messages until `shutdown`, then stops pulling, waits for in-flight handlers
     /// (up to the drain timeout) and returns what it did.
-    pub async fn run<H: Handler>(self, handler: H, shutdown: CancellationToken) -> Result<RunStats, ConsumeError> {
+    pub async fn run<H: Handler>(
+        self,
+        handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<RunStats, ConsumeError> {
         let handler = Arc::new(handler);
-        let shared = Arc::new(Shared { spec: self.spec.clone(), dead_letters: self.dead_letters, metrics: self.metrics.clone() });
+        let shared = Arc::new(Shared {
+            spec: self.spec.clone(),
+            dead_letters: self.dead_letters,
+            metrics: self.metrics.clone(),
+        });
         let slots = Arc::new(Semaphore::new(self.spec.max_in_flight.max(1)));
         let mut tasks: JoinSet<Outcome> = JoinSet::new();
         let mut stats = RunStats::default();
-        let lag = tokio::spawn(report_lag(self.consumer.clone(), self.spec.durable.clone(), self.metrics.clone(), shutdown.clone()));
+        let lag = tokio::spawn(report_lag(
+            self.consumer.clone(),
+            self.spec.durable.clone(),
+            self.metrics.clone(),
+            shutdown.clone(),
+        ));
         let mut reconnect = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
 
         'outer: while !shutdown.is_cancelled() {
@@ -234,7 +269,9 @@ impl RunStats {
             Ok(Outcome::Retried) => self.retried += 1,
             Ok(Outcome::DeadLettered) => self.dead_lettered += 1,
             Ok(Outcome::Unsettled) => {}
-            Err(e) => tracing::error!(error = %e, "handler task panicked; the message will be redelivered"),
+            Err(e) => {
+                tracing::error!(error = %e, "handler task panicked; the message will be redelivered")
+            }
         }
     }
 }
@@ -248,7 +285,11 @@ struct Shared {
 impl Shared {
     async fn process<H: Handler>(&self, handler: &H, message: jetstream::Message) -> Outcome {
         let (sequence, delivered, stored_at) = match message.info() {
-            Ok(info) => (info.stream_sequence, info.delivered.max(1) as u64, info.published),
+            Ok(info) => (
+                info.stream_sequence,
+                info.delivered.max(1) as u64,
+                info.published,
+            ),
             Err(e) => {
                 // Without metadata it cannot be a JetStream delivery; nothing to settle.
                 tracing::error!(error = %e, "message without jetstream metadata ignored");
@@ -266,23 +307,43 @@ impl Shared {
         };
 
         if delivered > self.spec.max_deliver {
-            let reason = format!("gave up after {} deliveries without an acknowledgement (crash loop?)", delivered - 1);
+            let reason = format!(
+                "gave up after {} deliveries without an acknowledgement (crash loop?)",
+                delivered - 1
+            );
             return self.dead_letter(&message, poison(reason)).await;
         }
         let decoded = binding::decode(message.headers.as_ref(), &message.payload)
             .map_err(|e| e.to_string())
-            .and_then(|event| payload_of(&event).map(|data| (event, data)).map_err(|e| e.to_string()));
+            .and_then(|event| {
+                payload_of(&event)
+                    .map(|data| (event, data))
+                    .map_err(|e| e.to_string())
+            });
         let (event, data) = match decoded {
             Ok(ok) => ok,
-            Err(reason) => return self.dead_letter(&message, poison(format!("undecodable event: {reason}"))).await,
+            Err(reason) => {
+                return self
+                    .dead_letter(&message, poison(format!("undecodable event: {reason}")))
+                    .await;
+            }
         };
-        let received = Received { event, data, subject: subject.clone(), stream_sequence: sequence, stored_at, delivered };
+        let received = Received {
+            event,
+            data,
+            subject: subject.clone(),
+            stream_sequence: sequence,
+            stored_at,
+            delivered,
+        };
         let span = tracing::info_span!("handle", consumer = %self.spec.durable, event.id = received.id(), event.type = received.type_name(), stream.sequence = sequence, delivered);
         let started = std::time::Instant::now();
         let result = tracing::Instrument::instrument(handler.handle(received), span).await;
         self.metrics
             .handle_seconds
-            .get_or_create(&ConsumerLabels { consumer: self.spec.durable.clone() })
+            .get_or_create(&ConsumerLabels {
+                consumer: self.spec.durable.clone(),
+            })
             .observe(started.elapsed().as_secs_f64());
         match result {
             Ok(()) => match message.double_ack().await {
@@ -292,13 +353,20 @@ impl Shared {
                     Outcome::Unsettled
                 }
             },
-            Err(HandlerError::Terminal(reason)) => self.dead_letter(&message, poison(format!("handler failed: {reason}"))).await,
+            Err(HandlerError::Terminal(reason)) => {
+                self.dead_letter(&message, poison(format!("handler failed: {reason}")))
+                    .await
+            }
             Err(HandlerError::Transient(reason)) if delivered >= self.spec.max_deliver => {
                 let reason = format!("still failing after {delivered} deliveries: {reason}");
                 self.dead_letter(&message, poison(reason)).await
             }
             Err(HandlerError::Transient(reason)) => {
-                let delay = Backoff::delay_for_attempt(self.spec.retry_initial, self.spec.retry_max, delivered);
+                let delay = Backoff::delay_for_attempt(
+                    self.spec.retry_initial,
+                    self.spec.retry_max,
+                    delivered,
+                );
                 tracing::warn!(consumer = %self.spec.durable, stream.sequence = sequence, delivered, retry_in = ?delay, %reason, "transient failure, will retry");
                 match message.ack_with(AckKind::Nak(Some(delay))).await {
                     Ok(()) => self.count("retry", Outcome::Retried),
@@ -318,7 +386,9 @@ impl Shared {
             },
             Err(e) => {
                 tracing::error!(consumer = %self.spec.durable, error = %e, "could not record dead letter; will retry the message");
-                let _ = message.ack_with(AckKind::Nak(Some(self.spec.retry_initial))).await;
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(self.spec.retry_initial)))
+                    .await;
                 Outcome::Unsettled
             }
         }
@@ -327,19 +397,33 @@ impl Shared {
     fn count(&self, outcome: &str, result: Outcome) -> Outcome {
         self.metrics
             .handled
-            .get_or_create(&OutcomeLabels { consumer: self.spec.durable.clone(), outcome: outcome.to_string() })
+            .get_or_create(&OutcomeLabels {
+                consumer: self.spec.durable.clone(),
+                outcome: outcome.to_string(),
+            })
             .inc();
         result
     }
 }
 
 /// Publishes the consumer's lag as gauges every few seconds.
-async fn report_lag(mut consumer: jetstream::consumer::Consumer<pull::Config>, durable: String, metrics: Metrics, shutdown: CancellationToken) {
+async fn report_lag(
+    mut consumer: jetstream::consumer::Consumer<pull::Config>,
+    durable: String,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
     let labels = ConsumerLabels { consumer: durable };
     loop {
         if let Ok(info) = consumer.info().await {
-            metrics.consumer_pending.get_or_create(&labels).set(info.num_pending as i64);
-            metrics.consumer_ack_pending.get_or_create(&labels).set(info.num_ack_pending as i64);
+            metrics
+                .consumer_pending
+                .get_or_create(&labels)
+                .set(info.num_pending as i64);
+            metrics
+                .consumer_ack_pending
+                .get_or_create(&labels)
+                .set(info.num_ack_pending as i64);
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -36,8 +36,16 @@ pub struct DeadLetters {
 }
 
 impl DeadLetters {
-    pub fn new(publisher: Publisher, consumer: impl Into<String>, source: impl Into<String>) -> Self {
-        Self { publisher, consumer: consumer.into(), source: source.into() }
+    pub fn new(
+        publisher: Publisher,
+        consumer: impl Into<String>,
+        source: impl Into<String>,
+    ) -> Self {
+        Self {
+            publisher,
+            consumer: consumer.into(),
+            source: source.into(),
+        }
     }
 
     /// Records `poison`. The record's id derives from the consumer and the stream sequence, so
@@ -53,7 +61,10 @@ impl DeadLetters {
             .cause(poison.stream_sequence.to_be_bytes())
             .subject(format!("{}#{}", poison.subject, poison.stream_sequence))
             .build(&self.source)
-            .map_err(|e| PublishError::Rejected { id: String::new(), reason: e.to_string() })?
+            .map_err(|e| PublishError::Rejected {
+                id: String::new(),
+                reason: e.to_string(),
+            })?
             .with_subject(subject);
         tracing::warn!(
             consumer = %self.consumer,
@@ -70,8 +81,15 @@ fn record_for(consumer: &str, poison: &Poison<'_>) -> DeadLetterRecorded {
     let mut headers = BTreeMap::new();
     if let Some(map) = poison.headers {
         for (name, values) in map.iter() {
-            let joined = values.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ");
-            headers.insert(AsRef::<str>::as_ref(name).to_string(), cut(&joined, HEADER_VALUE_BYTES));
+            let joined = values
+                .iter()
+                .map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            headers.insert(
+                AsRef::<str>::as_ref(name).to_string(),
+                cut(&joined, HEADER_VALUE_BYTES),
+            );
         }
     }
     let excerpt = &poison.payload[..poison.payload.len().min(EXCERPT_BYTES)];

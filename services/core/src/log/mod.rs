@@ -31,8 +31,17 @@ pub struct EventLog {
 
 impl EventLog {
     /// A handle for `client`; `source` names this service instance.
-    pub fn new(client: async_nats::Client, source: impl Into<String>, metrics: Metrics) -> Result<Self, StreamError> {
-        Ok(Self { js: jetstream::new(client), spec: StreamSpec::from_definition(1)?, source: source.into(), metrics })
+    pub fn new(
+        client: async_nats::Client,
+        source: impl Into<String>,
+        metrics: Metrics,
+    ) -> Result<Self, StreamError> {
+        Ok(Self {
+            js: jetstream::new(client),
+            spec: StreamSpec::from_definition(1)?,
+            source: source.into(),
+            metrics,
+        })
     }
 
     /// The stream's name.
@@ -47,13 +56,22 @@ impl EventLog {
 
     /// Binds a durable consumer; its dead letters are published with the same retry window.
     pub async fn runner(&self, spec: ConsumerSpec) -> Result<Runner, ConsumeError> {
-        Runner::bind(&self.js, self.stream(), spec, self.publisher(Duration::from_secs(60)), &self.source, self.metrics.clone()).await
+        Runner::bind(
+            &self.js,
+            self.stream(),
+            spec,
+            self.publisher(Duration::from_secs(60)),
+            &self.source,
+            self.metrics.clone(),
+        )
+        .await
     }
 
     /// Waits until the stream exists (another process may be creating it), up to `deadline`.
     pub async fn wait_for_stream(&self, deadline: Duration) -> Result<(), StreamError> {
         let until = tokio::time::Instant::now() + deadline;
-        let mut backoff = crate::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let mut backoff =
+            crate::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {
             match self.js.get_stream_no_info(self.stream()).await {
                 Ok(_) => return Ok(()),

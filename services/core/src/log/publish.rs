@@ -24,7 +24,9 @@ pub struct Published {
 pub enum PublishError {
     #[error("event {id} is {size} bytes with headers, over the stream's limit of {max}")]
     TooLarge { id: String, size: usize, max: usize },
-    #[error("expected last sequence {expected} on subject {subject} did not hold: another writer got there first")]
+    #[error(
+        "expected last sequence {expected} on subject {subject} did not hold: another writer got there first"
+    )]
     SequenceMismatch { subject: String, expected: u64 },
     #[error("publish of event {id} was rejected: {reason}")]
     Rejected { id: String, reason: String },
@@ -57,7 +59,11 @@ impl Publisher {
     /// A publisher for a stream whose messages may be at most `max_message_size` bytes.
     /// Transient failures are retried for up to `retry_for`.
     pub fn new(js: jetstream::Context, max_message_size: usize, retry_for: Duration) -> Self {
-        Self { js, max_message_size, retry_for }
+        Self {
+            js,
+            max_message_size,
+            retry_for,
+        }
     }
 
     /// Publishes one event and waits for JetStream to acknowledge it, retrying transient
@@ -68,11 +74,19 @@ impl Publisher {
 
     /// Publishes only if the last event on `event`'s subject has sequence `expected` (0: the
     /// subject must be empty): per-target optimistic concurrency.
-    pub async fn publish_expecting(&self, event: &Outgoing, expected: u64) -> Result<Published, PublishError> {
+    pub async fn publish_expecting(
+        &self,
+        event: &Outgoing,
+        expected: u64,
+    ) -> Result<Published, PublishError> {
         self.publish_with(event, Some(expected)).await
     }
 
-    async fn publish_with(&self, event: &Outgoing, expected: Option<u64>) -> Result<Published, PublishError> {
+    async fn publish_with(
+        &self,
+        event: &Outgoing,
+        expected: Option<u64>,
+    ) -> Result<Published, PublishError> {
         let deadline = Instant::now() + self.retry_for;
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         loop {
@@ -97,20 +111,38 @@ impl Publisher {
         self.send_with(event, None).await
     }
 
-    async fn send_with(&self, event: &Outgoing, expected: Option<u64>) -> Result<PendingAck, PublishError> {
+    async fn send_with(
+        &self,
+        event: &Outgoing,
+        expected: Option<u64>,
+    ) -> Result<PendingAck, PublishError> {
         let id = event.id().to_string();
         let (headers, payload) = binding::encode_binary(event.event());
         let size = payload.len() + header_size(&headers);
         if size > self.max_message_size {
-            return Err(PublishError::TooLarge { id, size, max: self.max_message_size });
+            return Err(PublishError::TooLarge {
+                id,
+                size,
+                max: self.max_message_size,
+            });
         }
         let mut message = PublishMessage::build().headers(headers).payload(payload);
         if let Some(seq) = expected {
             message = message.expected_last_subject_sequence(seq);
         }
-        match self.js.send_publish(event.subject().to_string(), message).await {
+        match self
+            .js
+            .send_publish(event.subject().to_string(), message)
+            .await
+        {
             Ok(future) => Ok(PendingAck { id, future }),
-            Err(e) => Err(classify(id, event.subject(), expected, e.kind(), e.to_string())),
+            Err(e) => Err(classify(
+                id,
+                event.subject(),
+                expected,
+                e.kind(),
+                e.to_string(),
+            )),
         }
     }
 }
@@ -119,17 +151,27 @@ impl PendingAck {
     /// Waits for JetStream's acknowledgement.
     pub async fn wait(self) -> Result<Published, PublishError> {
         match self.future.await {
-            Ok(ack) => Ok(Published { sequence: ack.sequence, duplicate: ack.duplicate }),
+            Ok(ack) => Ok(Published {
+                sequence: ack.sequence,
+                duplicate: ack.duplicate,
+            }),
             Err(e) => Err(classify(self.id, "", None, e.kind(), e.to_string())),
         }
     }
 }
 
-fn classify(id: String, subject: &str, expected: Option<u64>, kind: PublishErrorKind, reason: String) -> PublishError {
+fn classify(
+    id: String,
+    subject: &str,
+    expected: Option<u64>,
+    kind: PublishErrorKind,
+    reason: String,
+) -> PublishError {
     match kind {
-        PublishErrorKind::WrongLastSequence => {
-            PublishError::SequenceMismatch { subject: subject.to_string(), expected: expected.unwrap_or_default() }
-        }
+        PublishErrorKind::WrongLastSequence => PublishError::SequenceMismatch {
+            subject: subject.to_string(),
+            expected: expected.unwrap_or_default(),
+        },
         PublishErrorKind::MaxPayloadExceeded => PublishError::Rejected { id, reason },
         // "No stream" is what a publish sees while the server restarts (no responders), so it
         // is retried; the message says what to do if it persists.
@@ -137,9 +179,9 @@ fn classify(id: String, subject: &str, expected: Option<u64>, kind: PublishError
             id,
             reason: format!("{reason} (is the stream created? run `configsync nats init`)"),
         },
-        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe | PublishErrorKind::MaxAckPending => {
-            PublishError::Unacknowledged { id, reason }
-        }
+        PublishErrorKind::TimedOut
+        | PublishErrorKind::BrokenPipe
+        | PublishErrorKind::MaxAckPending => PublishError::Unacknowledged { id, reason },
         PublishErrorKind::WrongLastMessageId | PublishErrorKind::Other => {
             // The server's own refusals (e.g. the stream's size limit) arrive as Other with a
             // JetStream error text; connection trouble arrives as Other too.

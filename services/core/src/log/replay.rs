@@ -34,11 +34,19 @@ impl std::str::FromStr for Start {
             "new" | "now" => Ok(Self::New),
             _ => {
                 if let Ok(seq) = s.parse::<u64>() {
-                    return Ok(if seq <= 1 { Self::Beginning } else { Self::Sequence(seq) });
+                    return Ok(if seq <= 1 {
+                        Self::Beginning
+                    } else {
+                        Self::Sequence(seq)
+                    });
                 }
                 DateTime::parse_from_rfc3339(s)
                     .map(|t| Self::Time(t.with_timezone(&Utc)))
-                    .map_err(|_| format!("{s:?} is not `begin`, `new`, a stream sequence or an RFC 3339 time"))
+                    .map_err(|_| {
+                        format!(
+                            "{s:?} is not `begin`, `new`, a stream sequence or an RFC 3339 time"
+                        )
+                    })
             }
         }
     }
@@ -64,14 +72,20 @@ pub trait Fold {
 #[derive(Debug, Clone)]
 pub enum Entry {
     Event(Box<Received>),
-    Unreadable { stream_sequence: u64, subject: String, reason: String },
+    Unreadable {
+        stream_sequence: u64,
+        subject: String,
+        reason: String,
+    },
 }
 
 impl Entry {
     pub fn stream_sequence(&self) -> u64 {
         match self {
             Self::Event(e) => e.stream_sequence,
-            Self::Unreadable { stream_sequence, .. } => *stream_sequence,
+            Self::Unreadable {
+                stream_sequence, ..
+            } => *stream_sequence,
         }
     }
 }
@@ -100,9 +114,20 @@ pub struct Reader {
 
 impl Reader {
     /// Opens a reader from `start`, optionally filtered to one subject filter.
-    pub async fn open(js: &jetstream::Context, stream: &str, start: Start, filter: Option<&str>) -> Result<Self, ReplayError> {
-        let err = |reason: String| ReplayError::Stream { stream: stream.to_string(), reason };
-        let handle = js.get_stream_no_info(stream).await.map_err(|e| err(e.to_string()))?;
+    pub async fn open(
+        js: &jetstream::Context,
+        stream: &str,
+        start: Start,
+        filter: Option<&str>,
+    ) -> Result<Self, ReplayError> {
+        let err = |reason: String| ReplayError::Stream {
+            stream: stream.to_string(),
+            reason,
+        };
+        let handle = js
+            .get_stream_no_info(stream)
+            .await
+            .map_err(|e| err(e.to_string()))?;
         let deliver_policy = match start {
             Start::Beginning => DeliverPolicy::All,
             Start::Sequence(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
@@ -114,16 +139,27 @@ impl Reader {
             filter_subject: filter.unwrap_or(">").to_string(),
             ..Default::default()
         };
-        let consumer = handle.create_consumer(config).await.map_err(|e| err(e.to_string()))?;
+        let consumer = handle
+            .create_consumer(config)
+            .await
+            .map_err(|e| err(e.to_string()))?;
         let messages = consumer.messages().await.map_err(|e| err(e.to_string()))?;
-        Ok(Self { messages, stream: stream.to_string() })
+        Ok(Self {
+            messages,
+            stream: stream.to_string(),
+        })
     }
 
     /// The next entry, or `None` if the server closed the reader.
     pub async fn next(&mut self) -> Option<Result<Entry, ReplayError>> {
         let message = match self.messages.next().await? {
             Ok(m) => m,
-            Err(e) => return Some(Err(ReplayError::Stream { stream: self.stream.clone(), reason: e.to_string() })),
+            Err(e) => {
+                return Some(Err(ReplayError::Stream {
+                    stream: self.stream.clone(),
+                    reason: e.to_string(),
+                }));
+            }
         };
         Some(Ok(entry_of(&message)))
     }
@@ -137,19 +173,38 @@ fn entry_of(message: &jetstream::Message) -> Entry {
     let subject = message.subject.to_string();
     let decoded = binding::decode(message.headers.as_ref(), &message.payload)
         .map_err(|e| e.to_string())
-        .and_then(|event| payload_of(&event).map(|data| (event, data)).map_err(|e| e.to_string()));
+        .and_then(|event| {
+            payload_of(&event)
+                .map(|data| (event, data))
+                .map_err(|e| e.to_string())
+        });
     match decoded {
-        Ok((event, data)) => {
-            Entry::Event(Box::new(Received { event, data, subject, stream_sequence, stored_at, delivered: 1 }))
-        }
-        Err(reason) => Entry::Unreadable { stream_sequence, subject, reason },
+        Ok((event, data)) => Entry::Event(Box::new(Received {
+            event,
+            data,
+            subject,
+            stream_sequence,
+            stored_at,
+            delivered: 1,
+        })),
+        Err(reason) => Entry::Unreadable {
+            stream_sequence,
+            subject,
+            reason,
+        },
     }
 }
 
 /// The stream's last sequence now (0 when empty).
 pub async fn last_sequence(js: &jetstream::Context, stream: &str) -> Result<u64, ReplayError> {
-    let err = |reason: String| ReplayError::Stream { stream: stream.to_string(), reason };
-    let mut handle = js.get_stream(stream).await.map_err(|e| err(e.to_string()))?;
+    let err = |reason: String| ReplayError::Stream {
+        stream: stream.to_string(),
+        reason,
+    };
+    let mut handle = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| err(e.to_string()))?;
     let info = handle.info().await.map_err(|e| err(e.to_string()))?;
     Ok(info.state.last_sequence)
 }
@@ -194,7 +249,11 @@ pub async fn replay<F: Fold>(
                 fold.apply(e);
                 stats.events += 1;
             }
-            Entry::Unreadable { stream_sequence, reason, .. } => {
+            Entry::Unreadable {
+                stream_sequence,
+                reason,
+                ..
+            } => {
                 tracing::warn!(stream.sequence = stream_sequence, %reason, "skipping unreadable entry");
                 stats.unreadable += 1;
             }
@@ -216,7 +275,10 @@ mod tests {
         assert_eq!("begin".parse::<Start>(), Ok(Start::Beginning));
         assert_eq!("1".parse::<Start>(), Ok(Start::Beginning));
         assert_eq!("42".parse::<Start>(), Ok(Start::Sequence(42)));
-        assert!(matches!("2026-11-26T06:00:00Z".parse::<Start>(), Ok(Start::Time(_))));
+        assert!(matches!(
+            "2026-11-26T06:00:00Z".parse::<Start>(),
+            Ok(Start::Time(_))
+        ));
         assert!("yesterday".parse::<Start>().is_err());
     }
 }

@@ -84,20 +84,31 @@ pub async fn ensure(js: &jetstream::Context, spec: &StreamSpec) -> Result<Ensure
         },
     };
     let Some(existing) = existing else {
-        js.create_stream(spec.config.clone()).await.map_err(request)?;
+        js.create_stream(spec.config.clone())
+            .await
+            .map_err(request)?;
         return Ok(Ensured::Created);
     };
     let problems = incompatibilities(&existing, &spec.config);
     if !problems.is_empty() {
-        return Err(StreamError::Incompatible { name: spec.name().to_string(), problems: problems.join("; ") });
+        return Err(StreamError::Incompatible {
+            name: spec.name().to_string(),
+            problems: problems.join("; "),
+        });
     }
     if drifted_fields(&existing, &spec.config).is_empty() {
         return Ok(Ensured::Unchanged);
     }
-    let info = js.update_stream(spec.config.clone()).await.map_err(request)?;
+    let info = js
+        .update_stream(spec.config.clone())
+        .await
+        .map_err(request)?;
     let left = drifted_fields(&info.config, &spec.config);
     if !left.is_empty() {
-        return Err(StreamError::NotApplied { name: spec.name().to_string(), problems: left.join("; ") });
+        return Err(StreamError::NotApplied {
+            name: spec.name().to_string(),
+            problems: left.join("; "),
+        });
     }
     Ok(Ensured::Updated)
 }
@@ -110,10 +121,16 @@ fn request(e: impl std::fmt::Display) -> StreamError {
 pub fn incompatibilities(existing: &stream::Config, wanted: &stream::Config) -> Vec<String> {
     let mut out = Vec::new();
     if existing.storage != wanted.storage {
-        out.push(format!("storage is {:?}, want {:?}", existing.storage, wanted.storage));
+        out.push(format!(
+            "storage is {:?}, want {:?}",
+            existing.storage, wanted.storage
+        ));
     }
     if existing.retention != wanted.retention {
-        out.push(format!("retention is {:?}, want {:?}", existing.retention, wanted.retention));
+        out.push(format!(
+            "retention is {:?}, want {:?}",
+            existing.retention, wanted.retention
+        ));
     }
     if existing.mirror.is_some() {
         out.push("it is a mirror of another stream".into());
@@ -136,10 +153,30 @@ pub fn drifted_fields(actual: &stream::Config, wanted: &stream::Config) -> Vec<S
     let mut want_subjects = wanted.subjects.clone();
     have_subjects.sort();
     want_subjects.sort();
-    check("subjects", have_subjects != want_subjects, format!("{have_subjects:?}"), format!("{want_subjects:?}"));
-    check("deny_delete", actual.deny_delete != wanted.deny_delete, actual.deny_delete.to_string(), wanted.deny_delete.to_string());
-    check("deny_purge", actual.deny_purge != wanted.deny_purge, actual.deny_purge.to_string(), wanted.deny_purge.to_string());
-    check("allow_rollup", actual.allow_rollup != wanted.allow_rollup, actual.allow_rollup.to_string(), wanted.allow_rollup.to_string());
+    check(
+        "subjects",
+        have_subjects != want_subjects,
+        format!("{have_subjects:?}"),
+        format!("{want_subjects:?}"),
+    );
+    check(
+        "deny_delete",
+        actual.deny_delete != wanted.deny_delete,
+        actual.deny_delete.to_string(),
+        wanted.deny_delete.to_string(),
+    );
+    check(
+        "deny_purge",
+        actual.deny_purge != wanted.deny_purge,
+        actual.deny_purge.to_string(),
+        wanted.deny_purge.to_string(),
+    );
+    check(
+        "allow_rollup",
+        actual.allow_rollup != wanted.allow_rollup,
+        actual.allow_rollup.to_string(),
+        wanted.allow_rollup.to_string(),
+    );
     check(
         "duplicate_window",
         actual.duplicate_window != wanted.duplicate_window,
@@ -152,11 +189,36 @@ pub fn drifted_fields(actual: &stream::Config, wanted: &stream::Config) -> Vec<S
         actual.max_message_size.to_string(),
         wanted.max_message_size.to_string(),
     );
-    check("num_replicas", actual.num_replicas != wanted.num_replicas, actual.num_replicas.to_string(), wanted.num_replicas.to_string());
-    check("max_age", actual.max_age != wanted.max_age, format!("{:?}", actual.max_age), format!("{:?}", wanted.max_age));
-    check("max_msgs", actual.max_messages != wanted.max_messages, actual.max_messages.to_string(), wanted.max_messages.to_string());
-    check("max_bytes", actual.max_bytes != wanted.max_bytes, actual.max_bytes.to_string(), wanted.max_bytes.to_string());
-    check("discard", actual.discard != wanted.discard, format!("{:?}", actual.discard), format!("{:?}", wanted.discard));
+    check(
+        "num_replicas",
+        actual.num_replicas != wanted.num_replicas,
+        actual.num_replicas.to_string(),
+        wanted.num_replicas.to_string(),
+    );
+    check(
+        "max_age",
+        actual.max_age != wanted.max_age,
+        format!("{:?}", actual.max_age),
+        format!("{:?}", wanted.max_age),
+    );
+    check(
+        "max_msgs",
+        actual.max_messages != wanted.max_messages,
+        actual.max_messages.to_string(),
+        wanted.max_messages.to_string(),
+    );
+    check(
+        "max_bytes",
+        actual.max_bytes != wanted.max_bytes,
+        actual.max_bytes.to_string(),
+        wanted.max_bytes.to_string(),
+    );
+    check(
+        "discard",
+        actual.discard != wanted.discard,
+        format!("{:?}", actual.discard),
+        format!("{:?}", wanted.discard),
+    );
     out
 }
 
@@ -173,7 +235,11 @@ mod tests {
         assert!(c.duplicate_window >= Duration::from_secs(60));
         assert_eq!(c.num_replicas, 3);
         assert_eq!(c.max_age, Duration::ZERO, "events must never expire");
-        assert_eq!(c.discard, stream::DiscardPolicy::New, "a full log refuses writes, it never drops history");
+        assert_eq!(
+            c.discard,
+            stream::DiscardPolicy::New,
+            "a full log refuses writes, it never drops history"
+        );
         let mut subjects = c.subjects.clone();
         subjects.sort();
         assert_eq!(subjects, crate::subject::STREAM_SUBJECTS);

@@ -50,10 +50,22 @@ async fn each_bad_message_is_dead_lettered_with_a_precise_reason() {
     let cases: Vec<(&str, (HeaderMap, Bytes))> = vec![
         ("missing required attribute id", without("ce-id")),
         ("missing required attribute source", without("ce-source")),
-        ("unsupported specversion \"0.3\"", with("ce-specversion", "0.3")),
-        ("wrong datacontenttype \"text/plain\"", with("content-type", "text/plain")),
-        ("has invalid percent-encoding", with("ce-subject", "broken%zzescape")),
-        ("unknown event type", with("ce-type", "io.example.unknown.v1")),
+        (
+            "unsupported specversion \"0.3\"",
+            with("ce-specversion", "0.3"),
+        ),
+        (
+            "wrong datacontenttype \"text/plain\"",
+            with("content-type", "text/plain"),
+        ),
+        (
+            "has invalid percent-encoding",
+            with("ce-subject", "broken%zzescape"),
+        ),
+        (
+            "unknown event type",
+            with("ce-type", "io.example.unknown.v1"),
+        ),
         ("attribute time is invalid", with("ce-time", "yesterday")),
         (
             "does not match the schema of its type at objects",
@@ -63,14 +75,27 @@ async fn each_bad_message_is_dead_lettered_with_a_precise_reason() {
                     h.insert("Nats-Msg-Id", "bad-schema");
                     h
                 },
-                Bytes::from_static(br#"{"environment":"dev","cluster":"c1","revision":"r","objects":"many"}"#),
+                Bytes::from_static(
+                    br#"{"environment":"dev","cluster":"c1","revision":"r","objects":"many"}"#,
+                ),
             ),
         ),
-        ("structured event is not valid cloudevents json", (structured.clone(), Bytes::from_static(b"{not json"))),
-        ("not a cloudevent", (HeaderMap::new(), Bytes::from_static(b"\x00\x01binary\xff"))),
+        (
+            "structured event is not valid cloudevents json",
+            (structured.clone(), Bytes::from_static(b"{not json")),
+        ),
+        (
+            "not a cloudevent",
+            (HeaderMap::new(), Bytes::from_static(b"\x00\x01binary\xff")),
+        ),
     ];
     for (_, (headers, payload)) in &cases {
-        bus.js().publish_with_headers(SUBJECT, headers.clone(), payload.clone()).await.unwrap().await.unwrap();
+        bus.js()
+            .publish_with_headers(SUBJECT, headers.clone(), payload.clone())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
     }
     let good = health(1);
     bus.publisher().publish(&good).await.unwrap();
@@ -111,8 +136,15 @@ async fn each_bad_message_is_dead_lettered_with_a_precise_reason() {
     let records = dead_letters(bus.js()).await;
     assert_eq!(records.len(), cases.len());
     for (i, (reason, _)) in cases.iter().enumerate() {
-        let record = records.iter().find(|r| r.stream_sequence == i as u64 + 1).expect("a record per bad message");
-        assert!(record.reason.contains(reason), "case {i}: reason {:?} should mention {reason:?}", record.reason);
+        let record = records
+            .iter()
+            .find(|r| r.stream_sequence == i as u64 + 1)
+            .expect("a record per bad message");
+        assert!(
+            record.reason.contains(reason),
+            "case {i}: reason {:?} should mention {reason:?}",
+            record.reason
+        );
         assert_eq!(record.delivery_count, 1, "case {i} must not be retried");
     }
     assert_eq!(*handled.lock().unwrap(), vec![good.id().to_string()]);
@@ -121,20 +153,34 @@ async fn each_bad_message_is_dead_lettered_with_a_precise_reason() {
 #[tokio::test]
 async fn nats_unreachable_at_start_fails_only_after_the_deadline() {
     // A port that nothing listens on: bind one and drop it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut args = NatsArgs::for_url(format!("nats://127.0.0.1:{port}"));
     args.connect_deadline = Duration::from_millis(1500);
     let started = std::time::Instant::now();
     let err = args.connect("t").await.expect_err("nothing listens there");
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(1500), "gave up early: {waited:?}");
-    assert!(waited < Duration::from_secs(10), "did not respect the deadline: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "gave up early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "did not respect the deadline: {waited:?}"
+    );
     assert!(err.to_string().contains("unreachable"), "{err}");
 }
 
 #[tokio::test]
 async fn nats_that_comes_up_before_the_deadline_is_used() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut args = NatsArgs::for_url(format!("nats://127.0.0.1:{port}"));
     args.connect_deadline = Duration::from_secs(20);
     let connecting = tokio::spawn(async move { args.connect("t").await });
@@ -144,7 +190,10 @@ async fn nats_that_comes_up_before_the_deadline_is_used() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("nats-server runs");
-    let client = tokio::time::timeout(Duration::from_secs(25), connecting).await.expect("connects before the deadline").unwrap();
+    let client = tokio::time::timeout(Duration::from_secs(25), connecting)
+        .await
+        .expect("connects before the deadline")
+        .unwrap();
     assert!(client.is_ok(), "{:?}", client.err());
     let _ = server.kill();
     let _ = server.wait();

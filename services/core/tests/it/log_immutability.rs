@@ -16,9 +16,18 @@ async fn the_server_refuses_delete_and_purge() {
     let purged_subject = stream.purge().filter("configsync.evt.>").await;
     assert!(purged_subject.is_err(), "filtered purge must be refused");
 
-    let last = configsync_core::log::replay::last_sequence(bus.js(), "CONFIGSYNC_EVENTS").await.unwrap();
+    let last = configsync_core::log::replay::last_sequence(bus.js(), "CONFIGSYNC_EVENTS")
+        .await
+        .unwrap();
     let mut s = bus.js().get_stream("CONFIGSYNC_EVENTS").await.unwrap();
     let info = s.info().await.unwrap();
-    assert_eq!((last, info.state.messages), (2, 2), "both events are still there");
-    assert!(s.direct_get(1).await.is_ok(), "the first event is still readable");
+    assert_eq!(
+        (last, info.state.messages),
+        (2, 2),
+        "both events are still there"
+    );
+    assert!(
+        s.direct_get(1).await.is_ok(),
+        "the first event is still readable"
+    );
 }

@@ -11,7 +11,12 @@ use tokio_util::sync::CancellationToken;
 use crate::support::{Bus, WAIT, eventually};
 
 fn obj(name: &str) -> ObjectRef {
-    ObjectRef { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("default".into()), name: name.into() }
+    ObjectRef {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        namespace: Some("default".into()),
+        name: name.into(),
+    }
 }
 
 /// A plausible history: commits, validations, applies to two clusters, drift and repair.
@@ -19,7 +24,11 @@ fn history() -> Vec<Outgoing> {
     let src = "configsync://test/replay";
     let mut out = Vec::new();
     for (i, rev) in ["r1", "r2", "r3"].iter().enumerate() {
-        let who = Person { name: "a".into(), email: "a@x".into(), time: chrono::Utc::now() };
+        let who = Person {
+            name: "a".into(),
+            email: "a@x".into(),
+            time: chrono::Utc::now(),
+        };
         let commit = CommitDetected {
             repository: "file:///repo".into(),
             branch: "main".into(),
@@ -42,21 +51,82 @@ fn history() -> Vec<Outgoing> {
         };
         out.push(Outgoing::builder(&passed).cause(rev).build(src).unwrap());
         for cluster in ["c1", "c2"] {
-            let started = ApplyStarted { environment: "dev".into(), cluster: cluster.into(), revision: rev.to_string(), bundle_digest: format!("sha256:{i}"), objects: 2 };
-            out.push(Outgoing::builder(&started).cause(rev).cause(cluster).build(src).unwrap());
-            let results = passed.objects.iter().map(|o| ObjectResult { object: o.clone(), action: ObjectAction::Configured, message: None }).collect();
+            let started = ApplyStarted {
+                environment: "dev".into(),
+                cluster: cluster.into(),
+                revision: rev.to_string(),
+                bundle_digest: format!("sha256:{i}"),
+                objects: 2,
+            };
+            out.push(
+                Outgoing::builder(&started)
+                    .cause(rev)
+                    .cause(cluster)
+                    .build(src)
+                    .unwrap(),
+            );
+            let results = passed
+                .objects
+                .iter()
+                .map(|o| ObjectResult {
+                    object: o.clone(),
+                    action: ObjectAction::Configured,
+                    message: None,
+                })
+                .collect();
             if i == 2 && cluster == "c2" {
-                let failed = ApplyFailed { environment: "dev".into(), cluster: cluster.into(), revision: rev.to_string(), bundle_digest: format!("sha256:{i}"), reason: "cluster down".into(), transient: true, results: vec![] };
-                out.push(Outgoing::builder(&failed).cause(rev).cause(cluster).build(src).unwrap());
+                let failed = ApplyFailed {
+                    environment: "dev".into(),
+                    cluster: cluster.into(),
+                    revision: rev.to_string(),
+                    bundle_digest: format!("sha256:{i}"),
+                    reason: "cluster down".into(),
+                    transient: true,
+                    results: vec![],
+                };
+                out.push(
+                    Outgoing::builder(&failed)
+                        .cause(rev)
+                        .cause(cluster)
+                        .build(src)
+                        .unwrap(),
+                );
             } else {
-                let ok = ApplySucceeded { environment: "dev".into(), cluster: cluster.into(), revision: rev.to_string(), bundle_digest: format!("sha256:{i}"), results, duration_ms: 5 };
-                out.push(Outgoing::builder(&ok).cause(rev).cause(cluster).build(src).unwrap());
+                let ok = ApplySucceeded {
+                    environment: "dev".into(),
+                    cluster: cluster.into(),
+                    revision: rev.to_string(),
+                    bundle_digest: format!("sha256:{i}"),
+                    results,
+                    duration_ms: 5,
+                };
+                out.push(
+                    Outgoing::builder(&ok)
+                        .cause(rev)
+                        .cause(cluster)
+                        .build(src)
+                        .unwrap(),
+                );
             }
         }
-        let drift = DriftDetected { environment: "dev".into(), cluster: "c1".into(), revision: rev.to_string(), object: obj("a"), kind: DriftKind::Modified, fields: vec![], changed_by: Some("kubectl-edit".into()), resource_version: None };
+        let drift = DriftDetected {
+            environment: "dev".into(),
+            cluster: "c1".into(),
+            revision: rev.to_string(),
+            object: obj("a"),
+            kind: DriftKind::Modified,
+            fields: vec![],
+            changed_by: Some("kubectl-edit".into()),
+            resource_version: None,
+        };
         out.push(Outgoing::builder(&drift).cause(rev).build(src).unwrap());
         if i < 2 {
-            let resolved = DriftResolved { environment: "dev".into(), cluster: "c1".into(), revision: rev.to_string(), object: obj("a") };
+            let resolved = DriftResolved {
+                environment: "dev".into(),
+                cluster: "c1".into(),
+                revision: rev.to_string(),
+                object: obj("a"),
+            };
             out.push(Outgoing::builder(&resolved).cause(rev).build(src).unwrap());
         }
     }
@@ -88,7 +158,10 @@ async fn replay_from_a_sequence_and_from_a_time_equals_the_live_fold() {
     let events = history();
     let publisher = bus.publisher();
     for e in &events {
-        assert!(!publisher.publish(e).await.unwrap().duplicate, "history events have distinct causes");
+        assert!(
+            !publisher.publish(e).await.unwrap().duplicate,
+            "history events have distinct causes"
+        );
     }
     let last = events.len() as u64;
     eventually("the live fold caught up", || {
@@ -99,40 +172,106 @@ async fn replay_from_a_sequence_and_from_a_time_equals_the_live_fold() {
     shutdown.cancel();
     task.await.unwrap().unwrap();
     let live = live.lock().unwrap().clone();
-    assert_eq!(live.target("dev", "c1").unwrap().deployed_revision.as_deref(), Some("r3"));
-    assert_eq!(live.target("dev", "c2").unwrap().deployed_revision.as_deref(), Some("r2"), "r3 failed on c2");
+    assert_eq!(
+        live.target("dev", "c1")
+            .unwrap()
+            .deployed_revision
+            .as_deref(),
+        Some("r3")
+    );
+    assert_eq!(
+        live.target("dev", "c2")
+            .unwrap()
+            .deployed_revision
+            .as_deref(),
+        Some("r2"),
+        "r3 failed on c2"
+    );
     assert_eq!(live.target("dev", "c1").unwrap().drifted.len(), 1);
 
     // From the beginning.
     let mut full = LogState::default();
-    let stats = replay(bus.js(), "CONFIGSYNC_EVENTS", Start::Beginning, Until::End, &mut full).await.unwrap();
+    let stats = replay(
+        bus.js(),
+        "CONFIGSYNC_EVENTS",
+        Start::Beginning,
+        Until::End,
+        &mut full,
+    )
+    .await
+    .unwrap();
     assert_eq!(stats.events, last);
     assert_eq!(full, live);
 
     // From a sequence: a MessagePack snapshot at k, then the rest.
     let k = last / 2;
     let mut at_k = LogState::default();
-    replay(bus.js(), "CONFIGSYNC_EVENTS", Start::Beginning, Until::Sequence(k), &mut at_k).await.unwrap();
+    replay(
+        bus.js(),
+        "CONFIGSYNC_EVENTS",
+        Start::Beginning,
+        Until::Sequence(k),
+        &mut at_k,
+    )
+    .await
+    .unwrap();
     assert_eq!(at_k.sequence, k);
     assert_ne!(at_k, live, "the snapshot is a real intermediate state");
     let snapshot = at_k.to_snapshot().unwrap();
     let mut from_seq = LogState::from_snapshot(&snapshot).unwrap();
-    replay(bus.js(), "CONFIGSYNC_EVENTS", Start::Sequence(k + 1), Until::End, &mut from_seq).await.unwrap();
+    replay(
+        bus.js(),
+        "CONFIGSYNC_EVENTS",
+        Start::Sequence(k + 1),
+        Until::End,
+        &mut from_seq,
+    )
+    .await
+    .unwrap();
     assert_eq!(from_seq, live);
 
     // From a time: the stored time of event k+1.
-    let mut reader = Reader::open(bus.js(), "CONFIGSYNC_EVENTS", Start::Sequence(k + 1), None).await.unwrap();
-    let Some(Ok(Entry::Event(next))) = tokio::time::timeout(WAIT, reader.next()).await.expect("read in time") else {
+    let mut reader = Reader::open(bus.js(), "CONFIGSYNC_EVENTS", Start::Sequence(k + 1), None)
+        .await
+        .unwrap();
+    let Some(Ok(Entry::Event(next))) = tokio::time::timeout(WAIT, reader.next())
+        .await
+        .expect("read in time")
+    else {
         panic!("event k+1 readable")
     };
     let mut from_time = LogState::from_snapshot(&snapshot).unwrap();
-    replay(bus.js(), "CONFIGSYNC_EVENTS", Start::Time(next.stored_at), Until::End, &mut from_time).await.unwrap();
+    replay(
+        bus.js(),
+        "CONFIGSYNC_EVENTS",
+        Start::Time(next.stored_at),
+        Until::End,
+        &mut from_time,
+    )
+    .await
+    .unwrap();
     assert_eq!(from_time, live);
 
     // And the state at a past time equals the state at the matching sequence.
     let mut until_time = LogState::default();
-    replay(bus.js(), "CONFIGSYNC_EVENTS", Start::Beginning, Until::Time(next.stored_at), &mut until_time).await.unwrap();
+    replay(
+        bus.js(),
+        "CONFIGSYNC_EVENTS",
+        Start::Beginning,
+        Until::Time(next.stored_at),
+        &mut until_time,
+    )
+    .await
+    .unwrap();
     let mut until_seq = LogState::default();
-    replay(bus.js(), "CONFIGSYNC_EVENTS", Start::Beginning, Until::Sequence(k + 1), &mut until_seq).await.unwrap();
+    replay(
+        bus.js(),
+        "CONFIGSYNC_EVENTS",
+        Start::Beginning,
+        Until::Sequence(k + 1),
+        &mut until_seq,
+    )
+    .await
+    .unwrap();
     assert_eq!(until_time, until_seq);
 }

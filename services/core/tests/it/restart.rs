@@ -19,7 +19,14 @@ async fn publishers_and_consumers_survive_a_server_restart() {
 
     let consumed: Arc<Mutex<HashSet<String>>> = Arc::default();
     let shutdown = CancellationToken::new();
-    let runner = bus.log.runner(ConsumerSpec::new("survivor", vec![subject::ALL_EVENTS.into()])).await.unwrap();
+    let runner = bus
+        .log
+        .runner(ConsumerSpec::new(
+            "survivor",
+            vec![subject::ALL_EVENTS.into()],
+        ))
+        .await
+        .unwrap();
     let consumer = {
         let consumed = consumed.clone();
         tokio::spawn(runner.run(
@@ -41,7 +48,10 @@ async fn publishers_and_consumers_survive_a_server_restart() {
         tokio::spawn(async move {
             for n in 0..N {
                 let event = health(n);
-                publisher.publish(&event).await.expect("publish recovers within its retry window");
+                publisher
+                    .publish(&event)
+                    .await
+                    .expect("publish recovers within its retry window");
                 acked.lock().unwrap().push(event.id().to_string());
                 tokio::task::yield_now().await;
             }
@@ -55,15 +65,27 @@ async fn publishers_and_consumers_survive_a_server_restart() {
     .await;
     bus.server.stop().await;
     let acked_before_stop = acked.lock().unwrap().len();
-    bus.server.restart().await.expect("server restarts on the same store and port");
+    bus.server
+        .restart()
+        .await
+        .expect("server restarts on the same store and port");
 
-    tokio::time::timeout(WAIT * 2, publisher).await.expect("publisher finishes").unwrap();
+    tokio::time::timeout(WAIT * 2, publisher)
+        .await
+        .expect("publisher finishes")
+        .unwrap();
     let acked = acked.lock().unwrap().clone();
     assert_eq!(acked.len() as u64, N);
-    assert!(acked_before_stop < N as usize, "the restart happened mid-stream");
+    assert!(
+        acked_before_stop < N as usize,
+        "the restart happened mid-stream"
+    );
 
     eventually("every acknowledged event consumed", || {
-        let all = { let c = consumed.lock().unwrap(); acked.iter().all(|id| c.contains(id)) };
+        let all = {
+            let c = consumed.lock().unwrap();
+            acked.iter().all(|id| c.contains(id))
+        };
         async move { all }
     })
     .await;
@@ -71,12 +93,19 @@ async fn publishers_and_consumers_survive_a_server_restart() {
     consumer.await.unwrap().unwrap();
 
     // And every acknowledged event is in the stream, exactly once.
-    let mut reader = Reader::open(bus.js(), "CONFIGSYNC_EVENTS", Start::Beginning, None).await.unwrap();
+    let mut reader = Reader::open(bus.js(), "CONFIGSYNC_EVENTS", Start::Beginning, None)
+        .await
+        .unwrap();
     let mut stored = Vec::new();
-    while let Ok(Some(Ok(Entry::Event(e)))) = tokio::time::timeout(Duration::from_secs(1), reader.next()).await {
+    while let Ok(Some(Ok(Entry::Event(e)))) =
+        tokio::time::timeout(Duration::from_secs(1), reader.next()).await
+    {
         stored.push(e.id().to_string());
     }
     let unique: HashSet<_> = stored.iter().collect();
     assert_eq!(unique.len(), stored.len(), "no duplicates stored");
-    assert!(acked.iter().all(|id| unique.contains(id)), "every acknowledged event is stored");
+    assert!(
+        acked.iter().all(|id| unique.contains(id)),
+        "every acknowledged event is stored"
+    );
 }

@@ -1,7 +1,10 @@
 //! Publish → consume round trips keep every attribute, extension and byte of data.
 
 use configsync_core::cloudevents::AttributesReader;
-use configsync_core::event::{CommitDetected, EnvironmentChange, AppChange, EventData, Outgoing, Person, Received, ext, extension};
+use configsync_core::event::{
+    AppChange, CommitDetected, EnvironmentChange, EventData, Outgoing, Person, Received, ext,
+    extension,
+};
 use configsync_core::log::{ConsumerSpec, HandlerError, PublishError};
 use configsync_core::subject;
 use tokio::sync::mpsc;
@@ -10,7 +13,11 @@ use tokio_util::sync::CancellationToken;
 use crate::support::{Bus, WAIT, health};
 
 fn commit(message: String) -> CommitDetected {
-    let who = Person { name: "Zoë \"Z\" O'Brien".into(), email: "zoe@example.com".into(), time: "2026-11-26T06:00:00Z".parse().unwrap() };
+    let who = Person {
+        name: "Zoë \"Z\" O'Brien".into(),
+        email: "zoe@example.com".into(),
+        time: "2026-11-26T06:00:00Z".parse().unwrap(),
+    };
     CommitDetected {
         repository: "file:///srv/configs.git".into(),
         branch: "main".into(),
@@ -22,14 +29,25 @@ fn commit(message: String) -> CommitDetected {
         signed: false,
         environments: vec![EnvironmentChange {
             environment: "dev".into(),
-            apps: vec![AppChange { app: "web".into(), paths: vec!["configs/dev/web/ü 100%.yaml".into()] }],
+            apps: vec![AppChange {
+                app: "web".into(),
+                paths: vec!["configs/dev/web/ü 100%.yaml".into()],
+            }],
         }],
         other_paths: vec![],
     }
 }
 
 /// Consumes everything on `filter` into a channel until the token is cancelled.
-fn collect(bus: &Bus, durable: &str, filter: &str) -> (mpsc::UnboundedReceiver<Received>, CancellationToken, tokio::task::JoinHandle<()>) {
+fn collect(
+    bus: &Bus,
+    durable: &str,
+    filter: &str,
+) -> (
+    mpsc::UnboundedReceiver<Received>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
     let log = bus.log.clone();
@@ -41,7 +59,10 @@ fn collect(bus: &Bus, durable: &str, filter: &str) -> (mpsc::UnboundedReceiver<R
             .run(
                 move |ev: Received| {
                     let tx = tx.clone();
-                    async move { tx.send(ev).map_err(|e| HandlerError::Terminal(e.to_string())) }
+                    async move {
+                        tx.send(ev)
+                            .map_err(|e| HandlerError::Terminal(e.to_string()))
+                    }
                 },
                 token,
             )
@@ -67,7 +88,10 @@ async fn every_attribute_and_extension_survives_the_round_trip() {
     assert!(!published.duplicate);
 
     let (mut rx, shutdown, task) = collect(&bus, "roundtrip", subject::ALL_EVENTS);
-    let got = tokio::time::timeout(WAIT, rx.recv()).await.expect("event delivered in time").expect("channel open");
+    let got = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("event delivered in time")
+        .expect("channel open");
     shutdown.cancel();
     task.await.unwrap();
 
@@ -82,7 +106,11 @@ async fn every_attribute_and_extension_survives_the_round_trip() {
         assert_eq!(extension(b, name), extension(a, name), "extension {name}");
     }
     assert_eq!(got.revision(), Some(payload.sha.as_str()));
-    assert_eq!(got.environment(), None, "a commit concerns no single environment");
+    assert_eq!(
+        got.environment(),
+        None,
+        "a commit concerns no single environment"
+    );
     assert_eq!(got.data, EventData::CommitDetected(payload));
     assert_eq!(got.stream_sequence, published.sequence);
     assert_eq!(got.subject, "configsync.evt._._.commit.detected.v1");
@@ -94,19 +122,31 @@ async fn a_payload_near_the_size_limit_round_trips_and_one_over_is_refused() {
     let max = bus.log.spec.max_message_size();
     // Leave room for the headers (about 1 KiB with every attribute).
     let near = commit("x".repeat(max - 4096));
-    let event = Outgoing::builder(&near).build("configsync://test/it").unwrap();
-    bus.publisher().publish(&event).await.expect("an event just under the limit is stored");
+    let event = Outgoing::builder(&near)
+        .build("configsync://test/it")
+        .unwrap();
+    bus.publisher()
+        .publish(&event)
+        .await
+        .expect("an event just under the limit is stored");
 
     let (mut rx, shutdown, task) = collect(&bus, "big", subject::ALL_EVENTS);
-    let got = tokio::time::timeout(WAIT, rx.recv()).await.expect("delivered").expect("open");
+    let got = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("delivered")
+        .expect("open");
     shutdown.cancel();
     task.await.unwrap();
     assert_eq!(got.data, EventData::CommitDetected(near));
 
     let over = commit("x".repeat(max));
-    let event = Outgoing::builder(&over).build("configsync://test/it").unwrap();
+    let event = Outgoing::builder(&over)
+        .build("configsync://test/it")
+        .unwrap();
     match bus.publisher().publish(&event).await {
-        Err(PublishError::TooLarge { size, max: limit, .. }) => assert!(size > limit),
+        Err(PublishError::TooLarge {
+            size, max: limit, ..
+        }) => assert!(size > limit),
         other => panic!("expected TooLarge, got {other:?}"),
     }
 }
@@ -120,6 +160,8 @@ async fn the_same_event_published_twice_is_stored_once() {
     let second = publisher.publish(&health(1)).await.unwrap();
     assert!(second.duplicate, "JetStream must report the duplicate");
     assert_eq!(second.sequence, first.sequence);
-    let last = configsync_core::log::replay::last_sequence(bus.js(), "CONFIGSYNC_EVENTS").await.unwrap();
+    let last = configsync_core::log::replay::last_sequence(bus.js(), "CONFIGSYNC_EVENTS")
+        .await
+        .unwrap();
     assert_eq!(last, 1, "only one message stored");
 }

@@ -33,12 +33,20 @@ async fn an_incompatible_existing_stream_is_refused_and_left_alone() {
     other.deny_delete = false;
     log.js.create_stream(other).await.unwrap();
 
-    let err = ensure(&log.js, &spec).await.expect_err("memory storage cannot become file storage");
+    let err = ensure(&log.js, &spec)
+        .await
+        .expect_err("memory storage cannot become file storage");
     match &err {
-        StreamError::Incompatible { problems, .. } => assert!(problems.contains("storage is Memory"), "{problems}"),
+        StreamError::Incompatible { problems, .. } => {
+            assert!(problems.contains("storage is Memory"), "{problems}")
+        }
         other => panic!("unexpected {other:?}"),
     }
     assert!(!err.is_transient());
     let mut s = log.js.get_stream(spec.name()).await.unwrap();
-    assert_eq!(s.info().await.unwrap().config.storage, stream::StorageType::Memory, "left untouched");
+    assert_eq!(
+        s.info().await.unwrap().config.storage,
+        stream::StorageType::Memory,
+        "left untouched"
+    );
 }

@@ -20,7 +20,9 @@ impl Bus {
     pub async fn start() -> Self {
         let server = NatsServer::start().await.expect("nats-server starts");
         let log = connect(&server).await;
-        stream::ensure(&log.js, &log.spec).await.expect("stream is created");
+        stream::ensure(&log.js, &log.spec)
+            .await
+            .expect("stream is created");
         Self { server, log }
     }
 
@@ -41,14 +43,25 @@ impl Bus {
 pub async fn connect(server: &NatsServer) -> EventLog {
     let mut args = NatsArgs::for_url(server.url());
     args.connect_deadline = Duration::from_secs(10);
-    let client = args.connect("configsync-test").await.expect("connects to nats");
+    let client = args
+        .connect("configsync-test")
+        .await
+        .expect("connects to nats");
     EventLog::new(client, "configsync://test/it", Metrics::new()).expect("stream definition parses")
 }
 
 /// A small event about target dev/c1, distinct per `n`.
 pub fn health(n: u64) -> Outgoing {
-    let payload = HealthReady { environment: "dev".into(), cluster: "c1".into(), revision: format!("rev-{n}"), objects: n as u32 };
-    Outgoing::builder(&payload).cause(n.to_be_bytes()).build("configsync://test/it").expect("event builds")
+    let payload = HealthReady {
+        environment: "dev".into(),
+        cluster: "c1".into(),
+        revision: format!("rev-{n}"),
+        objects: n as u32,
+    };
+    Outgoing::builder(&payload)
+        .cause(n.to_be_bytes())
+        .build("configsync://test/it")
+        .expect("event builds")
 }
 
 /// Polls `check` until it returns true or the deadline passes.
@@ -59,24 +72,38 @@ where
 {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
 /// Reads every dead-letter record in the stream.
-pub async fn dead_letters(js: &jetstream::Context) -> Vec<configsync_core::event::DeadLetterRecorded> {
+pub async fn dead_letters(
+    js: &jetstream::Context,
+) -> Vec<configsync_core::event::DeadLetterRecorded> {
     use configsync_core::event::EventData;
     use configsync_core::log::{Entry, Reader, Start};
-    let last = configsync_core::log::replay::last_sequence(js, "CONFIGSYNC_EVENTS").await.expect("stream info");
+    let last = configsync_core::log::replay::last_sequence(js, "CONFIGSYNC_EVENTS")
+        .await
+        .expect("stream info");
     let mut out = Vec::new();
     if last == 0 {
         return out;
     }
-    let mut reader = Reader::open(js, "CONFIGSYNC_EVENTS", Start::Beginning, Some(configsync_core::subject::ALL_DEAD_LETTERS))
-        .await
-        .expect("reader opens");
-    while let Ok(Some(Ok(entry))) = tokio::time::timeout(Duration::from_millis(500), reader.next()).await {
+    let mut reader = Reader::open(
+        js,
+        "CONFIGSYNC_EVENTS",
+        Start::Beginning,
+        Some(configsync_core::subject::ALL_DEAD_LETTERS),
+    )
+    .await
+    .expect("reader opens");
+    while let Ok(Some(Ok(entry))) =
+        tokio::time::timeout(Duration::from_millis(500), reader.next()).await
+    {
         if let Entry::Event(e) = entry
             && let EventData::DeadLetterRecorded(d) = e.data
         {

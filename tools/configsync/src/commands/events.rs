@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use configsync_core::config::NatsArgs;
 use configsync_core::event::Received;
 use configsync_core::log::replay::{self, Entry, Reader, Start};
 use configsync_core::log::stream::StreamSpec;
@@ -26,7 +25,7 @@ pub enum Format {
 #[derive(clap::Args, Debug)]
 pub struct TailArgs {
     #[command(flatten)]
-    nats: NatsArgs,
+    connection: super::state_dir::Connection,
     /// A NATS subject filter, e.g. `configsync.evt.prod.>` (overrides --env/--cluster/--type).
     #[arg(long)]
     filter: Option<String>,
@@ -62,7 +61,10 @@ impl TailArgs {
         if self.env.is_none() && self.cluster.is_none() && self.type_name.is_none() {
             return subject::ALL_EVENTS.to_string();
         }
-        let ty = self.type_name.as_deref().map(|t| t.strip_prefix("io.configsync.").unwrap_or(t).to_string());
+        let ty = self
+            .type_name
+            .as_deref()
+            .map(|t| t.strip_prefix("io.configsync.").unwrap_or(t).to_string());
         format!(
             "{}.evt.{}.{}.{}",
             subject::ROOT,
@@ -81,11 +83,18 @@ pub async fn run(command: EventsCommand) -> anyhow::Result<ExitCode> {
 
 async fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
     let spec = StreamSpec::from_definition(1)?;
-    let client = args.nats.connect("configsync-tail").await?;
+    let client = args.connection.connect("configsync-tail").await?;
     let js = async_nats::jetstream::new(client);
     let last = replay::last_sequence(&js, spec.name()).await?;
-    let start = args.from.unwrap_or(if last > 10 { Start::Sequence(last - 9) } else { Start::Beginning });
-    if args.no_follow && (last == 0 || matches!(start, Start::New | Start::Sequence(_) if start_after(start, last))) {
+    let start = args.from.unwrap_or(if last > 10 {
+        Start::Sequence(last - 9)
+    } else {
+        Start::Beginning
+    });
+    if args.no_follow
+        && (last == 0
+            || matches!(start, Start::New | Start::Sequence(_) if start_after(start, last)))
+    {
         return Ok(ExitCode::SUCCESS);
     }
     let filter = args.subject_filter();
@@ -145,11 +154,22 @@ fn human(e: &Received) -> String {
         "#{} {} {}",
         e.stream_sequence,
         e.stored_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-        e.type_name().strip_prefix("io.configsync.").unwrap_or(e.type_name())
+        e.type_name()
+            .strip_prefix("io.configsync.")
+            .unwrap_or(e.type_name())
     );
-    for (k, v) in [("env", e.environment()), ("cluster", e.cluster()), ("rev", e.revision()), ("actor", e.actor())] {
+    for (k, v) in [
+        ("env", e.environment()),
+        ("cluster", e.cluster()),
+        ("rev", e.revision()),
+        ("actor", e.actor()),
+    ] {
         if let Some(v) = v {
-            let v = if k == "rev" && v.len() > 12 { &v[..12] } else { v };
+            let v = if k == "rev" && v.len() > 12 {
+                &v[..12]
+            } else {
+                v
+            };
             line.push_str(&format!(" {k}={v}"));
         }
     }

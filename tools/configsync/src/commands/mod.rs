@@ -4,12 +4,16 @@ mod events;
 mod nats;
 mod replay;
 mod schemas;
+mod state_dir;
+mod up;
 
 use std::process::ExitCode;
 
 /// Every subcommand.
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
+    /// Run everything locally in one process: nats-server, the event stream, the six services.
+    Up(up::UpArgs),
     /// Set up NATS for ConfigSync.
     #[command(subcommand)]
     Nats(nats::NatsCommand),
@@ -27,6 +31,7 @@ pub enum Command {
 /// Runs one subcommand; the exit code is its verdict.
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Up(c) => up::run(c).await,
         Command::Nats(c) => nats::run(c).await,
         Command::Events(c) => events::run(c).await,
         Command::Replay(c) => replay::run(c).await,

@@ -31,7 +31,9 @@ async fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let spec = StreamSpec::from_definition(args.replicas)?;
     let client = args.nats.connect("configsync-cli").await?;
     let js = async_nats::jetstream::new(client);
-    let outcome = stream::ensure(&js, &spec).await.with_context(|| format!("cannot set up stream {}", spec.name()))?;
+    let outcome = stream::ensure(&js, &spec)
+        .await
+        .with_context(|| format!("cannot set up stream {}", spec.name()))?;
     let verb = match outcome {
         Ensured::Created => "created",
         Ensured::Updated => "updated",

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use configsync_core::config::NatsArgs;
 use configsync_core::fold::LogState;
 use configsync_core::log::replay::{self, Start, Until};
 use configsync_core::log::stream::StreamSpec;
@@ -14,7 +13,7 @@ use configsync_core::log::stream::StreamSpec;
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
     #[command(flatten)]
-    nats: NatsArgs,
+    connection: super::state_dir::Connection,
     /// Stop at this stream sequence or RFC 3339 time (default: the end of the log).
     #[arg(long)]
     until: Option<String>,
@@ -33,31 +32,50 @@ fn parse_until(s: &str) -> anyhow::Result<Until> {
     if let Ok(seq) = s.parse::<u64>() {
         return Ok(Until::Sequence(seq));
     }
-    let t = DateTime::parse_from_rfc3339(s).with_context(|| format!("--until {s:?} is neither a sequence nor an RFC 3339 time"))?;
+    let t = DateTime::parse_from_rfc3339(s)
+        .with_context(|| format!("--until {s:?} is neither a sequence nor an RFC 3339 time"))?;
     Ok(Until::Time(t.with_timezone(&Utc)))
 }
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let until = args.until.as_deref().map(parse_until).transpose()?.unwrap_or(Until::End);
+    let until = args
+        .until
+        .as_deref()
+        .map(parse_until)
+        .transpose()?
+        .unwrap_or(Until::End);
     let mut state = match &args.snapshot_in {
         Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read snapshot {}", path.display()))?;
-            LogState::from_snapshot(&bytes).with_context(|| format!("{} is not a ConfigSync snapshot", path.display()))?
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read snapshot {}", path.display()))?;
+            LogState::from_snapshot(&bytes)
+                .with_context(|| format!("{} is not a ConfigSync snapshot", path.display()))?
         }
         None => LogState::default(),
     };
-    let start = if state.sequence == 0 { Start::Beginning } else { Start::Sequence(state.sequence + 1) };
+    let start = if state.sequence == 0 {
+        Start::Beginning
+    } else {
+        Start::Sequence(state.sequence + 1)
+    };
     let spec = StreamSpec::from_definition(1)?;
-    let client = args.nats.connect("configsync-replay").await?;
+    let client = args.connection.connect("configsync-replay").await?;
     let js = async_nats::jetstream::new(client);
     let stats = replay::replay(&js, spec.name(), start, until, &mut state).await?;
-    eprintln!("replayed {} events ({} unreadable) up to sequence {}", stats.events, stats.unreadable, state.sequence);
+    eprintln!(
+        "replayed {} events ({} unreadable) up to sequence {}",
+        stats.events, stats.unreadable, state.sequence
+    );
     if let Some(path) = &args.snapshot_out {
-        std::fs::write(path, state.to_snapshot()?).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, state.to_snapshot()?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let output = match &args.target {
         Some(t) => {
-            let target = state.targets.get(t).with_context(|| format!("no events about target {t:?} up to this point"))?;
+            let target = state
+                .targets
+                .get(t)
+                .with_context(|| format!("no events about target {t:?} up to this point"))?;
             serde_json::to_string_pretty(target)?
         }
         None => serde_json::to_string_pretty(&state)?,

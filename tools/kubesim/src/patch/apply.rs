@@ -1,6 +1,8 @@
 //! Server-side apply and the `metadata.managedFields` bookkeeping of every write.
 
-use super::fields::{FieldSet, display, fields_of, from_fields_v1, get_at, remove_at, to_fields_v1, trackable};
+use super::fields::{
+    FieldSet, display, fields_of, from_fields_v1, get_at, remove_at, to_fields_v1, trackable,
+};
 use super::keys::{is_associative, is_set, item_key};
 use serde_json::{Map, Value, json};
 
@@ -22,7 +24,10 @@ impl Managed {
 }
 
 pub fn read_managed(object: &Value) -> Vec<Managed> {
-    let Some(entries) = object.pointer("/metadata/managedFields").and_then(Value::as_array) else {
+    let Some(entries) = object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+    else {
         return vec![];
     };
     entries
@@ -31,9 +36,20 @@ pub fn read_managed(object: &Value) -> Vec<Managed> {
             Some(Managed {
                 manager: e.get("manager")?.as_str()?.to_string(),
                 operation: e.get("operation")?.as_str()?.to_string(),
-                api_version: e.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
-                time: e.get("time").and_then(Value::as_str).unwrap_or_default().to_string(),
-                subresource: e.get("subresource").and_then(Value::as_str).map(str::to_string),
+                api_version: e
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                time: e
+                    .get("time")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                subresource: e
+                    .get("subresource")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 fields: e.get("fieldsV1").map(from_fields_v1).unwrap_or_default(),
             })
         })
@@ -88,7 +104,12 @@ pub struct Writer<'a> {
 /// Server-side apply of `applied` onto `live` (an empty object when creating).
 ///
 /// Returns the merged object with its managedFields, or the conflicts when `force` is off.
-pub fn server_side_apply(live: &Value, applied: &Value, w: &Writer, force: bool) -> Result<Value, Vec<Conflict>> {
+pub fn server_side_apply(
+    live: &Value,
+    applied: &Value,
+    w: &Writer,
+    force: bool,
+) -> Result<Value, Vec<Conflict>> {
     let applied_t = trackable(applied, w.keep_status);
     let live_t = trackable(live, w.keep_status);
     let new_fields = fields_of(&applied_t);
@@ -105,7 +126,11 @@ pub fn server_side_apply(live: &Value, applied: &Value, w: &Writer, force: bool)
                 continue;
             }
             if get_at(&live_t, p) != get_at(&applied_t, p) {
-                conflicts.push(Conflict { manager: e.manager.clone(), api_version: e.api_version.clone(), field: display(p) });
+                conflicts.push(Conflict {
+                    manager: e.manager.clone(),
+                    api_version: e.api_version.clone(),
+                    field: display(p),
+                });
                 conflicting.push((i, p.clone()));
             }
         }
@@ -118,14 +143,27 @@ pub fn server_side_apply(live: &Value, applied: &Value, w: &Writer, force: bool)
     }
 
     let mut merged = merge_value("", live, &strip_untracked_identity(applied));
-    let previous: FieldSet = entries.iter().find(|e| e.is(w.manager, "Apply")).map(|e| e.fields.clone()).unwrap_or_default();
-    let others: Vec<&Managed> = entries.iter().filter(|e| !e.is(w.manager, "Apply")).collect();
+    let previous: FieldSet = entries
+        .iter()
+        .find(|e| e.is(w.manager, "Apply"))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    let others: Vec<&Managed> = entries
+        .iter()
+        .filter(|e| !e.is(w.manager, "Apply"))
+        .collect();
     // Deepest first, so that an item goes after its own fields were considered.
     let mut removed: Vec<_> = previous.difference(&new_fields).cloned().collect();
     removed.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in removed {
-        let owner_prefix: &[String] = if p.last().map(String::as_str) == Some(".") { &p[..p.len() - 1] } else { &p };
-        let still_owned = others.iter().any(|e| e.fields.iter().any(|q| q.starts_with(owner_prefix)))
+        let owner_prefix: &[String] = if p.last().map(String::as_str) == Some(".") {
+            &p[..p.len() - 1]
+        } else {
+            &p
+        };
+        let still_owned = others
+            .iter()
+            .any(|e| e.fields.iter().any(|q| q.starts_with(owner_prefix)))
             || new_fields.iter().any(|q| q.starts_with(owner_prefix));
         if !still_owned {
             remove_at(&mut merged, &p);
@@ -148,7 +186,6 @@ pub fn server_side_apply(live: &Value, applied: &Value, w: &Writer, force: bool)
             fields: new_fields,
         }),
     }
-    let _ = live_t;
     entries.retain(|e| !e.fields.is_empty());
     write_managed(&mut merged, &entries);
     Ok(merged)
@@ -162,22 +199,33 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer, subresour
     let present = fields_of(&new_t);
     let changed: FieldSet = present
         .iter()
-        .filter(|p| old_t.as_ref().is_none_or(|o| get_at(o, p) != get_at(&new_t, p)))
+        .filter(|p| {
+            old_t
+                .as_ref()
+                .is_none_or(|o| get_at(o, p) != get_at(&new_t, p))
+        })
         .cloned()
         .collect();
     let mut entries = old.map(read_managed).unwrap_or_default();
     // Entries of the other endpoint (main resource or status) track fields this write cannot see.
-    for e in entries.iter_mut().filter(|e| e.subresource.as_deref() == subresource) {
+    for e in entries
+        .iter_mut()
+        .filter(|e| e.subresource.as_deref() == subresource)
+    {
         e.fields = e.fields.intersection(&present).cloned().collect();
-        if !(e.manager == w.manager && e.operation == "Update" && e.subresource.as_deref() == subresource) {
+        if !(e.manager == w.manager
+            && e.operation == "Update"
+            && e.subresource.as_deref() == subresource)
+        {
             e.fields = e.fields.difference(&changed).cloned().collect();
         }
     }
     if !changed.is_empty() {
-        match entries
-            .iter_mut()
-            .find(|e| e.manager == w.manager && e.operation == "Update" && e.subresource.as_deref() == subresource)
-        {
+        match entries.iter_mut().find(|e| {
+            e.manager == w.manager
+                && e.operation == "Update"
+                && e.subresource.as_deref() == subresource
+        }) {
             Some(e) => {
                 e.fields.extend(changed);
                 e.time = w.now.to_string();
@@ -224,7 +272,9 @@ fn merge_value(field: &str, live: &Value, applied: &Value) -> Value {
             }
             Value::Object(out)
         }
-        (Value::Array(l), Value::Array(a)) if !a.is_empty() && is_associative(field, a) && is_associative(field, l) => {
+        (Value::Array(l), Value::Array(a))
+            if !a.is_empty() && is_associative(field, a) && is_associative(field, l) =>
+        {
             let mut out = l.clone();
             for item in a {
                 let key = item_key(field, a, item);
@@ -245,7 +295,7 @@ fn merge_value(field: &str, live: &Value, applied: &Value) -> Value {
     }
 }
 
-/// Removing a field's last child leaves an empty map that nobody applied; drop it.
+/// Removing a field's last child leaves an empty map or list that nobody applied; drop it.
 fn prune_empty_parents(object: &mut Value, path: &[String]) {
     for len in (1..path.len()).rev() {
         let parent = &path[..len];
@@ -254,6 +304,7 @@ fn prune_empty_parents(object: &mut Value, path: &[String]) {
         }
         match get_at(object, parent) {
             Some(Value::Object(m)) if m.is_empty() => remove_at(object, parent),
+            Some(Value::Array(a)) if a.is_empty() => remove_at(object, parent),
             _ => return,
         }
     }
@@ -270,7 +321,10 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
         }
     }
     let n = conflicts.len();
-    let mut msg = format!("Apply failed with {n} conflict{}: ", if n == 1 { "" } else { "s" });
+    let mut msg = format!(
+        "Apply failed with {n} conflict{}: ",
+        if n == 1 { "" } else { "s" }
+    );
     let parts: Vec<String> = by_manager
         .iter()
         .map(|(who, fields)| {
@@ -316,7 +370,12 @@ mod tests {
     const NOW: &str = "2026-01-01T00:00:00Z";
 
     fn w(manager: &str) -> Writer<'_> {
-        Writer { manager, api_version: "apps/v1", now: NOW, keep_status: false }
+        Writer {
+            manager,
+            api_version: "apps/v1",
+            now: NOW,
+            keep_status: false,
+        }
     }
 
     fn deploy(replicas: i64, labels: Value) -> Value {
@@ -327,39 +386,69 @@ mod tests {
 
     #[test]
     fn apply_records_ownership() {
-        let out = server_side_apply(&json!({}), &deploy(1, json!({"app": "web"})), &w("a"), false).expect("applies");
+        let out = server_side_apply(
+            &json!({}),
+            &deploy(1, json!({"app": "web"})),
+            &w("a"),
+            false,
+        )
+        .expect("applies");
         let m = read_managed(&out);
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].operation, "Apply");
-        assert!(out.pointer("/metadata/managedFields/0/fieldsV1/f:spec/f:replicas").is_some());
-        assert!(out.pointer("/metadata/managedFields/0/fieldsV1/f:metadata/f:name").is_none());
+        assert!(
+            out.pointer("/metadata/managedFields/0/fieldsV1/f:spec/f:replicas")
+                .is_some()
+        );
+        assert!(
+            out.pointer("/metadata/managedFields/0/fieldsV1/f:metadata/f:name")
+                .is_none()
+        );
     }
 
     #[test]
     fn conflict_with_updater_unless_forced() {
-        let live = server_side_apply(&json!({}), &deploy(1, json!({})), &w("a"), false).expect("applies");
+        let live =
+            server_side_apply(&json!({}), &deploy(1, json!({})), &w("a"), false).expect("applies");
         let mut patched = live.clone();
         patched["spec"]["replicas"] = json!(5);
         record_update(Some(&live), &mut patched, &w("kubectl-patch"), None);
-        let err = server_side_apply(&patched, &deploy(1, json!({})), &w("a"), false).expect_err("conflicts");
+        let err = server_side_apply(&patched, &deploy(1, json!({})), &w("a"), false)
+            .expect_err("conflicts");
         assert_eq!(err[0].manager, "kubectl-patch");
         assert_eq!(err[0].field, ".spec.replicas");
-        assert_eq!(conflict_message(&err), "Apply failed with 1 conflict: conflict with \"kubectl-patch\" using apps/v1: .spec.replicas");
-        let forced = server_side_apply(&patched, &deploy(1, json!({})), &w("a"), true).expect("forced");
+        assert_eq!(
+            conflict_message(&err),
+            "Apply failed with 1 conflict: conflict with \"kubectl-patch\" using apps/v1: .spec.replicas"
+        );
+        let forced =
+            server_side_apply(&patched, &deploy(1, json!({})), &w("a"), true).expect("forced");
         assert_eq!(forced["spec"]["replicas"], 1);
-        assert!(read_managed(&forced).iter().all(|m| m.manager != "kubectl-patch"));
+        assert!(
+            read_managed(&forced)
+                .iter()
+                .all(|m| m.manager != "kubectl-patch")
+        );
         // Same value: shared ownership, no conflict.
-        let again = server_side_apply(&patched, &deploy(5, json!({})), &w("a"), false).expect("no conflict");
+        let again = server_side_apply(&patched, &deploy(5, json!({})), &w("a"), false)
+            .expect("no conflict");
         assert_eq!(read_managed(&again).len(), 2);
     }
 
     #[test]
     fn fields_no_longer_applied_are_removed_unless_owned() {
-        let live = server_side_apply(&json!({}), &deploy(1, json!({"a": "1", "b": "2"})), &w("a"), false).expect("applies");
+        let live = server_side_apply(
+            &json!({}),
+            &deploy(1, json!({"a": "1", "b": "2"})),
+            &w("a"),
+            false,
+        )
+        .expect("applies");
         let mut labelled = live.clone();
         labelled["metadata"]["labels"]["c"] = json!("3");
         record_update(Some(&live), &mut labelled, &w("kubectl-label"), None);
-        let out = server_side_apply(&labelled, &deploy(1, json!({"a": "1"})), &w("a"), false).expect("applies");
+        let out = server_side_apply(&labelled, &deploy(1, json!({"a": "1"})), &w("a"), false)
+            .expect("applies");
         assert_eq!(out["metadata"]["labels"], json!({"a": "1", "c": "3"}));
         let managers: Vec<String> = read_managed(&out).into_iter().map(|m| m.manager).collect();
         assert_eq!(managers, vec!["a", "kubectl-label"]);
@@ -368,10 +457,27 @@ mod tests {
     #[test]
     fn removed_container_goes() {
         let mut two = deploy(1, json!({}));
-        two["spec"]["template"]["spec"]["containers"] = json!([{"name": "nginx", "image": "nginx"}, {"name": "side", "image": "envoy"}]);
+        two["spec"]["template"]["spec"]["containers"] =
+            json!([{"name": "nginx", "image": "nginx"}, {"name": "side", "image": "envoy"}]);
         let live = server_side_apply(&json!({}), &two, &w("a"), false).expect("applies");
         let out = server_side_apply(&live, &deploy(1, json!({})), &w("a"), false).expect("applies");
-        assert_eq!(out["spec"]["template"]["spec"]["containers"].as_array().map(Vec::len), Some(1));
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
+        let mut with_env = deploy(1, json!({}));
+        with_env["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "A", "value": "1"}]);
+        let live = server_side_apply(&out, &with_env, &w("a"), false).expect("applies");
+        let out = server_side_apply(&live, &deploy(1, json!({})), &w("a"), false).expect("applies");
+        assert!(
+            out["spec"]["template"]["spec"]["containers"][0]
+                .get("env")
+                .is_none(),
+            "{out}"
+        );
     }
 
     #[test]

@@ -65,7 +65,9 @@ fn walk_value(field: &str, v: &Value, prefix: &mut Path, out: &mut FieldSet) {
         Value::Object(child) if !child.is_empty() => walk_map(child, prefix, out),
         Value::Array(items) if !items.is_empty() && is_associative(field, items) => {
             for item in items {
-                let Some(key) = item_key(field, items, item) else { continue };
+                let Some(key) = item_key(field, items, item) else {
+                    continue;
+                };
                 prefix.push(format!("k:{}", Value::Object(key)));
                 prefix.push(".".into());
                 out.insert(prefix.clone());
@@ -100,7 +102,9 @@ pub fn get_at<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
         } else if let Some(key) = el.strip_prefix("k:") {
             let key: Value = serde_json::from_str(key).ok()?;
             let items = cur.as_array()?;
-            cur = items.iter().find(|i| item_key(field, items, i).map(Value::Object).as_ref() == Some(&key))?;
+            cur = items
+                .iter()
+                .find(|i| item_key(field, items, i).map(Value::Object).as_ref() == Some(&key))?;
         } else if let Some(v) = el.strip_prefix("v:") {
             let v: Value = serde_json::from_str(v).ok()?;
             cur = cur.as_array()?.iter().find(|i| **i == v)?;
@@ -117,21 +121,36 @@ pub fn remove_at(value: &mut Value, path: &[String]) {
         Some(".") => &path[..path.len() - 1],
         _ => path,
     };
-    let Some((last, parents)) = path.split_last() else { return };
-    let field = parents.iter().rev().find_map(|p| p.strip_prefix("f:")).unwrap_or("").to_string();
-    let Some(parent) = get_at_mut(value, parents) else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let field = parents
+        .iter()
+        .rev()
+        .find_map(|p| p.strip_prefix("f:"))
+        .unwrap_or("")
+        .to_string();
+    let Some(parent) = get_at_mut(value, parents) else {
+        return;
+    };
     if let Some(name) = last.strip_prefix("f:") {
         if let Some(m) = parent.as_object_mut() {
             m.remove(name);
         }
     } else if let Some(key) = last.strip_prefix("k:") {
-        let Ok(key) = serde_json::from_str::<Value>(key) else { return };
+        let Ok(key) = serde_json::from_str::<Value>(key) else {
+            return;
+        };
         if let Some(items) = parent.as_array_mut() {
             let snapshot = items.clone();
-            items.retain(|i| item_key(&field, &snapshot, i).map(Value::Object).as_ref() != Some(&key));
+            items.retain(|i| {
+                item_key(&field, &snapshot, i).map(Value::Object).as_ref() != Some(&key)
+            });
         }
     } else if let Some(v) = last.strip_prefix("v:") {
-        let Ok(v) = serde_json::from_str::<Value>(v) else { return };
+        let Ok(v) = serde_json::from_str::<Value>(v) else {
+            return;
+        };
         if let Some(items) = parent.as_array_mut() {
             items.retain(|i| *i != v);
         }
@@ -149,7 +168,9 @@ fn get_at_mut<'a>(value: &'a mut Value, path: &[String]) -> Option<&'a mut Value
             let key: Value = serde_json::from_str(key).ok()?;
             let items = cur.as_array_mut()?;
             let snapshot = items.clone();
-            let pos = snapshot.iter().position(|i| item_key(&field, &snapshot, i).map(Value::Object).as_ref() == Some(&key))?;
+            let pos = snapshot.iter().position(|i| {
+                item_key(&field, &snapshot, i).map(Value::Object).as_ref() == Some(&key)
+            })?;
             cur = &mut items[pos];
         } else if el != "." {
             return None;
@@ -164,7 +185,9 @@ pub fn to_fields_v1(set: &FieldSet) -> Value {
     for path in set {
         let mut cur = &mut root;
         for el in path {
-            let next = cur.entry(el.clone()).or_insert_with(|| Value::Object(Map::new()));
+            let next = cur
+                .entry(el.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
             let Value::Object(m) = next else { break };
             cur = m;
         }
@@ -239,17 +262,27 @@ mod tests {
     #[test]
     fn get_and_remove_list_items() {
         let mut o = obj();
-        let p: Path = vec!["f:spec", "f:template", "f:spec", "f:containers", "k:{\"name\":\"nginx\"}", "f:image"]
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let p: Path = vec![
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"nginx\"}",
+            "f:image",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
         assert_eq!(get_at(&o, &p), Some(&json!("nginx")));
         let mut item = p.clone();
         item.pop();
         item.push(".".into());
         remove_at(&mut o, &item);
         assert_eq!(o["spec"]["template"]["spec"]["containers"], json!([]));
-        assert_eq!(display(&p), ".spec.template.spec.containers[name=\"nginx\"].image");
+        assert_eq!(
+            display(&p),
+            ".spec.template.spec.containers[name=\"nginx\"].image"
+        );
     }
 
     #[test]

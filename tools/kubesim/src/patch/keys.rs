@@ -8,7 +8,12 @@ use serde_json::{Map, Value};
 /// The candidate key fields of a list field, the first one being required in every item.
 fn key_fields(field: &str, items: &[Value]) -> Option<&'static [&'static str]> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "imagePullSecrets" | "volumes" | "env"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "imagePullSecrets"
+        | "volumes"
+        | "env"
         | "versions" => &["name"],
         "volumeMounts" => &["mountPath"],
         "volumeDevices" => &["devicePath"],
@@ -31,7 +36,10 @@ fn key_fields(field: &str, items: &[Value]) -> Option<&'static [&'static str]> {
 pub fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
     let keys = key_fields(field, items)?;
     let primary = keys[0];
-    items.iter().all(|i| i.get(primary).is_some()).then_some(primary)
+    items
+        .iter()
+        .all(|i| i.get(primary).is_some())
+        .then_some(primary)
 }
 
 /// Whether server-side apply treats the list as associative (keyed) rather than atomic.

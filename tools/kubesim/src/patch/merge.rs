@@ -3,7 +3,9 @@
 use serde_json::Value;
 
 pub fn merge_patch(target: &Value, patch: &Value) -> Value {
-    let Value::Object(p) = patch else { return patch.clone() };
+    let Value::Object(p) = patch else {
+        return patch.clone();
+    };
     let mut out = match target {
         Value::Object(t) => t.clone(),
         _ => serde_json::Map::new(),
@@ -29,6 +31,9 @@ mod tests {
         let t = json!({"a": "b", "c": {"d": "e", "f": "g"}});
         let p = json!({"a": "z", "c": {"f": null}});
         assert_eq!(merge_patch(&t, &p), json!({"a": "z", "c": {"d": "e"}}));
-        assert_eq!(merge_patch(&json!({"a": [1]}), &json!({"a": [2]})), json!({"a": [2]}));
+        assert_eq!(
+            merge_patch(&json!({"a": [1]}), &json!({"a": [2]})),
+            json!({"a": [2]})
+        );
     }
 }

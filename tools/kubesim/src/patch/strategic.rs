@@ -13,11 +13,16 @@ pub fn strategic_merge(target: &Value, patch: &Value) -> Result<Value, String> {
         return Err("a strategic merge patch must be a JSON object".into());
     };
     let t = target.as_object().cloned().unwrap_or_default();
-    Ok(merge_map(t, p)?.map(Value::Object).unwrap_or_else(|| Value::Object(Map::new())))
+    Ok(merge_map(t, p)?
+        .map(Value::Object)
+        .unwrap_or_else(|| Value::Object(Map::new())))
 }
 
 /// Merges a patch map into a target map; `None` means the map was deleted (`$patch: delete`).
-fn merge_map(mut target: Map<String, Value>, patch: &Map<String, Value>) -> Result<Option<Map<String, Value>>, String> {
+fn merge_map(
+    mut target: Map<String, Value>,
+    patch: &Map<String, Value>,
+) -> Result<Option<Map<String, Value>>, String> {
     match patch.get("$patch").map(|v| v.as_str()) {
         Some(Some("replace")) => return Ok(Some(strip_directives_map(patch))),
         Some(Some("delete")) => return Ok(None),
@@ -41,8 +46,12 @@ fn merge_map(mut target: Map<String, Value>, patch: &Map<String, Value>) -> Resu
         }
         let merged = match (target.remove(k), pv) {
             (Some(Value::Object(tm)), Value::Object(pm)) => merge_map(tm, pm)?.map(Value::Object),
-            (None | Some(Value::Null), Value::Object(pm)) => merge_map(Map::new(), pm)?.map(Value::Object),
-            (Some(Value::Array(ta)), Value::Array(pa)) => Some(Value::Array(merge_list(k, ta, pa)?)),
+            (None | Some(Value::Null), Value::Object(pm)) => {
+                merge_map(Map::new(), pm)?.map(Value::Object)
+            }
+            (Some(Value::Array(ta)), Value::Array(pa)) => {
+                Some(Value::Array(merge_list(k, ta, pa)?))
+            }
             (_, other) => Some(strip_directives(other)),
         };
         if let Some(v) = merged {
@@ -50,7 +59,12 @@ fn merge_map(mut target: Map<String, Value>, patch: &Map<String, Value>) -> Resu
         }
     }
     if let Some(retain) = patch.get("$retainKeys") {
-        let keep: Vec<&str> = retain.as_array().ok_or("$retainKeys must be a list")?.iter().filter_map(Value::as_str).collect();
+        let keep: Vec<&str> = retain
+            .as_array()
+            .ok_or("$retainKeys must be a list")?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         target.retain(|k, _| keep.contains(&k.as_str()));
     }
     Ok(Some(target))
@@ -58,8 +72,15 @@ fn merge_map(mut target: Map<String, Value>, patch: &Map<String, Value>) -> Resu
 
 fn merge_list(field: &str, target: Vec<Value>, patch: &[Value]) -> Result<Vec<Value>, String> {
     // `[{"$patch": "replace"}, ...]` replaces the whole list.
-    if patch.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
-        return Ok(patch.iter().filter(|i| i.get("$patch").is_none()).map(strip_directives).collect());
+    if patch
+        .iter()
+        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        return Ok(patch
+            .iter()
+            .filter(|i| i.get("$patch").is_none())
+            .map(strip_directives)
+            .collect());
     }
     let mut all = target.clone();
     all.extend(patch.iter().filter(|i| i.get("$patch").is_none()).cloned());
@@ -138,25 +159,42 @@ mod tests {
     fn patch_delete_removes_an_item() {
         let p = json!({"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}});
         let out = strategic_merge(&deployment(), &p).expect("merges");
-        assert_eq!(out["spec"]["template"]["spec"]["containers"].as_array().map(Vec::len), Some(1));
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
     }
 
     #[test]
     fn replace_directive_and_null() {
         let t = json!({"metadata": {"labels": {"a": "1", "b": "2"}}});
         let p = json!({"metadata": {"labels": {"$patch": "replace", "c": "3"}}});
-        assert_eq!(strategic_merge(&t, &p).expect("merges"), json!({"metadata": {"labels": {"c": "3"}}}));
+        assert_eq!(
+            strategic_merge(&t, &p).expect("merges"),
+            json!({"metadata": {"labels": {"c": "3"}}})
+        );
         let p = json!({"metadata": {"labels": {"a": null}}});
-        assert_eq!(strategic_merge(&t, &p).expect("merges"), json!({"metadata": {"labels": {"b": "2"}}}));
+        assert_eq!(
+            strategic_merge(&t, &p).expect("merges"),
+            json!({"metadata": {"labels": {"b": "2"}}})
+        );
     }
 
     #[test]
     fn lists_without_key_are_replaced() {
         let t = json!({"args": ["a", "b"]});
-        assert_eq!(strategic_merge(&t, &json!({"args": ["c"]})).expect("merges"), json!({"args": ["c"]}));
+        assert_eq!(
+            strategic_merge(&t, &json!({"args": ["c"]})).expect("merges"),
+            json!({"args": ["c"]})
+        );
         let t = json!({"finalizers": ["a", "b"]});
         let p = json!({"$deleteFromPrimitiveList/finalizers": ["a"]});
-        assert_eq!(strategic_merge(&t, &p).expect("merges"), json!({"finalizers": ["b"]}));
+        assert_eq!(
+            strategic_merge(&t, &p).expect("merges"),
+            json!({"finalizers": ["b"]})
+        );
     }
 
     #[test]

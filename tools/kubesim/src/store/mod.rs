@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, mpsc};
 
 /// Namespaces that exist from the start, as in a fresh cluster.
-pub const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const INITIAL_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -102,11 +103,16 @@ pub fn now() -> String {
 }
 
 pub fn object_name(o: &Value) -> &str {
-    o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+    o.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 pub fn object_rv(o: &Value) -> u64 {
-    o.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|s| s.parse().ok()).unwrap_or(0)
+    o.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Store {
@@ -127,9 +133,20 @@ impl Store {
         {
             let mut inner = store.lock();
             for ns in INITIAL_NAMESPACES {
-                let Some(res) = inner.resources.iter().find(|r| r.kind == "Namespace").cloned() else { continue };
-                let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-                let opts = WriteOptions { manager: "kube-apiserver".into(), ..Default::default() };
+                let Some(res) = inner
+                    .resources
+                    .iter()
+                    .find(|r| r.kind == "Namespace")
+                    .cloned()
+                else {
+                    continue;
+                };
+                let body =
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+                let opts = WriteOptions {
+                    manager: "kube-apiserver".into(),
+                    ..Default::default()
+                };
                 if let Err(e) = store.create_locked(&mut inner, &res, "", body, &opts, false) {
                     tracing::error!(namespace = ns, error = %e, "cannot create initial namespace");
                 }
@@ -146,7 +163,11 @@ impl Store {
 
     /// The resource served at group/version/plural, if any.
     pub fn resolve(&self, group: &str, version: &str, plural: &str) -> Option<Resource> {
-        self.lock().resources.iter().find(|r| r.group == group && r.version == version && r.plural == plural).cloned()
+        self.lock()
+            .resources
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .cloned()
     }
 
     pub fn resources(&self) -> Vec<Resource> {
@@ -188,7 +209,9 @@ impl Store {
         let mut remaining = 0;
         let mut next = None;
         if let Some(objects) = inner.objects.get(&res.storage_key()) {
-            let iter = objects.iter().filter(|((ons, _), _)| ns.is_none_or(|n| n == ons));
+            let iter = objects
+                .iter()
+                .filter(|((ons, _), _)| ns.is_none_or(|n| n == ons));
             for (key, o) in iter {
                 if after.as_ref().is_some_and(|a| key <= a) {
                     continue;
@@ -201,11 +224,20 @@ impl Store {
                     continue;
                 }
                 next = Some(key.clone());
-                items.push(Arc::new(present(res, o)));
+                items.push(present_shared(res, o));
             }
         }
-        let continue_token = if remaining > 0 { next.map(|k| encode_continue(&k)) } else { None };
-        Ok(Page { items, rv: inner.rv, continue_token, remaining })
+        let continue_token = if remaining > 0 {
+            next.map(|k| encode_continue(&k))
+        } else {
+            None
+        };
+        Ok(Page {
+            items,
+            rv: inner.rv,
+            continue_token,
+            remaining,
+        })
     }
 
     /// Starts a watch: the backlog and the live feed are taken under one lock, so no
@@ -235,12 +267,24 @@ impl Store {
                 .unwrap_or_default(),
             WatchStart::After(rv) => {
                 if rv < inner.compacted {
-                    return Err(ApiError::gone(format!("too old resource version: {rv} ({})", inner.compacted + 1)));
+                    return Err(ApiError::gone(format!(
+                        "too old resource version: {rv} ({})",
+                        inner.compacted + 1
+                    )));
                 }
-                inner.history.iter().filter(|e| e.rv > rv && e.storage_key == key).cloned().collect()
+                inner
+                    .history
+                    .iter()
+                    .filter(|e| e.rv > rv && e.storage_key == key)
+                    .cloned()
+                    .collect()
             }
         };
-        Ok(Subscription { backlog, feed, rv: inner.rv })
+        Ok(Subscription {
+            backlog,
+            feed,
+            rv: inner.rv,
+        })
     }
 
     fn emit(&self, inner: &mut Inner, event: Event) {
@@ -259,12 +303,22 @@ impl Store {
 /// The object as served at the resource's version.
 pub fn present(res: &Resource, o: &Value) -> Value {
     let mut v = o.clone();
-    if res.custom {
-        if let Some(m) = v.as_object_mut() {
-            m.insert("apiVersion".into(), json!(res.api_version()));
-        }
+    if res.custom
+        && let Some(m) = v.as_object_mut()
+    {
+        m.insert("apiVersion".into(), json!(res.api_version()));
     }
     v
+}
+
+/// Like [`present`], sharing the stored object when it needs no rewriting.
+pub fn present_shared(res: &Resource, o: &Arc<Value>) -> Arc<Value> {
+    let api_version = o.get("apiVersion").and_then(Value::as_str);
+    if !res.custom || api_version == Some(res.api_version().as_str()) {
+        o.clone()
+    } else {
+        Arc::new(present(res, o))
+    }
 }
 
 pub fn matches(o: &Value, labels: &LabelSelector, fields: &FieldSelector) -> bool {
@@ -278,11 +332,15 @@ fn encode_continue(key: &(String, String)) -> String {
 
 fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
     let bad = || ApiError::bad_request(format!("continue key is not valid: {token:?}"));
-    if token.len() % 2 != 0 || !token.is_ascii() {
+    if !token.len().is_multiple_of(2) || !token.is_ascii() {
         return Err(bad());
     }
-    let bytes: Result<Vec<u8>, _> = (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16)).collect();
-    let parts: [String; 2] = serde_json::from_slice(&bytes.map_err(|_| bad())?).map_err(|_| bad())?;
+    let bytes: Result<Vec<u8>, _> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect();
+    let parts: [String; 2] =
+        serde_json::from_slice(&bytes.map_err(|_| bad())?).map_err(|_| bad())?;
     let [ns, name] = parts;
     Ok((ns, name))
 }

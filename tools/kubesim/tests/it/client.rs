@@ -28,7 +28,10 @@ fn widget_crd() -> serde_json::Value {
 }
 
 fn crd_api(c: &kube::Client) -> Api<DynamicObject> {
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"), "customresourcedefinitions");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        "customresourcedefinitions",
+    );
     Api::all_with(c.clone(), &ar)
 }
 
@@ -36,29 +39,81 @@ fn crd_api(c: &kube::Client) -> Api<DynamicObject> {
 async fn discovery_serves_builtins_and_follows_crds() {
     let sim = start().await;
     let c = client(&sim).await;
-    let d = tokio::time::timeout(WAIT, Discovery::new(c.clone()).run()).await.expect("in time").expect("discovery runs");
-    for (g, v, k) in [("apps", "v1", "Deployment"), ("", "v1", "ConfigMap"), ("rbac.authorization.k8s.io", "v1", "ClusterRole"), ("batch", "v1", "CronJob")] {
-        assert!(d.resolve_gvk(&GroupVersionKind::gvk(g, v, k)).is_some(), "{k} not discovered");
+    let d = tokio::time::timeout(WAIT, Discovery::new(c.clone()).run())
+        .await
+        .expect("in time")
+        .expect("discovery runs");
+    for (g, v, k) in [
+        ("apps", "v1", "Deployment"),
+        ("", "v1", "ConfigMap"),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRole"),
+        ("batch", "v1", "CronJob"),
+    ] {
+        assert!(
+            d.resolve_gvk(&GroupVersionKind::gvk(g, v, k)).is_some(),
+            "{k} not discovered"
+        );
     }
-    let (ar, caps) = d.resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment")).expect("deployments");
+    let (ar, caps) = d
+        .resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"))
+        .expect("deployments");
     assert_eq!(ar.plural, "deployments");
-    assert!(caps.subresources.iter().any(|(s, _)| s.plural == "deployments/status" || s.plural == "status"));
+    assert!(
+        caps.subresources
+            .iter()
+            .any(|(s, _)| s.plural == "deployments/status" || s.plural == "status")
+    );
 
-    crd_api(&c).create(&PostParams::default(), &dynamic(widget_crd())).await.expect("crd created");
+    let agg = tokio::time::timeout(WAIT, Discovery::new(c.clone()).run_aggregated())
+        .await
+        .expect("in time")
+        .expect("aggregated discovery runs");
+    let (ar, _) = agg
+        .resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "StatefulSet"))
+        .expect("statefulsets in aggregated discovery");
+    assert_eq!(ar.plural, "statefulsets");
+    assert!(
+        agg.resolve_gvk(&GroupVersionKind::gvk("", "v1", "Secret"))
+            .is_some()
+    );
+
+    crd_api(&c)
+        .create(&PostParams::default(), &dynamic(widget_crd()))
+        .await
+        .expect("crd created");
     let crd = eventually("crd established", || async {
         let crd = crd_api(&c).get("widgets.example.com").await.ok()?;
-        let established = crd.data["status"]["conditions"].as_array()?.iter().any(|c| c["type"] == "Established" && c["status"] == "True");
+        let established = crd.data["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Established" && c["status"] == "True");
         established.then_some(crd)
     })
     .await;
     assert_eq!(crd.data["status"]["acceptedNames"]["kind"], "Widget");
-    let d = Discovery::new(c.clone()).run().await.expect("discovery runs");
+    let d = Discovery::new(c.clone())
+        .run()
+        .await
+        .expect("discovery runs");
     for v in ["v1", "v1beta1"] {
-        assert!(d.resolve_gvk(&GroupVersionKind::gvk("example.com", v, "Widget")).is_some(), "Widget {v} not served");
+        assert!(
+            d.resolve_gvk(&GroupVersionKind::gvk("example.com", v, "Widget"))
+                .is_some(),
+            "Widget {v} not served"
+        );
     }
-    crd_api(&c).delete("widgets.example.com", &DeleteParams::default()).await.expect("crd deleted");
-    let d = Discovery::new(c.clone()).run().await.expect("discovery runs");
-    assert!(d.resolve_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget")).is_none());
+    crd_api(&c)
+        .delete("widgets.example.com", &DeleteParams::default())
+        .await
+        .expect("crd deleted");
+    let d = Discovery::new(c.clone())
+        .run()
+        .await
+        .expect("discovery runs");
+    assert!(
+        d.resolve_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"))
+            .is_none()
+    );
     sim.shutdown().await;
 }
 
@@ -66,34 +121,78 @@ async fn discovery_serves_builtins_and_follows_crds() {
 async fn dynamic_object_crud_with_optimistic_concurrency() {
     let sim = start().await;
     let c = client(&sim).await;
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "ConfigMap"), "configmaps");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("", "v1", "ConfigMap"),
+        "configmaps",
+    );
     let api: Api<DynamicObject> = Api::namespaced_with(c.clone(), "default", &ar);
-    let cm = dynamic(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "one", "labels": {"tier": "a"}}, "data": {"k": "v"}}));
-    let created = api.create(&PostParams::default(), &cm).await.expect("created");
+    let cm = dynamic(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "one", "labels": {"tier": "a"}}, "data": {"k": "v"}}),
+    );
+    let created = api
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("created");
     assert!(created.metadata.uid.is_some() && created.metadata.creation_timestamp.is_some());
     let rv1 = created.metadata.resource_version.clone().expect("rv");
     api.create(&PostParams::default(), &dynamic(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "two", "labels": {"tier": "b"}}})))
         .await
         .expect("created");
 
-    let a = api.list(&ListParams::default().labels("tier in (a)")).await.expect("listed");
-    assert_eq!(a.items.iter().map(|o| o.metadata.name.clone().unwrap_or_default()).collect::<Vec<_>>(), vec!["one"]);
-    let by_name = api.list(&ListParams::default().fields("metadata.name=two")).await.expect("listed");
+    let a = api
+        .list(&ListParams::default().labels("tier in (a)"))
+        .await
+        .expect("listed");
+    assert_eq!(
+        a.items
+            .iter()
+            .map(|o| o.metadata.name.clone().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        vec!["one"]
+    );
+    let by_name = api
+        .list(&ListParams::default().fields("metadata.name=two"))
+        .await
+        .expect("listed");
     assert_eq!(by_name.items.len(), 1);
 
     let mut changed = api.get("one").await.expect("got");
     changed.data["data"]["k"] = json!("w");
-    let replaced = api.replace("one", &PostParams::default(), &changed).await.expect("replaced");
-    assert_ne!(replaced.metadata.resource_version.as_deref(), Some(rv1.as_str()));
+    let replaced = api
+        .replace("one", &PostParams::default(), &changed)
+        .await
+        .expect("replaced");
+    assert_ne!(
+        replaced.metadata.resource_version.as_deref(),
+        Some(rv1.as_str())
+    );
     // The stale resourceVersion loses.
-    let err = api.replace("one", &PostParams::default(), &changed).await.expect_err("stale write refused");
-    assert!(matches!(&err, kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict"), "{err:?}");
+    let err = api
+        .replace("one", &PostParams::default(), &changed)
+        .await
+        .expect_err("stale write refused");
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict"),
+        "{err:?}"
+    );
 
-    let patched = api.patch("one", &PatchParams::default(), &Patch::Merge(json!({"data": {"x": "y"}}))).await.expect("patched");
+    let patched = api
+        .patch(
+            "one",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"x": "y"}})),
+        )
+        .await
+        .expect("patched");
     assert_eq!(patched.data["data"], json!({"k": "w", "x": "y"}));
-    api.delete("one", &DeleteParams::default()).await.expect("deleted");
+    api.delete("one", &DeleteParams::default())
+        .await
+        .expect("deleted");
     let err = api.get("one").await.expect_err("gone");
-    assert!(matches!(&err, kube::Error::Api(s) if s.code == 404), "{err:?}");
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 404),
+        "{err:?}"
+    );
     sim.shutdown().await;
 }
 
@@ -101,16 +200,36 @@ async fn dynamic_object_crud_with_optimistic_concurrency() {
 async fn server_side_apply_dry_run_and_conflicts() {
     let sim = start().await;
     let c = client(&sim).await;
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("apps", "v1", "Deployment"), "deployments");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apps", "v1", "Deployment"),
+        "deployments",
+    );
     let api: Api<DynamicObject> = Api::namespaced_with(c.clone(), "default", &ar);
     let desired = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}},
                  "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "api", "image": "api:1"}]}}}});
-    let dry = api.patch("api", &PatchParams::apply("configsync").dry_run(), &Patch::Apply(&desired)).await.expect("dry-run apply");
+    let dry = api
+        .patch(
+            "api",
+            &PatchParams::apply("configsync").dry_run(),
+            &Patch::Apply(&desired),
+        )
+        .await
+        .expect("dry-run apply");
     assert_eq!(dry.data["spec"]["replicas"], 2);
-    assert!(api.get_opt("api").await.expect("get works").is_none(), "dry run stored nothing");
+    assert!(
+        api.get_opt("api").await.expect("get works").is_none(),
+        "dry run stored nothing"
+    );
 
-    let applied = api.patch("api", &PatchParams::apply("configsync"), &Patch::Apply(&desired)).await.expect("applied");
+    let applied = api
+        .patch(
+            "api",
+            &PatchParams::apply("configsync"),
+            &Patch::Apply(&desired),
+        )
+        .await
+        .expect("applied");
     let managed = applied.metadata.managed_fields.clone().unwrap_or_default();
     assert_eq!(managed.len(), 1);
     assert_eq!(managed[0].manager.as_deref(), Some("configsync"));
@@ -124,27 +243,66 @@ async fn server_side_apply_dry_run_and_conflicts() {
     api.patch("api", &PatchParams::apply("hpa").force(), &Patch::Apply(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"}, "spec": {"replicas": 5}})))
         .await
         .expect("forced");
-    let err = api.patch("api", &PatchParams::apply("configsync"), &Patch::Apply(&desired)).await.expect_err("conflict");
-    let kube::Error::Api(status) = &err else { panic!("{err:?}") };
+    let err = api
+        .patch(
+            "api",
+            &PatchParams::apply("configsync"),
+            &Patch::Apply(&desired),
+        )
+        .await
+        .expect_err("conflict");
+    let kube::Error::Api(status) = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!(status.code, 409);
-    assert!(status.message.contains("conflict with \"hpa\"") && status.message.contains(".spec.replicas"), "{}", status.message);
+    assert!(
+        status.message.contains("conflict with \"hpa\"")
+            && status.message.contains(".spec.replicas"),
+        "{}",
+        status.message
+    );
     let now = api.get("api").await.expect("got");
     assert_eq!(now.data["spec"]["replicas"], 5);
     assert_eq!(now.metadata.generation, Some(2));
 
     // Dropping a field from the applied configuration removes it.
     let mut fewer = desired.clone();
-    fewer["spec"]["template"]["spec"]["containers"][0].as_object_mut().expect("object").insert("env".into(), json!([{"name": "A", "value": "1"}]));
-    api.patch("api", &PatchParams::apply("configsync").force(), &Patch::Apply(&fewer)).await.expect("applied");
-    let back = api.patch("api", &PatchParams::apply("configsync").force(), &Patch::Apply(&desired)).await.expect("applied");
-    assert!(back.data["spec"]["template"]["spec"]["containers"][0].get("env").is_none(), "{}", back.data);
+    fewer["spec"]["template"]["spec"]["containers"][0]
+        .as_object_mut()
+        .expect("object")
+        .insert("env".into(), json!([{"name": "A", "value": "1"}]));
+    api.patch(
+        "api",
+        &PatchParams::apply("configsync").force(),
+        &Patch::Apply(&fewer),
+    )
+    .await
+    .expect("applied");
+    let back = api
+        .patch(
+            "api",
+            &PatchParams::apply("configsync").force(),
+            &Patch::Apply(&desired),
+        )
+        .await
+        .expect("applied");
+    assert!(
+        back.data["spec"]["template"]["spec"]["containers"][0]
+            .get("env")
+            .is_none(),
+        "{}",
+        back.data
+    );
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn watcher_and_reflector_survive_dropped_watch_connections() {
     let mut config = test_config();
-    config.faults = Faults { drop_watch_after: Some(Duration::from_millis(300)), ..Faults::default() };
+    config.faults = Faults {
+        drop_watch_after: Some(Duration::from_millis(300)),
+        ..Faults::default()
+    };
     let sim = start_with(config).await;
     let c = client(&sim).await;
     let api: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
@@ -156,16 +314,62 @@ async fn watcher_and_reflector_survive_dropped_watch_connections() {
         futures::pin_mut!(stream);
         while stream.next().await.is_some() {}
     });
-    tokio::time::timeout(WAIT, reader.wait_until_ready()).await.expect("ready in time").expect("writer alive");
+    tokio::time::timeout(WAIT, reader.wait_until_ready())
+        .await
+        .expect("ready in time")
+        .expect("writer alive");
     for i in 0..6 {
-        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("cm-{i}")}})).expect("configmap");
-        api.create(&PostParams::default(), &cm).await.expect("created");
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": format!("cm-{i}")}}))
+                .expect("configmap");
+        api.create(&PostParams::default(), &cm)
+            .await
+            .expect("created");
         // Spread the writes over several dropped connections.
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    eventually("reflector holds every configmap", || async { (reader.state().len() == 6).then_some(()) }).await;
-    api.delete("cm-0", &DeleteParams::default()).await.expect("deleted");
-    eventually("reflector sees the delete", || async { (reader.state().len() == 5).then_some(()) }).await;
+    eventually("reflector holds every configmap", || async {
+        (reader.state().len() == 6).then_some(())
+    })
+    .await;
+    api.delete("cm-0", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    eventually("reflector sees the delete", || async {
+        (reader.state().len() == 5).then_some(())
+    })
+    .await;
     driver.abort();
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn watcher_with_streaming_list_gets_initial_events() {
+    let sim = start().await;
+    let c = client(&sim).await;
+    let api: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    for i in 0..3 {
+        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("s-{i}")}}))
+            .expect("configmap");
+        api.create(&PostParams::default(), &cm)
+            .await
+            .expect("created");
+    }
+    let stream = watcher(api.clone(), watcher::Config::default().streaming_lists());
+    futures::pin_mut!(stream);
+    let mut initial = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while let Some(ev) = stream.next().await {
+            match ev.expect("no watch error") {
+                watcher::Event::InitApply(cm) => initial.push(cm.metadata.name.unwrap_or_default()),
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("initial events end with the initial-events-end bookmark");
+    initial.sort();
+    assert_eq!(initial, vec!["s-0", "s-1", "s-2"]);
     sim.shutdown().await;
 }

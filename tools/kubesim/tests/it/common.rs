@@ -13,7 +13,10 @@ pub const CONTEXT: &str = "kubesim-test";
 pub const WAIT: Duration = Duration::from_secs(60);
 
 pub fn test_config() -> Config {
-    Config { rollout_delay: Duration::from_millis(50), ..Config::default() }
+    Config {
+        rollout_delay: Duration::from_millis(50),
+        ..Config::default()
+    }
 }
 
 pub async fn start() -> KubeSim {
@@ -21,13 +24,22 @@ pub async fn start() -> KubeSim {
 }
 
 pub async fn start_with(config: Config) -> KubeSim {
-    tokio::time::timeout(WAIT, KubeSim::start(config)).await.expect("server starts in time").expect("server starts")
+    tokio::time::timeout(WAIT, KubeSim::start(config))
+        .await
+        .expect("server starts in time")
+        .expect("server starts")
 }
 
 pub async fn client(sim: &KubeSim) -> kube::Client {
-    let kubeconfig = Kubeconfig::from_yaml(&sim.kubeconfig_yaml(CONTEXT)).expect("kubeconfig parses");
-    let options = KubeConfigOptions { context: Some(CONTEXT.into()), ..Default::default() };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.expect("kubeconfig loads");
+    let kubeconfig =
+        Kubeconfig::from_yaml(&sim.kubeconfig_yaml(CONTEXT)).expect("kubeconfig parses");
+    let options = KubeConfigOptions {
+        context: Some(CONTEXT.into()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("kubeconfig loads");
     kube::Client::try_from(config).expect("client builds")
 }
 
@@ -42,13 +54,19 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 pub fn corpus() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus"));
+    let p = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/corpus"
+    ));
     if p.is_dir() {
         Some(p)
     } else {
@@ -70,7 +88,8 @@ pub struct Output {
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
 impl Kubectl {
@@ -82,7 +101,8 @@ impl Kubectl {
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
-        sim.write_kubeconfig(&kubeconfig, CONTEXT).expect("kubeconfig written");
+        sim.write_kubeconfig(&kubeconfig, CONTEXT)
+            .expect("kubeconfig written");
         Some(Kubectl { dir, kubeconfig })
     }
 
@@ -114,13 +134,18 @@ impl Kubectl {
     /// Runs and requires success.
     pub async fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args).await;
-        assert!(out.ok, "kubectl {args:?} failed: {}\n{}", out.stderr, out.stdout);
+        assert!(
+            out.ok,
+            "kubectl {args:?} failed: {}\n{}",
+            out.stderr, out.stdout
+        );
         out.stdout
     }
 
     pub async fn json(&self, args: &[&str]) -> Value {
         let out = self.ok(args).await;
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl {args:?} printed no JSON ({e}): {out}"))
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("kubectl {args:?} printed no JSON ({e}): {out}"))
     }
 
     pub fn write(&self, name: &str, content: &str) -> PathBuf {
@@ -146,10 +171,31 @@ impl Raw {
     }
 }
 
-pub async fn raw(sim: &KubeSim, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> Raw {
+pub async fn raw(
+    sim: &KubeSim,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Raw {
+    raw_at(sim.addr(), method, path, content_type, body).await
+}
+
+pub async fn raw_at(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Raw {
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(sim.addr()).await.expect("connects");
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n", sim.addr(), body.len());
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
         if let Some(ct) = content_type {
             head.push_str(&format!("Content-Type: {ct}\r\n"));
         }
@@ -161,11 +207,24 @@ pub async fn raw(sim: &KubeSim, method: &str, path: &str, content_type: Option<&
         let _ = stream.read_to_end(&mut buf).await;
         buf
     };
-    let buf = tokio::time::timeout(WAIT, exchange).await.expect("raw request finishes in time");
+    let buf = tokio::time::timeout(WAIT, exchange)
+        .await
+        .expect("raw request finishes in time");
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status line in {head:?}"));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     Raw { status, body }
 }
 

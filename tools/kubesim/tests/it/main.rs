@@ -1,7 +1,9 @@
 //! Integration tests: kubesim driven over HTTP by kube::Client, the real kubectl, and raw requests.
 
 mod bad_input;
+mod binary;
 mod client;
 mod common;
 mod kubectl;
 mod semantics;
+mod tls;

@@ -1,0 +1,402 @@
+//! The `configsync` binary against a real nats-server: stream setup, tail, replay, schemas.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use async_nats::jetstream::stream;
+use configsync_core::config::NatsArgs;
+use configsync_core::event::{HealthReady, Outgoing, ValidationFailed};
+use configsync_core::harness::NatsServer;
+use configsync_core::log::{EventLog, Publisher, StreamSpec};
+use configsync_core::metrics::Metrics;
+
+fn configsync(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_configsync"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("configsync runs")
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+async fn log_for(server: &NatsServer) -> EventLog {
+    let client = NatsArgs::for_url(server.url())
+        .connect("cli-test")
+        .await
+        .unwrap();
+    EventLog::new(client, "configsync://cli-test/1", Metrics::new()).unwrap()
+}
+
+async fn publish_sample(log: &EventLog) -> Publisher {
+    let publisher = log.publisher(Duration::from_secs(10));
+    for (env, n) in [("dev", 1), ("prod", 2), ("dev", 3)] {
+        let p = HealthReady {
+            environment: env.into(),
+            cluster: "c1".into(),
+            revision: format!("rev{n}"),
+            objects: n,
+        };
+        publisher
+            .publish(
+                &Outgoing::builder(&p)
+                    .build("configsync://cli-test/1")
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let failed = ValidationFailed {
+        environment: "prod".into(),
+        revision: "rev4".into(),
+        findings: vec![],
+    };
+    publisher
+        .publish(
+            &Outgoing::builder(&failed)
+                .build("configsync://cli-test/1")
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    publisher
+}
+
+#[tokio::test]
+async fn nats_init_creates_then_confirms_the_stream() {
+    let server = NatsServer::start().await.unwrap();
+    let url = server.url();
+    let first = configsync(&["nats", "init", "--nats-url", &url]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stdout).contains("CONFIGSYNC_EVENTS created"),
+        "{}",
+        text(&first.stdout)
+    );
+    let second = configsync(&["nats", "init", "--nats-url", &url]);
+    assert!(second.status.success());
+    assert!(
+        text(&second.stdout).contains("already up to date"),
+        "{}",
+        text(&second.stdout)
+    );
+}
+
+#[tokio::test]
+async fn nats_init_refuses_an_incompatible_stream_with_a_clear_error() {
+    let server = NatsServer::start().await.unwrap();
+    let log = log_for(&server).await;
+    let mut memory = StreamSpec::from_definition(1).unwrap().config;
+    memory.storage = stream::StorageType::Memory;
+    log.js.create_stream(memory).await.unwrap();
+    let out = configsync(&["nats", "init", "--nats-url", &server.url()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("incompatible") && err.contains("storage is Memory"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn nats_unreachable_exits_non_zero_after_the_deadline() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let out = configsync(&[
+        "nats",
+        "init",
+        "--nats-url",
+        &url,
+        "--connect-deadline",
+        "1s",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(
+        text(&out.stderr).contains("unreachable"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn events_tail_prints_json_and_human_lines_with_filters() {
+    let server = NatsServer::start().await.unwrap();
+    let url = server.url();
+    assert!(
+        configsync(&["nats", "init", "--nats-url", &url])
+            .status
+            .success()
+    );
+    publish_sample(&log_for(&server).await).await;
+
+    let out = configsync(&[
+        "events",
+        "tail",
+        "--nats-url",
+        &url,
+        "--from",
+        "begin",
+        "--no-follow",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["specversion"], "1.0");
+    assert_eq!(lines[0]["type"], "io.configsync.health.ready.v1");
+    assert_eq!(lines[0]["environment"], "dev");
+    assert_eq!(lines[0]["data"]["revision"], "rev1");
+    assert_eq!(lines[3]["_stream"]["sequence"], 4);
+
+    let dev = configsync(&[
+        "events",
+        "tail",
+        "--nats-url",
+        &url,
+        "--from",
+        "begin",
+        "--no-follow",
+        "--env",
+        "dev",
+    ]);
+    assert_eq!(
+        text(&dev.stdout).lines().count(),
+        2,
+        "{}",
+        text(&dev.stdout)
+    );
+    let typed = configsync(&[
+        "events",
+        "tail",
+        "--nats-url",
+        &url,
+        "--from",
+        "begin",
+        "--no-follow",
+        "--type",
+        "validation.failed.v1",
+        "--format",
+        "human",
+    ]);
+    let human = text(&typed.stdout);
+    assert_eq!(human.lines().count(), 1, "{human}");
+    assert!(
+        human.starts_with("#4 ") && human.contains("validation.failed.v1 env=prod rev=rev4"),
+        "{human}"
+    );
+    let from_seq = configsync(&[
+        "events",
+        "tail",
+        "--nats-url",
+        &url,
+        "--from",
+        "3",
+        "--no-follow",
+    ]);
+    assert_eq!(text(&from_seq.stdout).lines().count(), 2);
+}
+
+#[tokio::test]
+async fn replay_prints_state_at_a_sequence_and_round_trips_snapshots() {
+    let server = NatsServer::start().await.unwrap();
+    let url = server.url();
+    assert!(
+        configsync(&["nats", "init", "--nats-url", &url])
+            .status
+            .success()
+    );
+    publish_sample(&log_for(&server).await).await;
+
+    let at2 = configsync(&["replay", "--nats-url", &url, "--until", "2"]);
+    assert!(at2.status.success(), "{}", text(&at2.stderr));
+    let state: serde_json::Value = serde_json::from_slice(&at2.stdout).unwrap();
+    assert_eq!(state["sequence"], 2);
+    assert_eq!(state["targets"]["dev/c1"]["healthy"], true);
+    assert!(
+        state["environments"].as_object().unwrap().is_empty(),
+        "validation at seq 4 not yet applied"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("state.msgpack");
+    let snap_s = snap.to_str().unwrap();
+    assert!(
+        configsync(&[
+            "replay",
+            "--nats-url",
+            &url,
+            "--until",
+            "2",
+            "--snapshot-out",
+            snap_s
+        ])
+        .status
+        .success()
+    );
+    let resumed = configsync(&["replay", "--nats-url", &url, "--snapshot-in", snap_s]);
+    let full = configsync(&["replay", "--nats-url", &url]);
+    assert_eq!(
+        text(&resumed.stdout),
+        text(&full.stdout),
+        "snapshot + rest = full replay"
+    );
+    let full: serde_json::Value = serde_json::from_slice(&full.stdout).unwrap();
+    assert_eq!(
+        full["environments"]["prod"]["latest_validation"]["Failed"]["revision"],
+        "rev4"
+    );
+
+    let target = configsync(&["replay", "--nats-url", &url, "--target", "prod/c1"]);
+    let target: serde_json::Value = serde_json::from_slice(&target.stdout).unwrap();
+    assert_eq!(target["healthy"], true);
+    let missing = configsync(&["replay", "--nats-url", &url, "--target", "nope/x"]);
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn schemas_check_passes_on_the_repository_and_fails_on_a_stale_dir() {
+    let repo_schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas");
+    assert!(
+        configsync(&["schemas", "check", "--dir", repo_schemas])
+            .status
+            .success()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let stale = configsync(&["schemas", "check", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(text(&stale.stdout).contains("(missing)"));
+    assert!(
+        configsync(&["schemas", "write", "--dir", dir.path().to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(
+        configsync(&["schemas", "check", "--dir", dir.path().to_str().unwrap()])
+            .status
+            .success()
+    );
+}
+
+/// Waits for `configsync up` to write its endpoints file.
+async fn wait_for_endpoints(
+    dir: &std::path::Path,
+    child: &mut std::process::Child,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(dir.join("endpoints.json")) {
+            return serde_json::from_str(&text).expect("endpoints.json is json");
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "configsync up exited early"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "configsync up never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "configsync up did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn up_runs_everything_keeps_the_log_across_restarts_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state_s = state.to_str().unwrap().to_string();
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_configsync"))
+            .args(["up", "--state-dir", &state_s])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("configsync up starts")
+    };
+    let mut up = spawn();
+    let endpoints = wait_for_endpoints(&state, &mut up).await;
+    let url = endpoints["nats_url"].as_str().unwrap().to_string();
+    let services = endpoints["services"].as_array().unwrap();
+    assert_eq!(services.len(), 6);
+
+    // Publish through the running instance, read back through --state-dir.
+    let server_log = {
+        let client = NatsArgs::for_url(url.clone()).connect("t").await.unwrap();
+        EventLog::new(client, "configsync://cli-test/1", Metrics::new()).unwrap()
+    };
+    publish_sample(&server_log).await;
+    let tail = configsync(&[
+        "events",
+        "tail",
+        "--state-dir",
+        &state_s,
+        "--from",
+        "begin",
+        "--no-follow",
+    ]);
+    assert_eq!(
+        text(&tail.stdout).lines().count(),
+        4,
+        "{}",
+        text(&tail.stderr)
+    );
+
+    let status = terminate(&mut up);
+    assert!(status.success(), "clean shutdown exits 0: {status:?}");
+    assert!(
+        !state.join("endpoints.json").exists(),
+        "endpoints removed on shutdown"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(url.trim_start_matches("nats://"))
+            .await
+            .is_err(),
+        "nats-server stopped with it"
+    );
+
+    // The log lives in the state dir: a second `up` still has the events.
+    let mut again = spawn();
+    wait_for_endpoints(&state, &mut again).await;
+    let tail = configsync(&[
+        "events",
+        "tail",
+        "--state-dir",
+        &state_s,
+        "--from",
+        "begin",
+        "--no-follow",
+    ]);
+    assert_eq!(
+        text(&tail.stdout).lines().count(),
+        4,
+        "events survive a restart of up"
+    );
+    assert!(terminate(&mut again).success());
+}
