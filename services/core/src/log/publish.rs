@@ -52,6 +52,8 @@ pub struct Publisher {
 /// An acknowledgement still in flight (see [`Publisher::send`]).
 pub struct PendingAck {
     id: String,
+    subject: String,
+    expected: Option<u64>,
     future: jetstream::context::PublishAckFuture,
 }
 
@@ -135,7 +137,12 @@ impl Publisher {
             .send_publish(event.subject().to_string(), message)
             .await
         {
-            Ok(future) => Ok(PendingAck { id, future }),
+            Ok(future) => Ok(PendingAck {
+                id,
+                subject: event.subject().to_string(),
+                expected,
+                future,
+            }),
             Err(e) => Err(classify(
                 id,
                 event.subject(),
@@ -155,7 +162,13 @@ impl PendingAck {
                 sequence: ack.sequence,
                 duplicate: ack.duplicate,
             }),
-            Err(e) => Err(classify(self.id, "", None, e.kind(), e.to_string())),
+            Err(e) => Err(classify(
+                self.id,
+                &self.subject,
+                self.expected,
+                e.kind(),
+                e.to_string(),
+            )),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! port, temporary store).
 
 mod bad_input;
+mod concurrency;
 mod consume;
 mod log_immutability;
 mod replay;
