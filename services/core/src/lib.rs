@@ -3,6 +3,8 @@
 //! from the log, and what every service needs to run (config, telemetry, ops endpoint).
 
 pub mod binding;
+#[cfg(feature = "kube")]
+pub mod cluster;
 pub mod config;
 pub mod event;
 pub mod fold;
@@ -17,6 +19,8 @@ pub mod service;
 pub mod subject;
 pub mod telemetry;
 
+#[cfg(feature = "git")]
+pub mod git;
 #[cfg(feature = "test-harness")]
 pub mod harness;
 

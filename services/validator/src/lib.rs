@@ -1,13 +1,25 @@
-//! The validator service: renders and validates each environment a commit touches and stores the bundle.
+//! The validator service: for each commit, renders and validates every environment the commit
+//! touches, stores the bundle by digest, and emits validation passed or failed.
 //!
 //! Runs alone (the `validator` binary) or inside `configsync up`, with the same code.
 
+pub mod bundle;
+mod handler;
+pub mod manifests;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use configsync_core::config::ServiceArgs;
+use configsync_core::event::{CommitDetected, EventPayload, Received};
+use configsync_core::git::{self, Mirror};
 use configsync_core::log::ConsumerSpec;
-use configsync_core::service::{self, ServiceConfig, ServiceError};
-use configsync_core::{event::EventPayload, subject};
+use configsync_core::log::bundles::BundleStore;
+use configsync_core::service::{Service, ServiceConfig, ServiceError};
+use configsync_core::subject;
 use tokio_util::sync::CancellationToken;
 
 /// The service's name: its durable consumer, NATS user and event source.
@@ -17,14 +29,21 @@ pub const DEFAULT_OPS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LO
 
 /// The validator's configuration.
 #[derive(clap::Parser, Debug, Clone)]
-#[command(
-    name = "validator",
-    version,
-    about = "ConfigSync validator: renders and validates each environment a commit touches and stores the bundle."
-)]
+#[command(name = "validator", version, about = "ConfigSync validator: validates each environment a commit touches")]
 pub struct Config {
     #[command(flatten)]
     pub service: ServiceArgs,
+    /// The configuration repository (file:// URL, local path or git:// URL), as the
+    /// git-watcher follows it.
+    #[arg(long, env = "CONFIGSYNC_REPO")]
+    pub repo: String,
+    /// The tracked branch.
+    #[arg(long, env = "CONFIGSYNC_BRANCH", default_value = "main")]
+    pub branch: String,
+    /// Where the validator keeps its mirror of the repository (default: under the system
+    /// temporary directory, named after the repository).
+    #[arg(long, env = "CONFIGSYNC_VALIDATOR_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
 }
 
 impl ServiceConfig for Config {
@@ -33,24 +52,44 @@ impl ServiceConfig for Config {
     }
 }
 
-/// The durable consumer shared by the replicas of this service, if it consumes events.
-pub fn consumer() -> Option<ConsumerSpec> {
-    Some(ConsumerSpec::new(
-        NAME,
-        vec![subject::type_filter(
-            configsync_core::event::CommitDetected::TYPE,
-        )],
-    ))
+/// The durable consumer shared by the validator's replicas.
+pub fn consumer() -> ConsumerSpec {
+    ConsumerSpec::new(NAME, vec![subject::type_filter(CommitDetected::TYPE)])
 }
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
-    service::run_bound(
-        NAME,
-        &config.service,
-        DEFAULT_OPS_ADDR,
-        consumer(),
-        shutdown,
-    )
-    .await
+    let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
+    let dir = config.work_dir.clone().unwrap_or_else(|| git::default_mirror_dir(&std::env::temp_dir().join("configsync-validator"), &config.repo));
+    let (repo, mirror_dir) = (config.repo.clone(), dir.clone());
+    let mirror = tokio::task::spawn_blocking(move || Mirror::open_or_init(&mirror_dir, &repo))
+        .await
+        .map_err(|e| ServiceError::Other(e.to_string()))?
+        .map_err(|e| ServiceError::Other(e.to_string()))?;
+    let bundles = BundleStore::open(&service.log.js).await.map_err(|e| ServiceError::Other(e.to_string()))?;
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let validator = Arc::new(handler::Validator {
+        mirror,
+        branch: config.branch.clone(),
+        bundles,
+        publisher: service.log.publisher(Duration::from_secs(60)),
+        source: service.log.source.clone(),
+        interrupt: interrupt.clone(),
+    });
+    let runner = service.log.runner(consumer()).await?;
+    service.readiness.set(true);
+    tracing::info!(repo = %git::redact(&config.repo), mirror = %dir.display(), "validator consuming");
+    let on_shutdown = {
+        let interrupt = interrupt.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            interrupt.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    let handle = move |event: Received| validator.clone().handle(event);
+    let result = runner.run(handle, shutdown).await;
+    on_shutdown.abort();
+    service.stop().await;
+    result.map(|_| ()).map_err(ServiceError::from)
 }

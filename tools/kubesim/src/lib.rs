@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod discovery;
+pub mod metadata;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
@@ -55,6 +56,7 @@ pub struct KubeSim {
     /// The self-signed certificate's PEM when serving HTTPS.
     ca_pem: Option<String>,
     store: Arc<Store>,
+    dropped_watches: Arc<std::sync::atomic::AtomicU64>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), Error>>>,
 }
@@ -81,12 +83,14 @@ impl KubeSim {
         let ca_pem = tls.as_ref().map(|t| t.cert_pem.clone());
         let (app, rollouts) = build(addr, config, shutdown.clone());
         let store = app.store.clone();
+        let dropped_watches = app.dropped_watches.clone();
         let task = tokio::spawn(run(listener, app, rollouts, tls));
         tracing::info!(%addr, tls = ca_pem.is_some(), "kubesim serving");
         Ok(KubeSim {
             addr,
             ca_pem,
             store,
+            dropped_watches,
             shutdown,
             task: Some(task),
         })
@@ -108,6 +112,12 @@ impl KubeSim {
     /// The PEM of the self-signed certificate, when serving with `tls`.
     pub fn ca_pem(&self) -> Option<&str> {
         self.ca_pem.as_deref()
+    }
+
+    /// How many watch connections the `drop_watch_after` fault has closed so far.
+    pub fn dropped_watches(&self) -> u64 {
+        self.dropped_watches
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The number of stored objects (namespaces included), for benchmarks and tests.
@@ -165,6 +175,7 @@ fn build(
         config,
         shutdown,
         address: addr.to_string(),
+        dropped_watches: Arc::default(),
     });
     (app, rx)
 }

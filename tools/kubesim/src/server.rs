@@ -5,7 +5,7 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, json_response};
 use crate::store::{PatchKind, Store, WriteOptions};
 use crate::watch::{self, WatchParams};
-use crate::{discovery, openapi, protobuf, random, scale, table};
+use crate::{discovery, metadata, openapi, protobuf, random, scale, table};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -27,6 +27,8 @@ pub struct App {
     pub config: Config,
     pub shutdown: CancellationToken,
     pub address: String,
+    /// Watches ended by the drop fault.
+    pub dropped_watches: Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -276,6 +278,13 @@ fn is_true(v: Option<&String>) -> bool {
     matches!(v.map(String::as_str), Some("true" | "1"))
 }
 
+fn wants_metadata(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(metadata::wanted)
+}
+
 fn wants_table(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
@@ -357,6 +366,7 @@ async fn resource(
                     timeout,
                     bookmark_interval: app.config.bookmark_interval,
                     drop_after: app.config.faults.drop_watch_after,
+                    dropped: app.dropped_watches.clone(),
                 };
                 let params = WatchParams {
                     start: if params.initial_events {
@@ -367,12 +377,15 @@ async fn resource(
                     ..params
                 };
                 let table = wants_table(headers);
+                let meta_only = wants_metadata(headers);
                 let rx = watch::start(&app.store, res.clone(), params, app.shutdown.clone());
                 let stream = futures::stream::unfold(rx, move |mut rx| {
                     let res = res.clone();
                     async move {
                         let chunk = rx.recv().await?;
-                        let chunk = if table {
+                        let chunk = if meta_only {
+                            metadata::watch_line(chunk)
+                        } else if table {
                             table::watch_line(&res, chunk)
                         } else {
                             chunk
@@ -407,6 +420,13 @@ async fn resource(
             if wants_table(headers) {
                 return ok(&table::list(&res, &page));
             }
+            if wants_metadata(headers) {
+                let mut meta = json!({"resourceVersion": page.rv.to_string()});
+                if let Some(c) = &page.continue_token {
+                    meta["continue"] = json!(c);
+                }
+                return ok(&metadata::list(page.items.iter().map(|i| i.as_ref()), meta));
+            }
             let mut meta = json!({"resourceVersion": page.rv.to_string()});
             if let Some(c) = &page.continue_token {
                 meta["continue"] = json!(c);
@@ -434,6 +454,9 @@ async fn resource(
             }
             if wants_table(headers) {
                 return ok(&table::single(&res, &o));
+            }
+            if wants_metadata(headers) {
+                return ok(&metadata::partial(&o));
             }
             ok(&o)
         }

@@ -7,6 +7,8 @@ use crate::store::{Event, EventType, Store, WatchStart, matches, present_shared}
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -22,6 +24,8 @@ pub struct WatchParams {
     pub timeout: Option<Duration>,
     pub bookmark_interval: Duration,
     pub drop_after: Option<Duration>,
+    /// Counts watches that the drop fault ended, so tests can tell a drop happened.
+    pub dropped: Arc<AtomicU64>,
 }
 
 /// Parses a watch `resourceVersion`; garbage is a 400, as in Kubernetes.
@@ -145,7 +149,11 @@ pub fn start(
                 _ = shutdown.cancelled() => return,
                 _ = tx.closed() => return,
                 _ = tokio::time::sleep_until(end) => {
-                    tracing::debug!(resource = %res.plural, "watch ended by timeout or drop fault");
+                    let dropped = p.drop_after.is_some_and(|d| p.timeout.is_none_or(|t| d <= t));
+                    if dropped {
+                        p.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::debug!(resource = %res.plural, dropped, "watch ended by timeout or drop fault");
                     return;
                 }
                 _ = ticks.tick(), if p.bookmarks => {
@@ -180,7 +188,6 @@ pub fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn resource_versions() {
@@ -202,6 +209,7 @@ mod tests {
             timeout: None,
             bookmark_interval: Duration::from_secs(1),
             drop_after: None,
+            dropped: Arc::default(),
         };
         let ev = Event {
             kind: EventType::Modified,

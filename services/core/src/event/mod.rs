@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use catalogue::*;
-pub use outgoing::{EventId, Outgoing};
+pub use outgoing::{BuildError, EventId, Outgoing};
 pub use received::Received;
 
 /// The content type of every payload ConfigSync writes, and the only one it reads.

@@ -1,5 +1,6 @@
 //! The event log on NATS JetStream: the stream, publishing, consuming, dead letters, replay.
 
+pub mod bundles;
 pub mod consume;
 pub mod dead_letter;
 pub mod publish;
@@ -13,7 +14,7 @@ use async_nats::jetstream;
 pub use consume::{ConsumeError, ConsumerSpec, Handler, HandlerError, RunStats, Runner};
 pub use dead_letter::{DEAD_LETTER_TYPE, DeadLetters};
 pub use publish::{PendingAck, PublishError, Published, Publisher};
-pub use replay::{Entry, Fold, Reader, ReplayError, ReplayStats, Start, Until, replay};
+pub use replay::{Entry, Fold, Reader, ReplayError, ReplayStats, Start, Until, last_event, replay};
 pub use stream::{Ensured, StreamError, StreamSpec};
 
 use crate::metrics::Metrics;

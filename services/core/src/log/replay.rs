@@ -282,3 +282,28 @@ mod tests {
         assert!("yesterday".parse::<Start>().is_err());
     }
 }
+
+/// The last event stored on one subject (a target's subject space makes this "the latest
+/// apply of this target", "the latest validation of this environment"), or `None`.
+/// An unreadable last message counts as none: live consumers dead-letter it.
+pub async fn last_event(js: &jetstream::Context, stream: &str, subject: &str) -> Result<Option<Received>, ReplayError> {
+    use async_nats::jetstream::stream::LastRawMessageErrorKind;
+    let err = |reason: String| ReplayError::Stream { stream: stream.to_string(), reason };
+    let handle = js.get_stream_no_info(stream).await.map_err(|e| err(e.to_string()))?;
+    let message = match handle.get_last_raw_message_by_subject(subject).await {
+        Ok(m) => m,
+        Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => return Ok(None),
+        Err(e) => return Err(err(e.to_string())),
+    };
+    let decoded = binding::decode(Some(&message.headers), &message.payload)
+        .ok()
+        .and_then(|event| payload_of(&event).ok().map(|data| (event, data)));
+    Ok(decoded.map(|(event, data)| Received {
+        event,
+        data,
+        subject: message.subject.to_string(),
+        stream_sequence: message.sequence,
+        stored_at: message.time,
+        delivered: 1,
+    }))
+}

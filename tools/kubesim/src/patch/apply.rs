@@ -156,6 +156,10 @@ pub fn server_side_apply(
     let mut removed: Vec<_> = previous.difference(&new_fields).cloned().collect();
     removed.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in removed {
+        if is_item_key_field(&p) {
+            // A key field goes with its item (the `.` path), never alone.
+            continue;
+        }
         let owner_prefix: &[String] = if p.last().map(String::as_str) == Some(".") {
             &p[..p.len() - 1]
         } else {
@@ -197,12 +201,17 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer, subresour
     let old_t = old.map(|o| trackable(o, w.keep_status));
     let new_t = trackable(new, w.keep_status);
     let present = fields_of(&new_t);
+    // A list item itself (`.`) changes only by appearing; edits inside it are its fields'.
     let changed: FieldSet = present
         .iter()
         .filter(|p| {
-            old_t
-                .as_ref()
-                .is_none_or(|o| get_at(o, p) != get_at(&new_t, p))
+            old_t.as_ref().is_none_or(|o| {
+                if p.last().is_some_and(|e| e == ".") {
+                    get_at(o, p).is_none()
+                } else {
+                    get_at(o, p) != get_at(&new_t, p)
+                }
+            })
         })
         .cloned()
         .collect();
@@ -293,6 +302,17 @@ fn merge_value(field: &str, live: &Value, applied: &Value) -> Value {
         }
         _ => applied.clone(),
     }
+}
+
+/// Whether a path is a key field of an associative-list item, e.g. `k:{"name":"a"}` / `f:name`.
+fn is_item_key_field(path: &[String]) -> bool {
+    let [.., item, field] = path else {
+        return false;
+    };
+    let (Some(key), Some(name)) = (item.strip_prefix("k:"), field.strip_prefix("f:")) else {
+        return false;
+    };
+    serde_json::from_str::<Map<String, Value>>(key).is_ok_and(|k| k.contains_key(name))
 }
 
 /// Removing a field's last child leaves an empty map or list that nobody applied; drop it.
@@ -478,6 +498,35 @@ mod tests {
                 .is_none(),
             "{out}"
         );
+    }
+
+    #[test]
+    fn editing_inside_an_item_does_not_take_the_item() {
+        let live =
+            server_side_apply(&json!({}), &deploy(1, json!({})), &w("a"), false).expect("applies");
+        let mut edited = live.clone();
+        edited["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+        record_update(Some(&live), &mut edited, &w("kubectl-edit"), None);
+        let edit = read_managed(&edited)
+            .into_iter()
+            .find(|m| m.manager == "kubectl-edit")
+            .expect("recorded");
+        assert!(
+            edit.fields
+                .iter()
+                .all(|p| p.last().is_some_and(|e| e != ".")),
+            "{:?}",
+            edit.fields
+        );
+        // The applier drops the container; kubectl-edit still owns its image, so it stays.
+        let mut none = deploy(1, json!({}));
+        none["spec"]["template"]["spec"]["containers"] = json!([{"name": "other", "image": "x"}]);
+        let out = server_side_apply(&edited, &none, &w("a"), true).expect("applies");
+        let names: Vec<&str> = out["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, vec!["nginx", "other"]);
     }
 
     #[test]

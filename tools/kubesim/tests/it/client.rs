@@ -300,7 +300,7 @@ async fn server_side_apply_dry_run_and_conflicts() {
 async fn watcher_and_reflector_survive_dropped_watch_connections() {
     let mut config = test_config();
     config.faults = Faults {
-        drop_watch_after: Some(Duration::from_millis(300)),
+        drop_watch_after: Some(Duration::from_millis(100)),
         ..Faults::default()
     };
     let sim = start_with(config).await;
@@ -319,14 +319,18 @@ async fn watcher_and_reflector_survive_dropped_watch_connections() {
         .expect("ready in time")
         .expect("writer alive");
     for i in 0..6 {
+        // Each write lands after at least one more connection was dropped under the watcher.
+        let drops = sim.dropped_watches();
+        eventually("a watch connection dropped", || async {
+            (sim.dropped_watches() > drops).then_some(())
+        })
+        .await;
         let cm: ConfigMap =
             serde_json::from_value(json!({"metadata": {"name": format!("cm-{i}")}}))
                 .expect("configmap");
         api.create(&PostParams::default(), &cm)
             .await
             .expect("created");
-        // Spread the writes over several dropped connections.
-        tokio::time::sleep(Duration::from_millis(150)).await;
     }
     eventually("reflector holds every configmap", || async {
         (reader.state().len() == 6).then_some(())
@@ -371,5 +375,53 @@ async fn watcher_with_streaming_list_gets_initial_events() {
     .expect("initial events end with the initial-events-end bookmark");
     initial.sort();
     assert_eq!(initial, vec!["s-0", "s-1", "s-2"]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn metadata_only_get_list_and_watch() {
+    let sim = start().await;
+    let c = client(&sim).await;
+    let api: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "m", "labels": {"a": "b"}}, "data": {"k": "v"}}),
+    )
+    .expect("configmap");
+    api.create(&PostParams::default(), &cm)
+        .await
+        .expect("created");
+    let one = api.get_metadata("m").await.expect("metadata");
+    assert_eq!(
+        one.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
+    assert_eq!(
+        one.metadata
+            .labels
+            .unwrap_or_default()
+            .get("a")
+            .map(String::as_str),
+        Some("b")
+    );
+    let all = api
+        .list_metadata(&ListParams::default())
+        .await
+        .expect("metadata list");
+    assert_eq!(all.items.len(), 1);
+    // An Api of PartialObjectMeta makes metadata-only list and watch requests.
+    let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(c.clone(), "default");
+    let stream = watcher(meta_api, watcher::Config::default()).applied_objects();
+    futures::pin_mut!(stream);
+    let first = tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("in time")
+        .expect("event")
+        .expect("ok");
+    assert_eq!(first.metadata.name.as_deref(), Some("m"));
+    assert_eq!(
+        first.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
     sim.shutdown().await;
 }

@@ -424,3 +424,86 @@ async fn kubectl_typed_create_and_scale() {
     assert!(out.contains("successfully rolled out"), "{out}");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn kubectl_client_side_apply_and_crd_printer_columns() {
+    let sim = start().await;
+    let Some(k) = Kubectl::new(&sim) else { return };
+    let file = k.write("web.yaml", DEPLOYMENT);
+    assert!(
+        k.ok(&["apply", "-f", path_str(&file)])
+            .await
+            .contains("created")
+    );
+    let file = k.write("web.yaml", &DEPLOYMENT.replace("nginx:1.25", "nginx:1.26"));
+    assert!(
+        k.ok(&["apply", "-f", path_str(&file)])
+            .await
+            .contains("configured")
+    );
+    let web = k
+        .json(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ])
+        .await;
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.26"
+    );
+    assert!(
+        web["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+    assert!(managers(&web).contains(&("kubectl-client-side-apply".into(), "Update".into())));
+
+    let crd = k.write(
+        "crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w1}
+spec: {size: 7}
+",
+    );
+    // As with a real cluster, kubectl maps every document before applying any, so the
+    // custom resource needs a second run once its CRD is served.
+    let first = k
+        .run(&["apply", "--server-side", "-f", path_str(&crd)])
+        .await;
+    assert!(
+        first.stderr.contains("no matches for kind \"Widget\""),
+        "{}",
+        first.stderr
+    );
+    k.ok(&["apply", "--server-side", "-f", path_str(&crd)])
+        .await;
+    let table = k.ok(&["get", "widgets"]).await;
+    assert!(
+        table.contains("SIZE")
+            && table
+                .lines()
+                .any(|l| l.starts_with("w1") && l.contains('7')),
+        "{table}"
+    );
+    sim.shutdown().await;
+}

@@ -1,0 +1,9 @@
+//! Reaching clusters with `kube` (feature `kube`): which clusters serve each environment
+//! (operator configuration, never the config repository), clients built from kubeconfig
+//! contexts, and server-side apply of a bundle in dependency order.
+
+mod apply;
+mod targets;
+
+pub use apply::{ApplyError, ClusterApplier, FIELD_MANAGER, MANAGED_BY_LABEL, ANNOTATION_ENVIRONMENT, ANNOTATION_REVISION, mark, object_ref, order};
+pub use targets::{ClusterError, ClusterTarget, Clusters};

@@ -1,0 +1,133 @@
+//! Environment → clusters, from `--cluster ENV/NAME=KUBECONFIG[#CONTEXT]` (repeatable, or
+//! `CONFIGSYNC_CLUSTERS` separated by `;`), and a `kube::Client` for each.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::names::Name;
+
+/// One cluster of one environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTarget {
+    pub environment: Name,
+    pub cluster: Name,
+    pub kubeconfig: PathBuf,
+    pub context: Option<String>,
+}
+
+/// Why a cluster could not be configured or reached.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    #[error("invalid --cluster {spec:?}: {reason} (expected ENV/NAME=KUBECONFIG[#CONTEXT])")]
+    Spec { spec: String, reason: String },
+    #[error("kubeconfig {path} for cluster {cluster}: {reason}")]
+    Kubeconfig { cluster: String, path: String, reason: String },
+    #[error("kubeconfig {path} for cluster {cluster} uses {mechanism} authentication, which runs code or calls out; refused unless --allow-exec-auth")]
+    ExecRefused { cluster: String, path: String, mechanism: &'static str },
+}
+
+impl FromStr for ClusterTarget {
+    type Err = ClusterError;
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let err = |reason: &str| ClusterError::Spec { spec: spec.to_string(), reason: reason.into() };
+        let (target, location) = spec.split_once('=').ok_or_else(|| err("missing '='"))?;
+        let (env, cluster) = target.split_once('/').ok_or_else(|| err("missing '/' between environment and cluster"))?;
+        let environment = Name::new(env).map_err(|e| err(&e.to_string()))?;
+        let cluster = Name::new(cluster).map_err(|e| err(&e.to_string()))?;
+        let (path, context) = match location.split_once('#') {
+            Some((p, c)) if !c.is_empty() => (p, Some(c.to_string())),
+            Some((p, _)) => (p, None),
+            None => (location, None),
+        };
+        if path.is_empty() {
+            return Err(err("empty kubeconfig path"));
+        }
+        Ok(Self { environment, cluster, kubeconfig: PathBuf::from(path), context })
+    }
+}
+
+impl ClusterTarget {
+    /// A client for this cluster. Kubeconfigs whose user runs an `exec` plugin or an
+    /// `auth-provider` are refused unless `allow_exec` (they run code on this machine).
+    pub async fn client(&self, allow_exec: bool) -> Result<kube::Client, ClusterError> {
+        let path = self.kubeconfig.display().to_string();
+        let fail = |reason: String| ClusterError::Kubeconfig { cluster: self.cluster.to_string(), path: path.clone(), reason };
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).map_err(|e| fail(e.to_string()))?;
+        if !allow_exec {
+            for named in &kubeconfig.auth_infos {
+                if let Some(info) = &named.auth_info {
+                    let mechanism = if info.exec.is_some() {
+                        Some("exec")
+                    } else if info.auth_provider.is_some() {
+                        Some("auth-provider")
+                    } else {
+                        None
+                    };
+                    if let Some(mechanism) = mechanism {
+                        return Err(ClusterError::ExecRefused { cluster: self.cluster.to_string(), path: path.clone(), mechanism });
+                    }
+                }
+            }
+        }
+        let options = KubeConfigOptions { context: self.context.clone(), ..Default::default() };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| fail(e.to_string()))?;
+        kube::Client::try_from(config).map_err(|e| fail(e.to_string()))
+    }
+}
+
+/// Every environment's clusters.
+#[derive(Debug, Clone, Default)]
+pub struct Clusters {
+    by_environment: BTreeMap<String, Vec<ClusterTarget>>,
+}
+
+impl Clusters {
+    /// From `--cluster` values (each may hold several specs separated by `;`).
+    pub fn from_specs<S: AsRef<str>>(specs: &[S]) -> Result<Self, ClusterError> {
+        let mut by_environment: BTreeMap<String, Vec<ClusterTarget>> = BTreeMap::new();
+        for spec in specs.iter().flat_map(|s| s.as_ref().split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>()) {
+            let target: ClusterTarget = spec.parse()?;
+            let list = by_environment.entry(target.environment.to_string()).or_default();
+            if list.iter().any(|t| t.cluster == target.cluster) {
+                return Err(ClusterError::Spec { spec, reason: "cluster listed twice for the environment".into() });
+            }
+            list.push(target);
+        }
+        Ok(Self { by_environment })
+    }
+
+    /// The clusters of `environment` (none when it is not configured).
+    pub fn of(&self, environment: &str) -> &[ClusterTarget] {
+        self.by_environment.get(environment).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Every configured target.
+    pub fn all(&self) -> impl Iterator<Item = &ClusterTarget> {
+        self.by_environment.values().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_group_by_environment() {
+        let c = Clusters::from_specs(&["dev/dev-1=/k/dev#dev;prod/eu-1=/k/prod", "prod/us-1=/k/prod#us"]).unwrap();
+        assert_eq!(c.of("dev")[0].context.as_deref(), Some("dev"));
+        assert_eq!(c.of("prod").len(), 2);
+        assert!(c.of("staging").is_empty());
+        assert_eq!(c.all().count(), 3);
+    }
+
+    #[test]
+    fn bad_specs_are_refused_with_the_reason() {
+        for bad in ["dev", "dev=x", "dev/a.b=/k", "dev/a=", "DEV/a=/k"] {
+            assert!(Clusters::from_specs(&[bad]).is_err(), "{bad}");
+        }
+        assert!(Clusters::from_specs(&["dev/a=/k;dev/a=/j"]).is_err(), "duplicate");
+    }
+}

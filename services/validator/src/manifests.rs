@@ -1,0 +1,320 @@
+//! Loading plain manifests: YAML (multi-document) and JSON files become Kubernetes objects,
+//! with a finding (file, line, column) for everything that is not a well-formed object.
+//! Pure: no I/O, so every rule is unit-tested.
+
+use std::collections::BTreeMap;
+
+use configsync_core::event::{Finding, ObjectRef, Severity};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Limits that keep hostile input from exhausting the validator.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest manifest file.
+    pub max_file_bytes: usize,
+    /// Most documents in one file.
+    pub max_documents: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_file_bytes: 4 * 1024 * 1024, max_documents: 5_000 }
+    }
+}
+
+/// One object loaded from a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub file: String,
+    /// Line where its document starts (1-based).
+    pub line: u32,
+    pub object: Value,
+    pub reference: ObjectRef,
+}
+
+/// What loading one environment's files produced.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub manifests: Vec<Manifest>,
+    pub findings: Vec<Finding>,
+}
+
+impl Loaded {
+    /// Whether any finding blocks the change.
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+}
+
+/// Whether a path is a manifest file this loader reads.
+pub fn is_manifest(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.ends_with(".yaml") || lower.ends_with(".yml") || lower.ends_with(".json")
+}
+
+fn finding(rule: &str, file: &str, line: Option<u32>, column: Option<u32>, message: impl Into<String>) -> Finding {
+    Finding {
+        severity: Severity::Error,
+        rule: rule.into(),
+        message: message.into(),
+        file: Some(file.into()),
+        line,
+        column,
+        object: None,
+        path: None,
+    }
+}
+
+/// Loads every manifest file in `files` (path relative to the repository root, bytes), in
+/// path order. All findings are reported; loading never stops at the first.
+pub fn load(files: &[(String, Vec<u8>)], limits: Limits) -> Loaded {
+    let mut loaded = Loaded::default();
+    let mut sorted: Vec<&(String, Vec<u8>)> = files.iter().filter(|(p, _)| is_manifest(p)).collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, bytes) in sorted {
+        load_file(path, bytes, limits, &mut loaded);
+    }
+    check_duplicates(&mut loaded);
+    loaded
+}
+
+fn load_file(path: &str, bytes: &[u8], limits: Limits, out: &mut Loaded) {
+    if bytes.len() > limits.max_file_bytes {
+        out.findings.push(finding(
+            "file.too-large",
+            path,
+            None,
+            None,
+            format!("file is {} bytes, over the limit of {}", bytes.len(), limits.max_file_bytes),
+        ));
+        return;
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        out.findings.push(finding("file.encoding", path, None, None, "file is not UTF-8 text"));
+        return;
+    };
+    if path.to_ascii_lowercase().ends_with(".json") {
+        match serde_json::from_str::<Value>(text) {
+            Ok(value) => add_object(path, 1, value, out),
+            Err(e) => out.findings.push(finding(
+                "json.syntax",
+                path,
+                Some(e.line() as u32),
+                Some(e.column() as u32),
+                format!("invalid JSON: {}", strip_position(&e.to_string())),
+            )),
+        }
+        return;
+    }
+    let documents = split_documents(text);
+    if documents.len() > limits.max_documents {
+        out.findings.push(finding(
+            "yaml.too-many-documents",
+            path,
+            None,
+            None,
+            format!("{} documents, over the limit of {}", documents.len(), limits.max_documents),
+        ));
+        return;
+    }
+    for (start_line, doc) in documents {
+        match serde_yaml::Deserializer::from_str(doc).next().map(Value::deserialize) {
+            None => {}
+            Some(Ok(Value::Null)) => {}
+            Some(Ok(value)) => add_object(path, start_line, value, out),
+            Some(Err(e)) => {
+                let (line, column) = e.location().map(|l| (l.line() as u32, l.column() as u32)).unwrap_or((1, 1));
+                out.findings.push(finding(
+                    "yaml.syntax",
+                    path,
+                    Some(start_line + line - 1),
+                    Some(column),
+                    format!("invalid YAML: {}", strip_position(&e.to_string())),
+                ));
+            }
+        }
+    }
+}
+
+/// Splits a YAML stream at `---` lines into (first line number, text). Document markers at
+/// the start of a line always end the previous document in YAML, so a line split is exact.
+fn split_documents(text: &str) -> Vec<(u32, &str)> {
+    let mut docs = Vec::new();
+    let mut start = 0usize;
+    let mut start_line = 1u32;
+    let mut offset = 0usize;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_end_matches(['\r', '\n']);
+        let is_marker = trimmed == "---" || trimmed.starts_with("--- ") || trimmed == "...";
+        if is_marker {
+            if offset > start {
+                docs.push((start_line, &text[start..offset]));
+            }
+            // `--- value` keeps its content in the new document.
+            let content_start = if trimmed.starts_with("--- ") { offset + 4 } else { offset + line.len() };
+            start = content_start;
+            start_line = i as u32 + if trimmed.starts_with("--- ") { 1 } else { 2 };
+        }
+        offset += line.len();
+    }
+    if text.len() > start {
+        docs.push((start_line, &text[start..]));
+    }
+    docs
+}
+
+/// serde's messages end with "at line X column Y", which the finding already carries.
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn add_object(path: &str, line: u32, value: Value, out: &mut Loaded) {
+    let Value::Object(map) = &value else {
+        out.findings.push(finding("object.shape", path, Some(line), None, "document is not a mapping (a Kubernetes object)"));
+        return;
+    };
+    // A `List` contributes its items.
+    if map.get("kind").and_then(Value::as_str) == Some("List") {
+        match map.get("items") {
+            Some(Value::Array(items)) => {
+                for item in items.clone() {
+                    add_object(path, line, item, out);
+                }
+            }
+            Some(Value::Null) | None => {}
+            Some(_) => out.findings.push(finding("object.shape", path, Some(line), None, "List items must be a sequence")),
+        }
+        return;
+    }
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+    let api_version = text(map.get("apiVersion"));
+    let kind = text(map.get("kind"));
+    let metadata = map.get("metadata").and_then(Value::as_object);
+    let name = text(metadata.and_then(|m| m.get("name")));
+    let namespace = text(metadata.and_then(|m| m.get("namespace")));
+    let mut missing = Vec::new();
+    if api_version.is_none() {
+        missing.push("apiVersion");
+    }
+    if kind.is_none() {
+        missing.push("kind");
+    }
+    if name.is_none() {
+        missing.push("metadata.name");
+    }
+    let (Some(api_version), Some(kind), Some(name)) = (api_version, kind, name) else {
+        let mut f = finding(
+            "object.shape",
+            path,
+            Some(line),
+            None,
+            format!("object is missing {} (required to apply it)", missing.join(", ")),
+        );
+        f.path = Some(format!(".{}", missing[0]));
+        out.findings.push(f);
+        return;
+    };
+    let reference = ObjectRef { api_version, kind, namespace, name };
+    out.manifests.push(Manifest { file: path.into(), line, object: value, reference });
+}
+
+/// The same object (group, kind, namespace, name) defined twice is an error: which one would
+/// win is an accident of file order.
+fn check_duplicates(out: &mut Loaded) {
+    let mut seen: BTreeMap<(String, String, Option<String>, String), (String, u32)> = BTreeMap::new();
+    for m in &out.manifests {
+        let group = m.reference.api_version.split_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
+        let key = (group, m.reference.kind.clone(), m.reference.namespace.clone(), m.reference.name.clone());
+        if let Some((file, line)) = seen.get(&key) {
+            let mut f = finding(
+                "object.duplicate",
+                &m.file,
+                Some(m.line),
+                None,
+                format!("{} {} is also defined at {file}:{line}", m.reference.kind, m.reference.name),
+            );
+            f.object = Some(m.reference.clone());
+            out.findings.push(f);
+        } else {
+            seen.insert(key, (m.file.clone(), m.line));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(list: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        list.iter().map(|(p, t)| (p.to_string(), t.as_bytes().to_vec())).collect()
+    }
+
+    #[test]
+    fn multi_document_files_and_json_load_with_their_lines() {
+        let loaded = load(
+            &files(&[
+                ("configs/dev/web/a.yaml", "# comment only\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n---\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: two\n  namespace: web\n"),
+                ("configs/dev/web/b.json", r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"}}"#),
+                ("configs/dev/web/README.md", "not a manifest"),
+            ]),
+            Limits::default(),
+        );
+        assert!(loaded.findings.is_empty(), "{:?}", loaded.findings);
+        let names: Vec<_> = loaded.manifests.iter().map(|m| (m.reference.name.as_str(), m.line)).collect();
+        assert_eq!(names, [("one", 3), ("two", 9), ("web", 1)]);
+        assert_eq!(loaded.manifests[1].reference.namespace.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn broken_yaml_gets_file_line_and_column() {
+        let loaded = load(
+            &files(&[("configs/dev/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n---\napiVersion: v1\nkind: [unclosed\n")]),
+            Limits::default(),
+        );
+        assert_eq!(loaded.manifests.len(), 1, "the good document still loads");
+        let f = &loaded.findings[0];
+        assert_eq!(f.rule, "yaml.syntax");
+        assert_eq!(f.file.as_deref(), Some("configs/dev/a.yaml"));
+        assert!(f.line.unwrap() >= 7, "line is in the second document: {f:?}");
+        assert!(f.column.is_some());
+    }
+
+    #[test]
+    fn shape_errors_name_what_is_missing() {
+        let loaded = load(&files(&[("x.yaml", "kind: ConfigMap\nmetadata: {}\n"), ("y.yaml", "- just\n- a list\n")]), Limits::default());
+        assert_eq!(loaded.findings.len(), 2);
+        assert!(loaded.findings[0].message.contains("apiVersion, metadata.name"), "{:?}", loaded.findings[0]);
+        assert_eq!(loaded.findings[1].rule, "object.shape");
+        assert!(loaded.has_errors());
+    }
+
+    #[test]
+    fn lists_expand_and_duplicates_are_reported() {
+        let list = r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}},{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}]}"#;
+        let loaded = load(&files(&[("l.json", list)]), Limits::default());
+        assert_eq!(loaded.manifests.len(), 2);
+        assert_eq!(loaded.findings.len(), 1);
+        assert_eq!(loaded.findings[0].rule, "object.duplicate");
+    }
+
+    #[test]
+    fn hostile_files_become_findings() {
+        let bomb = "a: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\ni: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
+        let big = "a".repeat(Limits::default().max_file_bytes + 1);
+        let loaded = load(
+            &[
+                ("bomb.yaml".to_string(), bomb.as_bytes().to_vec()),
+                ("big.yaml".to_string(), big.into_bytes()),
+                ("bin.yaml".to_string(), vec![0xff, 0xfe, 0x00, 0x01]),
+            ],
+            Limits::default(),
+        );
+        let rules: Vec<_> = loaded.findings.iter().map(|f| f.rule.as_str()).collect();
+        assert_eq!(rules, ["file.too-large", "file.encoding", "yaml.syntax"], "{:?}", loaded.findings);
+        assert!(loaded.manifests.is_empty());
+    }
+}
