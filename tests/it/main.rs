@@ -1,4 +1,7 @@
-//! End-to-end tests: the services as they run in production, against a real nats-server.
+//! End-to-end tests: the services as they run in production, against a real nats-server,
+//! kubesim clusters over HTTP, the real `kubectl`, and real Git repositories.
 
 mod http;
+mod pipeline;
 mod services;
+mod support;

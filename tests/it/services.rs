@@ -5,31 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use configsync_core::harness::NatsServer;
-use configsync_core::log::stream;
 use tokio_util::sync::CancellationToken;
 
 use crate::http;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-/// Flags every service takes; port 0 so that they can run side by side.
-fn flags(url: &str, ops: SocketAddr) -> Vec<String> {
-    [
-        "svc",
-        "--nats-url",
-        url,
-        "--ops-addr",
-        &ops.to_string(),
-        "--instance",
-        "e2e",
-        "--connect-deadline",
-        "10s",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect()
-}
+use crate::support::{Pipeline, WAIT, configmap};
 
 fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -38,98 +17,54 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
-async fn wait_ready(addr: SocketAddr) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Ok((200, body)) = http::get(addr, "/readyz").await {
-            assert_eq!(body, "ready");
-            return;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_six_services_serve_their_ops_endpoints_bind_their_consumers_and_stop_cleanly() {
+    let p = Pipeline::start(&[(
+        "configs/dev/web/config.yaml",
+        &configmap("settings", "blue"),
+    )])
+    .await;
+    for s in &p.stack.services {
+        let addr: SocketAddr = s.ops.trim_start_matches("http://").parse().unwrap();
+        for (path, body) in [("/healthz", "ok"), ("/readyz", "ready")] {
+            let (status, text) = http::get(addr, path).await.unwrap();
+            assert_eq!((status, text.as_str()), (200, body), "{} {path}", s.name);
         }
+        let (status, metrics) = http::get(addr, "/metrics").await.unwrap();
+        assert_eq!(status, 200, "{}", s.name);
         assert!(
-            tokio::time::Instant::now() < deadline,
-            "{addr} never became ready"
+            metrics.contains("# EOF"),
+            "{} serves OpenMetrics text",
+            s.name
         );
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-#[tokio::test]
-async fn all_six_services_start_report_ready_and_stop_cleanly() {
-    let server = NatsServer::start().await.unwrap();
-    let url = server.url();
-    let client = async_nats::connect(&url).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    stream::ensure(&js, &stream::StreamSpec::from_definition(1).unwrap())
-        .await
-        .unwrap();
-
-    let shutdown = CancellationToken::new();
-    let mut tasks = Vec::new();
-    let mut addrs = Vec::new();
-    macro_rules! spawn_service {
-        ($krate:ident) => {{
-            let addr = free_addr();
-            let config = $krate::Config::try_parse_from(flags(&url, addr)).expect("flags parse");
-            tasks.push((
-                stringify!($krate),
-                tokio::spawn($krate::run(config, shutdown.clone())),
-            ));
-            addrs.push((stringify!($krate), addr));
-        }};
+    // The work-splitting services share one durable consumer each, named after them.
+    let mut stream = p.js.get_stream("CONFIGSYNC_EVENTS").await.unwrap();
+    let mut names = Vec::new();
+    let mut listing = stream.consumer_names();
+    while let Some(n) = futures::StreamExt::next(&mut listing).await {
+        names.push(n.unwrap());
     }
-    spawn_service!(configsync_git_watcher);
-    spawn_service!(configsync_validator);
-    spawn_service!(configsync_applier);
-    spawn_service!(configsync_drift_watcher);
-    spawn_service!(configsync_remediator);
-    spawn_service!(configsync_auditor);
-
-    for (name, addr) in &addrs {
-        wait_ready(*addr).await;
-        let (status, body) = http::get(*addr, "/healthz").await.unwrap();
-        assert_eq!((status, body.as_str()), (200, "ok"), "{name}");
-        let (status, metrics) = http::get(*addr, "/metrics").await.unwrap();
-        assert_eq!(status, 200, "{name}");
-        assert!(metrics.contains("# EOF"), "{name} serves OpenMetrics text");
-    }
-
-    // Every consuming service created its durable consumer, shared by its replicas.
-    let mut stream = js.get_stream("CONFIGSYNC_EVENTS").await.unwrap();
-    let consumers: Vec<String> = {
-        use futures::StreamExt;
-        let mut names = stream.consumer_names();
-        let mut out = Vec::new();
-        while let Some(n) = names.next().await {
-            out.push(n.unwrap());
-        }
-        out.sort();
-        out
-    };
-    assert_eq!(
-        consumers,
-        [
-            "applier",
-            "auditor",
-            "drift-watcher",
-            "remediator",
-            "validator"
-        ]
-    );
-    let _ = stream.info().await.unwrap();
-
-    shutdown.cancel();
-    for (name, task) in tasks {
-        let result = tokio::time::timeout(WAIT, task)
-            .await
-            .unwrap_or_else(|_| panic!("{name} stops in time"));
-        result
-            .unwrap()
-            .unwrap_or_else(|e| panic!("{name} failed: {e}"));
-    }
-    for (name, addr) in &addrs {
+    for durable in ["applier", "drift-watcher", "remediator", "validator"] {
         assert!(
-            http::get(*addr, "/healthz").await.is_err(),
-            "{name} closed its ops endpoint"
+            names.iter().any(|n| n == durable),
+            "{durable} consumer missing: {names:?}"
+        );
+    }
+    let _ = stream.info().await.unwrap();
+    let addrs: Vec<SocketAddr> = p
+        .stack
+        .services
+        .iter()
+        .map(|s| s.ops.trim_start_matches("http://").parse().unwrap())
+        .collect();
+    tokio::time::timeout(WAIT, p.stop())
+        .await
+        .expect("stops in time");
+    for addr in addrs {
+        assert!(
+            http::get(addr, "/healthz").await.is_err(),
+            "{addr} closed its ops endpoint"
         );
     }
 }

@@ -5,9 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use configsync_core::cluster::{ApplyError, ClusterApplier, ClusterTarget, Clusters, mark, object_ref, order};
+use configsync_core::cluster::{
+    ApplyError, ClusterApplier, ClusterTarget, Clusters, mark, object_ref, order,
+};
 use configsync_core::event::{
-    ApplyFailed, ApplyStarted, ApplySucceeded, EventData, EventPayload, ObjectAction, ObjectResult, Outgoing, Received, ValidationPassed,
+    ApplyFailed, ApplyStarted, ApplySucceeded, EventData, EventPayload, ObjectAction, ObjectResult,
+    Outgoing, Received, ValidationPassed,
 };
 use configsync_core::log::bundles::{BundleError, BundleStore};
 use configsync_core::log::{EventLog, HandlerError, Publisher, last_event};
@@ -38,9 +41,21 @@ enum Outcome {
 }
 
 impl Applier {
-    pub fn new(log: EventLog, bundles: BundleStore, clusters: Clusters, allow_exec_auth: bool) -> Self {
+    pub fn new(
+        log: EventLog,
+        bundles: BundleStore,
+        clusters: Clusters,
+        allow_exec_auth: bool,
+    ) -> Self {
         let publisher = log.publisher(Duration::from_secs(60));
-        Self { log, publisher, bundles, clusters, allow_exec_auth, appliers: Mutex::new(HashMap::new()) }
+        Self {
+            log,
+            publisher,
+            bundles,
+            clusters,
+            allow_exec_auth,
+            appliers: Mutex::new(HashMap::new()),
+        }
     }
 
     pub async fn handle(self: Arc<Self>, event: Received) -> Result<(), HandlerError> {
@@ -54,7 +69,11 @@ impl Applier {
         }
     }
 
-    async fn apply_revision(&self, passed: &ValidationPassed, event: &Received) -> Result<(), HandlerError> {
+    async fn apply_revision(
+        &self,
+        passed: &ValidationPassed,
+        event: &Received,
+    ) -> Result<(), HandlerError> {
         let env = passed.environment.as_str();
         if self.superseded(passed, event).await? {
             tracing::info!(environment = env, revision = %passed.revision, "a later revision was validated; skipping this one");
@@ -65,42 +84,74 @@ impl Applier {
             tracing::warn!(environment = env, revision = %passed.revision, "no clusters configured for this environment; nothing applied");
             return Ok(());
         }
-        let bundle = self.bundles.get(&passed.bundle_digest).await.map_err(|e| match e {
-            BundleError::NotFound(_) | BundleError::Corrupt { .. } | BundleError::BadDigest(_) => HandlerError::Terminal(e.to_string()),
-            other => HandlerError::Transient(other.to_string()),
-        })?;
-        let bundle: Bundle = serde_json::from_slice(&bundle).map_err(|e| HandlerError::Terminal(format!("bundle is not readable: {e}")))?;
+        let bundle = self
+            .bundles
+            .get(&passed.bundle_digest)
+            .await
+            .map_err(|e| match e {
+                BundleError::NotFound(_)
+                | BundleError::Corrupt { .. }
+                | BundleError::BadDigest(_) => HandlerError::Terminal(e.to_string()),
+                other => HandlerError::Transient(other.to_string()),
+            })?;
+        let bundle: Bundle = serde_json::from_slice(&bundle)
+            .map_err(|e| HandlerError::Terminal(format!("bundle is not readable: {e}")))?;
 
         let mut waiting = Vec::new();
         for target in targets {
             if self.already_applied(target, passed).await? {
                 continue;
             }
-            if let Outcome::Unreachable = self.apply_to(target, passed, &bundle.objects, event).await? {
+            if let Outcome::Unreachable = self
+                .apply_to(target, passed, &bundle.objects, event)
+                .await?
+            {
                 waiting.push(target.cluster.to_string());
             }
         }
         if waiting.is_empty() {
             Ok(())
         } else {
-            Err(HandlerError::Transient(format!("clusters unreachable: {}; the change waits for them", waiting.join(", "))))
+            Err(HandlerError::Transient(format!(
+                "clusters unreachable: {}; the change waits for them",
+                waiting.join(", ")
+            )))
         }
     }
 
     /// Whether a later validation of the same environment exists: latest wins, so an older
     /// revision retried after a newer one never overwrites it.
-    async fn superseded(&self, passed: &ValidationPassed, event: &Received) -> Result<bool, HandlerError> {
-        let subject = subject::for_event(ValidationPassed::TYPE, Some(&passed.environment), None).map_err(|e| HandlerError::Terminal(e.to_string()))?;
-        let last = last_event(&self.log.js, self.log.stream(), &subject).await.map_err(|e| HandlerError::Transient(e.to_string()))?;
+    async fn superseded(
+        &self,
+        passed: &ValidationPassed,
+        event: &Received,
+    ) -> Result<bool, HandlerError> {
+        let subject = subject::for_event(ValidationPassed::TYPE, Some(&passed.environment), None)
+            .map_err(|e| HandlerError::Terminal(e.to_string()))?;
+        let last = last_event(&self.log.js, self.log.stream(), &subject)
+            .await
+            .map_err(|e| HandlerError::Transient(e.to_string()))?;
         Ok(last.is_some_and(|l| l.stream_sequence > event.stream_sequence))
     }
 
     /// Whether this target's latest successful apply is already this bundle (a redelivery).
-    async fn already_applied(&self, target: &ClusterTarget, passed: &ValidationPassed) -> Result<bool, HandlerError> {
-        let subject = subject::for_event(ApplySucceeded::TYPE, Some(target.environment.as_str()), Some(target.cluster.as_str()))
-            .map_err(|e| HandlerError::Terminal(e.to_string()))?;
-        let last = last_event(&self.log.js, self.log.stream(), &subject).await.map_err(|e| HandlerError::Transient(e.to_string()))?;
-        Ok(matches!(last.map(|l| l.data), Some(EventData::ApplySucceeded(s)) if s.revision == passed.revision && s.bundle_digest == passed.bundle_digest))
+    async fn already_applied(
+        &self,
+        target: &ClusterTarget,
+        passed: &ValidationPassed,
+    ) -> Result<bool, HandlerError> {
+        let subject = subject::for_event(
+            ApplySucceeded::TYPE,
+            Some(target.environment.as_str()),
+            Some(target.cluster.as_str()),
+        )
+        .map_err(|e| HandlerError::Terminal(e.to_string()))?;
+        let last = last_event(&self.log.js, self.log.stream(), &subject)
+            .await
+            .map_err(|e| HandlerError::Transient(e.to_string()))?;
+        Ok(
+            matches!(last.map(|l| l.data), Some(EventData::ApplySucceeded(s)) if s.revision == passed.revision && s.bundle_digest == passed.bundle_digest),
+        )
     }
 
     async fn cluster(&self, target: &ClusterTarget) -> Result<Arc<ClusterApplier>, String> {
@@ -109,13 +160,22 @@ impl Applier {
         if let Some(a) = appliers.get(&key) {
             return Ok(a.clone());
         }
-        let client = target.client(self.allow_exec_auth).await.map_err(|e| e.to_string())?;
+        let client = target
+            .client(self.allow_exec_auth)
+            .await
+            .map_err(|e| e.to_string())?;
         let applier = Arc::new(ClusterApplier::new(client));
         appliers.insert(key, applier.clone());
         Ok(applier)
     }
 
-    async fn apply_to(&self, target: &ClusterTarget, passed: &ValidationPassed, objects: &[Value], cause: &Received) -> Result<Outcome, HandlerError> {
+    async fn apply_to(
+        &self,
+        target: &ClusterTarget,
+        passed: &ValidationPassed,
+        objects: &[Value],
+        cause: &Received,
+    ) -> Result<Outcome, HandlerError> {
         let (env, cluster) = (target.environment.as_str(), target.cluster.as_str());
         let started = ApplyStarted {
             environment: env.into(),
@@ -130,7 +190,15 @@ impl Applier {
             Ok(a) => a,
             Err(reason) => {
                 // A broken kubeconfig will not fix itself: report it, do not retry forever.
-                let failed = ApplyFailed { environment: env.into(), cluster: cluster.into(), revision: passed.revision.clone(), bundle_digest: passed.bundle_digest.clone(), reason, transient: false, results: vec![] };
+                let failed = ApplyFailed {
+                    environment: env.into(),
+                    cluster: cluster.into(),
+                    revision: passed.revision.clone(),
+                    bundle_digest: passed.bundle_digest.clone(),
+                    reason,
+                    transient: false,
+                    results: vec![],
+                };
                 tracing::error!(environment = env, cluster, reason = %failed.reason, "cannot build a client for the cluster");
                 self.emit(&failed, cause, cluster).await?;
                 return Ok(Outcome::Applied);
@@ -140,9 +208,15 @@ impl Applier {
         for object in order(objects) {
             let mut object = object.clone();
             mark(&mut object, env, &passed.revision);
-            let Some(reference) = object_ref(&object) else { continue };
+            let Some(reference) = object_ref(&object) else {
+                continue;
+            };
             match applier.apply(&object).await {
-                Ok(action) => results.push(ObjectResult { object: reference, action, message: None }),
+                Ok(action) => results.push(ObjectResult {
+                    object: reference,
+                    action,
+                    message: None,
+                }),
                 Err(ApplyError::Unreachable(reason)) => {
                     let failed = ApplyFailed {
                         environment: env.into(),
@@ -159,14 +233,25 @@ impl Applier {
                 }
                 Err(e) => {
                     tracing::warn!(environment = env, cluster, kind = %reference.kind, name = %reference.name, error = %e, "object refused");
-                    results.push(ObjectResult { object: reference, action: ObjectAction::Failed, message: Some(e.to_string()) })
+                    results.push(ObjectResult {
+                        object: reference,
+                        action: ObjectAction::Failed,
+                        message: Some(e.to_string()),
+                    })
                 }
             }
         }
         let failures: Vec<String> = results
             .iter()
             .filter(|r| r.action == ObjectAction::Failed)
-            .map(|r| format!("{} {}: {}", r.object.kind, r.object.name, r.message.as_deref().unwrap_or_default()))
+            .map(|r| {
+                format!(
+                    "{} {}: {}",
+                    r.object.kind,
+                    r.object.name,
+                    r.message.as_deref().unwrap_or_default()
+                )
+            })
             .collect();
         if failures.is_empty() {
             let ok = ApplySucceeded {
@@ -185,7 +270,12 @@ impl Applier {
                 cluster: cluster.into(),
                 revision: passed.revision.clone(),
                 bundle_digest: passed.bundle_digest.clone(),
-                reason: format!("{} of {} objects refused: {}", failures.len(), results.len(), failures.join("; ")),
+                reason: format!(
+                    "{} of {} objects refused: {}",
+                    failures.len(),
+                    results.len(),
+                    failures.join("; ")
+                ),
                 transient: false,
                 results,
             };
@@ -194,15 +284,32 @@ impl Applier {
         Ok(Outcome::Applied)
     }
 
-    async fn emit<P: EventPayload>(&self, payload: &P, cause: &Received, cluster: &str) -> Result<(), HandlerError> {
+    async fn emit<P: EventPayload>(
+        &self,
+        payload: &P,
+        cause: &Received,
+        cluster: &str,
+    ) -> Result<(), HandlerError> {
         let event = Outgoing::builder(payload)
             .caused_by(cause)
             .cause(cluster)
-            .subject(format!("{}/{}", payload.routing().environment.unwrap_or_default(), cluster))
+            .subject(format!(
+                "{}/{}",
+                payload.routing().environment.unwrap_or_default(),
+                cluster
+            ))
             .build(&self.log.source)
             .map_err(|e| HandlerError::Terminal(e.to_string()))?;
-        self.publisher.publish(&event).await.map(|_| ()).map_err(|e| {
-            if e.is_transient() { HandlerError::Transient(e.to_string()) } else { HandlerError::Terminal(e.to_string()) }
-        })
+        self.publisher
+            .publish(&event)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                if e.is_transient() {
+                    HandlerError::Transient(e.to_string())
+                } else {
+                    HandlerError::Terminal(e.to_string())
+                }
+            })
     }
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use configsync_core::cluster::Clusters;
 use configsync_core::config::ServiceArgs;
-use configsync_core::event::{ApprovalGranted, EventPayload, Received, RollbackRequested, ValidationPassed};
+use configsync_core::event::{
+    ApprovalGranted, EventPayload, Received, RollbackRequested, ValidationPassed,
+};
 use configsync_core::log::ConsumerSpec;
 use configsync_core::log::bundles::BundleStore;
 use configsync_core::service::{Service, ServiceConfig, ServiceError};
@@ -26,7 +28,11 @@ pub const DEFAULT_OPS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LO
 
 /// The applier's configuration.
 #[derive(clap::Parser, Debug, Clone)]
-#[command(name = "applier", version, about = "ConfigSync applier: applies validated bundles to the clusters of each environment")]
+#[command(
+    name = "applier",
+    version,
+    about = "ConfigSync applier: applies validated bundles to the clusters of each environment"
+)]
 pub struct Config {
     #[command(flatten)]
     pub service: ServiceArgs,
@@ -51,7 +57,14 @@ impl ServiceConfig for Config {
 pub fn consumer() -> ConsumerSpec {
     let mut spec = ConsumerSpec::new(
         NAME,
-        [ValidationPassed::TYPE, ApprovalGranted::TYPE, RollbackRequested::TYPE].into_iter().map(subject::type_filter).collect(),
+        [
+            ValidationPassed::TYPE,
+            ApprovalGranted::TYPE,
+            RollbackRequested::TYPE,
+        ]
+        .into_iter()
+        .map(subject::type_filter)
+        .collect(),
     );
     spec.max_in_flight = 1;
     // A cluster that is down makes the change wait, not vanish: retry (with backoff capped at
@@ -63,16 +76,29 @@ pub fn consumer() -> ConsumerSpec {
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
-    let clusters = Clusters::from_specs(&config.clusters).map_err(|e| ServiceError::Other(e.to_string()))?;
+    let clusters =
+        Clusters::from_specs(&config.clusters).map_err(|e| ServiceError::Other(e.to_string()))?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
     for target in clusters.all() {
         tracing::info!(environment = %target.environment, cluster = %target.cluster, kubeconfig = %target.kubeconfig.display(), "cluster configured");
     }
-    let bundles = BundleStore::open(&service.log.js).await.map_err(|e| ServiceError::Other(e.to_string()))?;
-    let applier = Arc::new(handler::Applier::new(service.log.clone(), bundles, clusters, config.allow_exec_auth));
+    let bundles = BundleStore::open(&service.log.js)
+        .await
+        .map_err(|e| ServiceError::Other(e.to_string()))?;
+    let applier = Arc::new(handler::Applier::new(
+        service.log.clone(),
+        bundles,
+        clusters,
+        config.allow_exec_auth,
+    ));
     let runner = service.log.runner(consumer()).await?;
     service.readiness.set(true);
-    let result = runner.run(move |event: Received| applier.clone().handle(event), shutdown).await;
+    let result = runner
+        .run(
+            move |event: Received| applier.clone().handle(event),
+            shutdown,
+        )
+        .await;
     service.stop().await;
     result.map(|_| ()).map_err(ServiceError::from)
 }

@@ -1,14 +1,37 @@
 //! The drift-watcher service: watches managed objects and reports drift from the desired state.
 //!
+//! The desired state of each target is the bundle of its latest `apply.succeeded` (a fold of
+//! the log, rebuilt at start and refreshed on every apply or prune event); each target's managed
+//! objects are watched with kube-runtime and compared on every change and periodic resync.
+//!
 //! Runs alone (the `drift-watcher` binary) or inside `configsync up`, with the same code.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+pub mod attribution;
+pub mod compare;
+pub mod desired;
+mod history;
+pub mod report;
+mod watch;
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use configsync_core::cluster::Clusters;
 use configsync_core::config::ServiceArgs;
-use configsync_core::log::ConsumerSpec;
-use configsync_core::service::{self, ServiceConfig, ServiceError};
+use configsync_core::event::{EventData, Received};
+use configsync_core::log::{ConsumerSpec, HandlerError};
+use configsync_core::service::{Service, ServiceConfig, ServiceError};
 use configsync_core::{event::EventPayload, subject};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use configsync_core::retry::Backoff;
+
+use crate::desired::{AppliedBundle, DesiredError, DesiredSource};
+use crate::report::Reporter;
+use crate::watch::TargetWatch;
 
 /// The service's name: its durable consumer, NATS user and event source.
 pub const NAME: &str = "drift-watcher";
@@ -25,6 +48,17 @@ pub const DEFAULT_OPS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LO
 pub struct Config {
     #[command(flatten)]
     pub service: ServiceArgs,
+    /// A cluster of an environment: `ENV/NAME=KUBECONFIG[#CONTEXT]`. Repeat for every cluster;
+    /// in the env var, separate them with `;`.
+    #[arg(long = "cluster", env = "CONFIGSYNC_CLUSTERS", value_delimiter = ';')]
+    pub clusters: Vec<String>,
+    /// Accept kubeconfigs whose users authenticate with `exec` plugins or auth providers
+    /// (they run programs on this machine).
+    #[arg(long, env = "CONFIGSYNC_ALLOW_EXEC_AUTH")]
+    pub allow_exec_auth: bool,
+    /// How often every desired object is compared with the live one, besides watch events.
+    #[arg(long, env = "CONFIGSYNC_DRIFT_RESYNC", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub resync: Duration,
 }
 
 impl ServiceConfig for Config {
@@ -35,7 +69,11 @@ impl ServiceConfig for Config {
 
 /// The durable consumer shared by the replicas of this service, if it consumes events.
 pub fn consumer() -> Option<ConsumerSpec> {
-    Some(ConsumerSpec::new(
+    Some(spec())
+}
+
+fn spec() -> ConsumerSpec {
+    ConsumerSpec::new(
         NAME,
         [
             configsync_core::event::ApplySucceeded::TYPE,
@@ -44,17 +82,185 @@ pub fn consumer() -> Option<ConsumerSpec> {
         .into_iter()
         .map(subject::type_filter)
         .collect(),
-    ))
+    )
 }
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
-    service::run_bound(
-        NAME,
-        &config.service,
-        DEFAULT_OPS_ADDR,
-        consumer(),
-        shutdown,
-    )
-    .await
+    let clusters =
+        Clusters::from_specs(&config.clusters).map_err(|e| ServiceError::Other(e.to_string()))?;
+    let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
+    let log = service.log.clone();
+    let publisher = log.publisher(Duration::from_secs(60));
+
+    let mut reporters: HashMap<String, Reporter> = clusters
+        .all()
+        .map(|t| {
+            let reporter = Reporter::new(
+                t.environment.as_str(),
+                t.cluster.as_str(),
+                &log.source,
+                publisher.clone(),
+            );
+            (format!("{}/{}", t.environment, t.cluster), reporter)
+        })
+        .collect();
+    match history::seed(&log, &mut reporters).await {
+        Ok(folded) => tracing::debug!(events = folded, "drift events of the log folded"),
+        // Drifts still drifted are then reported again, under the same ids (so stored once
+        // within the duplicate window).
+        Err(e) => tracing::warn!(error = %e, "cannot read the drift events of the log"),
+    }
+
+    let (synced_tx, mut synced_rx) = mpsc::channel(reporters.len().max(1));
+    let mut receivers = Vec::new();
+    let mut senders = HashMap::new();
+    for target in clusters.all() {
+        let (tx, rx) = tokio::sync::watch::channel(Latest::Unknown);
+        senders.insert(format!("{}/{}", target.environment, target.cluster), tx);
+        receivers.push((target.clone(), rx));
+    }
+    let refresher = Arc::new(Refresher {
+        source: DesiredSource::new(log.clone()),
+        senders,
+    });
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for (target, rx) in receivers {
+        let key = format!("{}/{}", target.environment, target.cluster);
+        let Some(reporter) = reporters.remove(&key) else {
+            continue;
+        };
+        tracing::info!(environment = %target.environment, cluster = %target.cluster, drifted = reporter.drifted(), "watching cluster");
+        tasks.spawn(refresher.clone().load_until_known(
+            target.environment.to_string(),
+            target.cluster.to_string(),
+            shutdown.child_token(),
+        ));
+        let task = TargetWatch {
+            target,
+            allow_exec_auth: config.allow_exec_auth,
+            resync: config.resync,
+            desired: rx,
+            reporter,
+            synced: synced_tx.clone(),
+        };
+        tasks.spawn(task.run(shutdown.child_token()));
+    }
+    drop(synced_tx);
+
+    // Ready once every target has been compared once.
+    let targets = refresher.senders.len();
+    let readiness = service.readiness.clone();
+    tokio::spawn(async move {
+        for _ in 0..targets {
+            if synced_rx.recv().await.is_none() {
+                return;
+            }
+        }
+        tracing::info!(targets, "first comparison of every target done");
+        readiness.set(true);
+    });
+
+    let runner = log.runner(spec()).await?;
+    let result = runner
+        .run(
+            move |event: Received| refresher.clone().handle(event),
+            shutdown.clone(),
+        )
+        .await;
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    service.stop().await;
+    result.map(|_| ()).map_err(ServiceError::from)
+}
+
+/// What this replica knows of a target's desired state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Latest {
+    /// Not read from the log yet.
+    Unknown,
+    /// The log holds no successful apply of the target: nothing is desired yet.
+    NotApplied,
+    Applied(Arc<AppliedBundle>),
+}
+
+/// Keeps each target's desired state current from the log.
+struct Refresher {
+    source: DesiredSource,
+    senders: HashMap<String, tokio::sync::watch::Sender<Latest>>,
+}
+
+impl Refresher {
+    /// A delivery only says "this target changed": replicas split deliveries, so each reads
+    /// the target's latest apply from the log instead of trusting the event it was handed.
+    async fn handle(self: Arc<Self>, event: Received) -> Result<(), HandlerError> {
+        let (env, cluster) = match &event.data {
+            EventData::ApplySucceeded(a) => (a.environment.as_str(), a.cluster.as_str()),
+            EventData::ResourcePruned(p) => (p.environment.as_str(), p.cluster.as_str()),
+            _ => return Ok(()),
+        };
+        self.reload(env, cluster).await.map_err(|e| {
+            if e.is_transient() {
+                HandlerError::Transient(e.to_string())
+            } else {
+                HandlerError::Terminal(e.to_string())
+            }
+        })
+    }
+
+    /// Reads the target's latest apply from the log and publishes it to the target's watch.
+    async fn reload(&self, env: &str, cluster: &str) -> Result<(), DesiredError> {
+        let Some(sender) = self.senders.get(&format!("{env}/{cluster}")) else {
+            tracing::debug!(environment = env, cluster, "target not watched here");
+            return Ok(());
+        };
+        let latest = match self.source.latest(env, cluster).await? {
+            Some(bundle) => Latest::Applied(Arc::new(bundle)),
+            None => Latest::NotApplied,
+        };
+        // Concurrent reloads may finish out of order: only a later apply replaces the state.
+        let replaced = sender.send_if_modified(|current| {
+            let newer = match (&*current, &latest) {
+                (Latest::Applied(c), Latest::Applied(l)) => l.sequence > c.sequence,
+                (Latest::Unknown, _) | (Latest::NotApplied, Latest::Applied(_)) => true,
+                _ => false,
+            };
+            if newer {
+                *current = latest.clone();
+            }
+            newer
+        });
+        if let (true, Latest::Applied(bundle)) = (replaced, &latest) {
+            tracing::info!(environment = env, cluster, revision = %bundle.revision, "desired state updated");
+        }
+        Ok(())
+    }
+
+    /// The first read of a target's desired state, retried until the log answers.
+    async fn load_until_known(
+        self: Arc<Self>,
+        env: String,
+        cluster: String,
+        shutdown: CancellationToken,
+    ) {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        loop {
+            match self.reload(&env, &cluster).await {
+                Ok(()) => return,
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(environment = %env, cluster = %cluster, error = %e, "cannot read the desired state; retrying");
+                }
+                Err(e) => {
+                    // Only a new apply of the target (through the consumer) can fix this.
+                    tracing::error!(environment = %env, cluster = %cluster, error = %e, "cannot read the desired state");
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
 }

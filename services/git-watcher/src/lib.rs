@@ -1,21 +1,36 @@
 //! The git-watcher service: follows the Git remote and emits one commit-detected event per new commit.
 //!
 //! Runs alone (the `git-watcher` binary) or inside `configsync up`, with the same code.
+//!
+//! Its only state, the last commit seen on the tracked branch, is rebuilt at start by replaying
+//! the log, so a restart neither repeats nor skips a commit. It has no durable consumer: it
+//! reads its own past events by replay and otherwise only publishes.
+
+mod events;
+mod failures;
+mod last_seen;
+mod poll;
+mod watcher;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use configsync_core::config::ServiceArgs;
+use configsync_core::git;
 use configsync_core::log::ConsumerSpec;
-use configsync_core::service::{self, ServiceConfig, ServiceError};
+use configsync_core::service::{Service, ServiceConfig, ServiceError};
 use tokio_util::sync::CancellationToken;
 
-/// The service's name: its durable consumer, NATS user and event source.
+pub use last_seen::{LastSeen, last_seen};
+
+/// The service's name: its NATS user and event source.
 pub const NAME: &str = "git-watcher";
 /// Where /healthz, /readyz and /metrics are served unless --ops-addr says otherwise.
 pub const DEFAULT_OPS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9101);
 
 /// The git-watcher's configuration.
-#[derive(clap::Parser, Debug, Clone)]
+#[derive(clap::Parser, Clone)]
 #[command(
     name = "git-watcher",
     version,
@@ -24,6 +39,54 @@ pub const DEFAULT_OPS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LO
 pub struct Config {
     #[command(flatten)]
     pub service: ServiceArgs,
+    /// The Git remote to follow: `file:///path`, a local path, or `git://host[:port]/path`.
+    /// Credentials in the URL are never logged or published.
+    #[arg(long, env = "CONFIGSYNC_REPO", hide_env_values = true)]
+    pub repo: String,
+    /// The branch to follow.
+    #[arg(long, env = "CONFIGSYNC_BRANCH", default_value = "main")]
+    pub branch: String,
+    /// How often to fetch the remote.
+    #[arg(long, env = "CONFIGSYNC_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+    /// Where the bare mirror of the remote lives (default: a directory under the system temp
+    /// directory named after a hash of the URL). Losing it costs one full fetch, nothing more.
+    #[arg(long, env = "CONFIGSYNC_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// A configuration following `repo` with the defaults of every other flag (for embedding,
+    /// e.g. `configsync up`).
+    pub fn new(service: ServiceArgs, repo: impl Into<String>) -> Self {
+        Self {
+            service,
+            repo: repo.into(),
+            branch: "main".into(),
+            poll_interval: Duration::from_secs(5),
+            work_dir: None,
+        }
+    }
+
+    /// The mirror directory: `--work-dir`, or the default for this remote.
+    pub fn mirror_dir(&self) -> PathBuf {
+        self.work_dir
+            .clone()
+            .unwrap_or_else(|| git::default_mirror_dir(&std::env::temp_dir(), &self.repo))
+    }
+}
+
+// Written by hand so that a URL with credentials never reaches a log through `{:?}`.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("service", &self.service)
+            .field("repo", &git::redact(&self.repo))
+            .field("branch", &self.branch)
+            .field("poll_interval", &self.poll_interval)
+            .field("work_dir", &self.work_dir)
+            .finish()
+    }
 }
 
 impl ServiceConfig for Config {
@@ -32,19 +95,19 @@ impl ServiceConfig for Config {
     }
 }
 
-/// The durable consumer shared by the replicas of this service, if it consumes events.
+/// The git-watcher consumes nothing (it replays its own events instead), so it binds no
+/// durable consumer.
 pub fn consumer() -> Option<ConsumerSpec> {
     None
 }
 
-/// Runs the service until `shutdown` is cancelled.
+/// Runs the service until `shutdown` is cancelled: rebuilds the last seen commit from the log,
+/// then polls the remote every `--poll-interval` and publishes what is new.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
-    service::run_bound(
-        NAME,
-        &config.service,
-        DEFAULT_OPS_ADDR,
-        consumer(),
-        shutdown,
-    )
-    .await
+    let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
+    let result = watcher::Watcher::new(&config, &service)
+        .run(&shutdown)
+        .await;
+    service.stop().await;
+    result
 }

@@ -1,14 +1,27 @@
 //! The remediator service: repairs drift under each environment's policy (auto, alert or off).
 //!
+//! Under `auto` a drift is repaired by re-applying the desired object of the target's latest
+//! successful apply (forced server-side apply, field manager `configsync`), with
+//! `remediation.started` then `remediation.succeeded` or `remediation.failed`; under `alert`
+//! the drift event is the only record; under `off` nothing happens.
+//!
 //! Runs alone (the `remediator` binary) or inside `configsync up`, with the same code.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+mod handler;
+pub mod policy;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use configsync_core::cluster::Clusters;
 use configsync_core::config::ServiceArgs;
+use configsync_core::event::Received;
 use configsync_core::log::ConsumerSpec;
-use configsync_core::service::{self, ServiceConfig, ServiceError};
+use configsync_core::service::{Service, ServiceConfig, ServiceError};
 use configsync_core::{event::EventPayload, subject};
 use tokio_util::sync::CancellationToken;
+
+use crate::policy::Policies;
 
 /// The service's name: its durable consumer, NATS user and event source.
 pub const NAME: &str = "remediator";
@@ -25,6 +38,18 @@ pub const DEFAULT_OPS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LO
 pub struct Config {
     #[command(flatten)]
     pub service: ServiceArgs,
+    /// A cluster of an environment: `ENV/NAME=KUBECONFIG[#CONTEXT]`. Repeat for every cluster;
+    /// in the env var, separate them with `;`.
+    #[arg(long = "cluster", env = "CONFIGSYNC_CLUSTERS", value_delimiter = ';')]
+    pub clusters: Vec<String>,
+    /// Accept kubeconfigs whose users authenticate with `exec` plugins or auth providers
+    /// (they run programs on this machine).
+    #[arg(long, env = "CONFIGSYNC_ALLOW_EXEC_AUTH")]
+    pub allow_exec_auth: bool,
+    /// An environment's remediation policy: `ENV=auto|alert|off`. Repeat for every
+    /// environment; in the env var, separate them with `;`. Unlisted environments: `alert`.
+    #[arg(long = "policy", env = "CONFIGSYNC_POLICIES", value_delimiter = ';')]
+    pub policies: Vec<String>,
 }
 
 impl ServiceConfig for Config {
@@ -35,22 +60,42 @@ impl ServiceConfig for Config {
 
 /// The durable consumer shared by the replicas of this service, if it consumes events.
 pub fn consumer() -> Option<ConsumerSpec> {
-    Some(ConsumerSpec::new(
+    Some(spec())
+}
+
+fn spec() -> ConsumerSpec {
+    ConsumerSpec::new(
         NAME,
         vec![subject::type_filter(
             configsync_core::event::DriftDetected::TYPE,
         )],
-    ))
+    )
 }
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
-    service::run_bound(
-        NAME,
-        &config.service,
-        DEFAULT_OPS_ADDR,
-        consumer(),
-        shutdown,
-    )
-    .await
+    let clusters =
+        Clusters::from_specs(&config.clusters).map_err(|e| ServiceError::Other(e.to_string()))?;
+    let policies =
+        Policies::from_specs(&config.policies).map_err(|e| ServiceError::Other(e.to_string()))?;
+    let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
+    for (environment, policy) in policies.listed() {
+        tracing::info!(environment, ?policy, "remediation policy");
+    }
+    let remediator = Arc::new(handler::Remediator::new(
+        service.log.clone(),
+        clusters,
+        policies,
+        config.allow_exec_auth,
+    ));
+    let runner = service.log.runner(spec()).await?;
+    service.readiness.set(true);
+    let result = runner
+        .run(
+            move |event: Received| remediator.clone().handle(event),
+            shutdown,
+        )
+        .await;
+    service.stop().await;
+    result.map(|_| ()).map_err(ServiceError::from)
 }

@@ -28,7 +28,11 @@ mod tests {
     fn equal_content_gives_equal_bytes_whatever_the_key_order() {
         let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":1}}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{"a":{"x":1,"y":2},"b":1}"#).unwrap();
-        let bundle = |o| Bundle { environment: "dev".into(), revision: "r".into(), objects: vec![o] };
+        let bundle = |o| Bundle {
+            environment: "dev".into(),
+            revision: "r".into(),
+            objects: vec![o],
+        };
         assert_eq!(bundle(a).to_bytes(), bundle(b).to_bytes());
     }
 }

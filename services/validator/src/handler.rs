@@ -5,7 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use configsync_core::event::{CommitDetected, EventData, Finding, Outgoing, Received, Severity, ValidationFailed, ValidationPassed};
+use configsync_core::event::{
+    CommitDetected, EventData, Finding, Outgoing, Received, Severity, ValidationFailed,
+    ValidationPassed,
+};
 use configsync_core::git::{self, GitError, Mirror, TreeFile};
 use configsync_core::log::bundles::BundleStore;
 use configsync_core::log::{HandlerError, Publisher};
@@ -34,7 +37,9 @@ enum EnvFiles {
 impl Validator {
     /// Handles one event; only commit-detected events of this repository are acted on.
     pub async fn handle(self: Arc<Self>, event: Received) -> Result<(), HandlerError> {
-        let EventData::CommitDetected(commit) = &event.data else { return Ok(()) };
+        let EventData::CommitDetected(commit) = &event.data else {
+            return Ok(());
+        };
         if commit.repository != git::redact(self.mirror.url()) {
             tracing::debug!(repository = %commit.repository, "commit of another repository ignored");
             return Ok(());
@@ -43,29 +48,49 @@ impl Validator {
             tracing::info!(revision = %commit.sha, "commit touches no environment");
             return Ok(());
         }
-        let environments: Vec<String> = commit.environments.iter().map(|e| e.environment.clone()).collect();
-        let files = self.clone().read_environments(commit.sha.clone(), environments).await?;
+        let environments: Vec<String> = commit
+            .environments
+            .iter()
+            .map(|e| e.environment.clone())
+            .collect();
+        let files = self
+            .clone()
+            .read_environments(commit.sha.clone(), environments)
+            .await?;
         for (environment, files) in files {
             let outgoing = self.validate(commit, &environment, files, &event).await?;
             self.publisher.publish(&outgoing).await.map_err(|e| {
-                if e.is_transient() { HandlerError::Transient(e.to_string()) } else { HandlerError::Terminal(e.to_string()) }
+                if e.is_transient() {
+                    HandlerError::Transient(e.to_string())
+                } else {
+                    HandlerError::Terminal(e.to_string())
+                }
             })?;
         }
         Ok(())
     }
 
     /// Fetches (so the revision is present) and reads each environment's directory.
-    async fn read_environments(self: Arc<Self>, sha: String, environments: Vec<String>) -> Result<Vec<(String, EnvFiles)>, HandlerError> {
+    async fn read_environments(
+        self: Arc<Self>,
+        sha: String,
+        environments: Vec<String>,
+    ) -> Result<Vec<(String, EnvFiles)>, HandlerError> {
         tokio::task::spawn_blocking(move || {
-            let revision = git::parse_sha(&sha).map_err(|e| HandlerError::Terminal(e.to_string()))?;
+            let revision =
+                git::parse_sha(&sha).map_err(|e| HandlerError::Terminal(e.to_string()))?;
             let repo = self.mirror.repository().map_err(git_error)?;
             if repo.find_commit(revision).is_err() {
                 drop(repo);
-                self.mirror.fetch(&self.branch, &self.interrupt).map_err(git_error)?;
+                self.mirror
+                    .fetch(&self.branch, &self.interrupt)
+                    .map_err(git_error)?;
             }
             let repo = self.mirror.repository().map_err(git_error)?;
             if repo.find_commit(revision).is_err() {
-                return Err(HandlerError::Terminal(format!("revision {sha} is not in the remote (rewritten history?)")));
+                return Err(HandlerError::Terminal(format!(
+                    "revision {sha} is not in the remote (rewritten history?)"
+                )));
             }
             let mut out = Vec::new();
             for env in environments {
@@ -85,18 +110,31 @@ impl Validator {
         .map_err(|e| HandlerError::Transient(format!("reader task failed: {e}")))?
     }
 
-    async fn validate(&self, commit: &CommitDetected, environment: &str, files: EnvFiles, cause: &Received) -> Result<Outgoing, HandlerError> {
-        let findings_of = |findings: Vec<Finding>| ValidationFailed { environment: environment.into(), revision: commit.sha.clone(), findings };
+    async fn validate(
+        &self,
+        commit: &CommitDetected,
+        environment: &str,
+        files: EnvFiles,
+        cause: &Received,
+    ) -> Result<Outgoing, HandlerError> {
+        let findings_of = |findings: Vec<Finding>| ValidationFailed {
+            environment: environment.into(),
+            revision: commit.sha.clone(),
+            findings,
+        };
         let failed = match files {
             EnvFiles::Finding(f) => Some(findings_of(vec![f])),
             EnvFiles::Files(files) => {
-                let files: Vec<(String, Vec<u8>)> = files.into_iter().map(|f| (f.path, f.bytes)).collect();
+                let files: Vec<(String, Vec<u8>)> =
+                    files.into_iter().map(|f| (f.path, f.bytes)).collect();
                 let loaded = manifests::load(&files, Limits::default());
                 if loaded.has_errors() {
                     Some(findings_of(loaded.findings))
                 } else if loaded.manifests.is_empty() {
                     let mut f = no_manifests(&format!("configs/{environment}"));
-                    f.message = format!("configs/{environment}/ has no manifests (yaml, yml or json files); refusing to empty the environment");
+                    f.message = format!(
+                        "configs/{environment}/ has no manifests (yaml, yml or json files); refusing to empty the environment"
+                    );
                     Some(findings_of(vec![f]))
                 } else {
                     let bundle = Bundle {
@@ -105,13 +143,21 @@ impl Validator {
                         objects: loaded.manifests.iter().map(|m| m.object.clone()).collect(),
                     };
                     let digest = self.bundles.put(&bundle.to_bytes()).await.map_err(|e| {
-                        if e.is_transient() { HandlerError::Transient(e.to_string()) } else { HandlerError::Terminal(e.to_string()) }
+                        if e.is_transient() {
+                            HandlerError::Transient(e.to_string())
+                        } else {
+                            HandlerError::Terminal(e.to_string())
+                        }
                     })?;
                     let passed = ValidationPassed {
                         environment: environment.into(),
                         revision: commit.sha.clone(),
                         bundle_digest: digest,
-                        objects: loaded.manifests.iter().map(|m| m.reference.clone()).collect(),
+                        objects: loaded
+                            .manifests
+                            .iter()
+                            .map(|m| m.reference.clone())
+                            .collect(),
                         warnings: loaded.findings,
                     };
                     tracing::info!(environment, revision = %commit.sha, objects = passed.objects.len(), "validation passed");
@@ -125,7 +171,12 @@ impl Validator {
     }
 }
 
-fn build<P: configsync_core::event::EventPayload>(payload: &P, environment: &str, cause: &Received, source: &str) -> Result<Outgoing, HandlerError> {
+fn build<P: configsync_core::event::EventPayload>(
+    payload: &P,
+    environment: &str,
+    cause: &Received,
+    source: &str,
+) -> Result<Outgoing, HandlerError> {
     Outgoing::builder(payload)
         .caused_by(cause)
         .cause(environment)
@@ -163,5 +214,9 @@ fn content_finding(error: &GitError, dir: &str) -> Option<Finding> {
 }
 
 fn git_error(e: GitError) -> HandlerError {
-    if e.is_transient() { HandlerError::Transient(e.to_string()) } else { HandlerError::Terminal(e.to_string()) }
+    if e.is_transient() {
+        HandlerError::Transient(e.to_string())
+    } else {
+        HandlerError::Terminal(e.to_string())
+    }
 }

@@ -29,7 +29,11 @@ pub const DEFAULT_OPS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LO
 
 /// The validator's configuration.
 #[derive(clap::Parser, Debug, Clone)]
-#[command(name = "validator", version, about = "ConfigSync validator: validates each environment a commit touches")]
+#[command(
+    name = "validator",
+    version,
+    about = "ConfigSync validator: validates each environment a commit touches"
+)]
 pub struct Config {
     #[command(flatten)]
     pub service: ServiceArgs,
@@ -60,13 +64,20 @@ pub fn consumer() -> ConsumerSpec {
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
-    let dir = config.work_dir.clone().unwrap_or_else(|| git::default_mirror_dir(&std::env::temp_dir().join("configsync-validator"), &config.repo));
+    let dir = config.work_dir.clone().unwrap_or_else(|| {
+        git::default_mirror_dir(
+            &std::env::temp_dir().join("configsync-validator"),
+            &config.repo,
+        )
+    });
     let (repo, mirror_dir) = (config.repo.clone(), dir.clone());
     let mirror = tokio::task::spawn_blocking(move || Mirror::open_or_init(&mirror_dir, &repo))
         .await
         .map_err(|e| ServiceError::Other(e.to_string()))?
         .map_err(|e| ServiceError::Other(e.to_string()))?;
-    let bundles = BundleStore::open(&service.log.js).await.map_err(|e| ServiceError::Other(e.to_string()))?;
+    let bundles = BundleStore::open(&service.log.js)
+        .await
+        .map_err(|e| ServiceError::Other(e.to_string()))?;
     let interrupt = Arc::new(AtomicBool::new(false));
     let validator = Arc::new(handler::Validator {
         mirror,

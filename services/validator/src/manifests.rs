@@ -19,7 +19,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_file_bytes: 4 * 1024 * 1024, max_documents: 5_000 }
+        Self {
+            max_file_bytes: 4 * 1024 * 1024,
+            max_documents: 5_000,
+        }
     }
 }
 
@@ -53,7 +56,13 @@ pub fn is_manifest(path: &str) -> bool {
     lower.ends_with(".yaml") || lower.ends_with(".yml") || lower.ends_with(".json")
 }
 
-fn finding(rule: &str, file: &str, line: Option<u32>, column: Option<u32>, message: impl Into<String>) -> Finding {
+fn finding(
+    rule: &str,
+    file: &str,
+    line: Option<u32>,
+    column: Option<u32>,
+    message: impl Into<String>,
+) -> Finding {
     Finding {
         severity: Severity::Error,
         rule: rule.into(),
@@ -70,7 +79,8 @@ fn finding(rule: &str, file: &str, line: Option<u32>, column: Option<u32>, messa
 /// path order. All findings are reported; loading never stops at the first.
 pub fn load(files: &[(String, Vec<u8>)], limits: Limits) -> Loaded {
     let mut loaded = Loaded::default();
-    let mut sorted: Vec<&(String, Vec<u8>)> = files.iter().filter(|(p, _)| is_manifest(p)).collect();
+    let mut sorted: Vec<&(String, Vec<u8>)> =
+        files.iter().filter(|(p, _)| is_manifest(p)).collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     for (path, bytes) in sorted {
         load_file(path, bytes, limits, &mut loaded);
@@ -86,12 +96,22 @@ fn load_file(path: &str, bytes: &[u8], limits: Limits, out: &mut Loaded) {
             path,
             None,
             None,
-            format!("file is {} bytes, over the limit of {}", bytes.len(), limits.max_file_bytes),
+            format!(
+                "file is {} bytes, over the limit of {}",
+                bytes.len(),
+                limits.max_file_bytes
+            ),
         ));
         return;
     }
     let Ok(text) = std::str::from_utf8(bytes) else {
-        out.findings.push(finding("file.encoding", path, None, None, "file is not UTF-8 text"));
+        out.findings.push(finding(
+            "file.encoding",
+            path,
+            None,
+            None,
+            "file is not UTF-8 text",
+        ));
         return;
     };
     if path.to_ascii_lowercase().ends_with(".json") {
@@ -114,17 +134,27 @@ fn load_file(path: &str, bytes: &[u8], limits: Limits, out: &mut Loaded) {
             path,
             None,
             None,
-            format!("{} documents, over the limit of {}", documents.len(), limits.max_documents),
+            format!(
+                "{} documents, over the limit of {}",
+                documents.len(),
+                limits.max_documents
+            ),
         ));
         return;
     }
     for (start_line, doc) in documents {
-        match serde_yaml::Deserializer::from_str(doc).next().map(Value::deserialize) {
+        match serde_yaml::Deserializer::from_str(doc)
+            .next()
+            .map(Value::deserialize)
+        {
             None => {}
             Some(Ok(Value::Null)) => {}
             Some(Ok(value)) => add_object(path, start_line, value, out),
             Some(Err(e)) => {
-                let (line, column) = e.location().map(|l| (l.line() as u32, l.column() as u32)).unwrap_or((1, 1));
+                let (line, column) = e
+                    .location()
+                    .map(|l| (l.line() as u32, l.column() as u32))
+                    .unwrap_or((1, 1));
                 out.findings.push(finding(
                     "yaml.syntax",
                     path,
@@ -152,7 +182,11 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
                 docs.push((start_line, &text[start..offset]));
             }
             // `--- value` keeps its content in the new document.
-            let content_start = if trimmed.starts_with("--- ") { offset + 4 } else { offset + line.len() };
+            let content_start = if trimmed.starts_with("--- ") {
+                offset + 4
+            } else {
+                offset + line.len()
+            };
             start = content_start;
             start_line = i as u32 + if trimmed.starts_with("--- ") { 1 } else { 2 };
         }
@@ -174,7 +208,13 @@ fn strip_position(message: &str) -> String {
 
 fn add_object(path: &str, line: u32, value: Value, out: &mut Loaded) {
     let Value::Object(map) = &value else {
-        out.findings.push(finding("object.shape", path, Some(line), None, "document is not a mapping (a Kubernetes object)"));
+        out.findings.push(finding(
+            "object.shape",
+            path,
+            Some(line),
+            None,
+            "document is not a mapping (a Kubernetes object)",
+        ));
         return;
     };
     // A `List` contributes its items.
@@ -186,11 +226,21 @@ fn add_object(path: &str, line: u32, value: Value, out: &mut Loaded) {
                 }
             }
             Some(Value::Null) | None => {}
-            Some(_) => out.findings.push(finding("object.shape", path, Some(line), None, "List items must be a sequence")),
+            Some(_) => out.findings.push(finding(
+                "object.shape",
+                path,
+                Some(line),
+                None,
+                "List items must be a sequence",
+            )),
         }
         return;
     }
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let api_version = text(map.get("apiVersion"));
     let kind = text(map.get("kind"));
     let metadata = map.get("metadata").and_then(Value::as_object);
@@ -212,30 +262,58 @@ fn add_object(path: &str, line: u32, value: Value, out: &mut Loaded) {
             path,
             Some(line),
             None,
-            format!("object is missing {} (required to apply it)", missing.join(", ")),
+            format!(
+                "object is missing {} (required to apply it)",
+                missing.join(", ")
+            ),
         );
         f.path = Some(format!(".{}", missing[0]));
         out.findings.push(f);
         return;
     };
-    let reference = ObjectRef { api_version, kind, namespace, name };
-    out.manifests.push(Manifest { file: path.into(), line, object: value, reference });
+    let reference = ObjectRef {
+        api_version,
+        kind,
+        namespace,
+        name,
+    };
+    out.manifests.push(Manifest {
+        file: path.into(),
+        line,
+        object: value,
+        reference,
+    });
 }
 
 /// The same object (group, kind, namespace, name) defined twice is an error: which one would
 /// win is an accident of file order.
 fn check_duplicates(out: &mut Loaded) {
-    let mut seen: BTreeMap<(String, String, Option<String>, String), (String, u32)> = BTreeMap::new();
+    /// Group, kind, namespace, name: what identifies an object in a cluster.
+    type Identity = (String, String, Option<String>, String);
+    let mut seen: BTreeMap<Identity, (String, u32)> = BTreeMap::new();
     for m in &out.manifests {
-        let group = m.reference.api_version.split_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
-        let key = (group, m.reference.kind.clone(), m.reference.namespace.clone(), m.reference.name.clone());
+        let group = m
+            .reference
+            .api_version
+            .split_once('/')
+            .map(|(g, _)| g.to_string())
+            .unwrap_or_default();
+        let key = (
+            group,
+            m.reference.kind.clone(),
+            m.reference.namespace.clone(),
+            m.reference.name.clone(),
+        );
         if let Some((file, line)) = seen.get(&key) {
             let mut f = finding(
                 "object.duplicate",
                 &m.file,
                 Some(m.line),
                 None,
-                format!("{} {} is also defined at {file}:{line}", m.reference.kind, m.reference.name),
+                format!(
+                    "{} {} is also defined at {file}:{line}",
+                    m.reference.kind, m.reference.name
+                ),
             );
             f.object = Some(m.reference.clone());
             out.findings.push(f);
@@ -250,44 +328,77 @@ mod tests {
     use super::*;
 
     fn files(list: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-        list.iter().map(|(p, t)| (p.to_string(), t.as_bytes().to_vec())).collect()
+        list.iter()
+            .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
+            .collect()
     }
 
     #[test]
     fn multi_document_files_and_json_load_with_their_lines() {
         let loaded = load(
             &files(&[
-                ("configs/dev/web/a.yaml", "# comment only\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n---\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: two\n  namespace: web\n"),
-                ("configs/dev/web/b.json", r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"}}"#),
+                (
+                    "configs/dev/web/a.yaml",
+                    "# comment only\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n---\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: two\n  namespace: web\n",
+                ),
+                (
+                    "configs/dev/web/b.json",
+                    r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"}}"#,
+                ),
                 ("configs/dev/web/README.md", "not a manifest"),
             ]),
             Limits::default(),
         );
         assert!(loaded.findings.is_empty(), "{:?}", loaded.findings);
-        let names: Vec<_> = loaded.manifests.iter().map(|m| (m.reference.name.as_str(), m.line)).collect();
+        let names: Vec<_> = loaded
+            .manifests
+            .iter()
+            .map(|m| (m.reference.name.as_str(), m.line))
+            .collect();
         assert_eq!(names, [("one", 3), ("two", 9), ("web", 1)]);
-        assert_eq!(loaded.manifests[1].reference.namespace.as_deref(), Some("web"));
+        assert_eq!(
+            loaded.manifests[1].reference.namespace.as_deref(),
+            Some("web")
+        );
     }
 
     #[test]
     fn broken_yaml_gets_file_line_and_column() {
         let loaded = load(
-            &files(&[("configs/dev/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n---\napiVersion: v1\nkind: [unclosed\n")]),
+            &files(&[(
+                "configs/dev/a.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n---\napiVersion: v1\nkind: [unclosed\n",
+            )]),
             Limits::default(),
         );
         assert_eq!(loaded.manifests.len(), 1, "the good document still loads");
         let f = &loaded.findings[0];
         assert_eq!(f.rule, "yaml.syntax");
         assert_eq!(f.file.as_deref(), Some("configs/dev/a.yaml"));
-        assert!(f.line.unwrap() >= 7, "line is in the second document: {f:?}");
+        assert!(
+            f.line.unwrap() >= 7,
+            "line is in the second document: {f:?}"
+        );
         assert!(f.column.is_some());
     }
 
     #[test]
     fn shape_errors_name_what_is_missing() {
-        let loaded = load(&files(&[("x.yaml", "kind: ConfigMap\nmetadata: {}\n"), ("y.yaml", "- just\n- a list\n")]), Limits::default());
+        let loaded = load(
+            &files(&[
+                ("x.yaml", "kind: ConfigMap\nmetadata: {}\n"),
+                ("y.yaml", "- just\n- a list\n"),
+            ]),
+            Limits::default(),
+        );
         assert_eq!(loaded.findings.len(), 2);
-        assert!(loaded.findings[0].message.contains("apiVersion, metadata.name"), "{:?}", loaded.findings[0]);
+        assert!(
+            loaded.findings[0]
+                .message
+                .contains("apiVersion, metadata.name"),
+            "{:?}",
+            loaded.findings[0]
+        );
         assert_eq!(loaded.findings[1].rule, "object.shape");
         assert!(loaded.has_errors());
     }
@@ -314,7 +425,12 @@ mod tests {
             Limits::default(),
         );
         let rules: Vec<_> = loaded.findings.iter().map(|f| f.rule.as_str()).collect();
-        assert_eq!(rules, ["file.too-large", "file.encoding", "yaml.syntax"], "{:?}", loaded.findings);
+        assert_eq!(
+            rules,
+            ["file.too-large", "file.encoding", "yaml.syntax"],
+            "{:?}",
+            loaded.findings
+        );
         assert!(loaded.manifests.is_empty());
     }
 }

@@ -1,10 +1,9 @@
 //! `configsync`: the operator CLI (stream setup, event tail, replay, schemas).
 
-mod commands;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use configsync::commands;
 use configsync_core::telemetry::{self, LogFormat};
 
 /// ConfigSync: GitOps for Kubernetes with an immutable, replayable event log.
@@ -20,7 +19,12 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format, "warn,configsync=info");
+    // The demo's story is on stdout; its services' routine logs would drown it.
+    let default_filter = match cli.command {
+        commands::Command::Demo(_) => "warn",
+        _ => "warn,configsync=info",
+    };
+    telemetry::init(cli.log_format, default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

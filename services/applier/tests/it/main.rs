@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use configsync_core::config::NatsArgs;
-use configsync_core::event::{EventData, ObjectAction, ObjectRef, Outgoing, Received, ValidationPassed};
+use configsync_core::event::{
+    EventData, ObjectAction, ObjectRef, Outgoing, Received, ValidationPassed,
+};
 use configsync_core::harness::NatsServer;
 use configsync_core::log::bundles::{self, BundleStore};
 use configsync_core::log::{Entry, EventLog, Reader, Start, stream};
@@ -33,12 +35,30 @@ async fn setup(sim: &kubesim::KubeSim) -> Setup {
     bundles::ensure(&log.js, 1).await.unwrap();
     let kubeconfig = tempfile::NamedTempFile::new().unwrap();
     sim.write_kubeconfig(kubeconfig.path(), "dev").unwrap();
-    let ops = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let ops = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let cluster = format!("dev/c1={}#dev", kubeconfig.path().display());
-    let config = configsync_applier::Config::try_parse_from(["applier", "--nats-url", &server.url(), "--ops-addr", &ops.to_string(), "--cluster", &cluster]).unwrap();
+    let config = configsync_applier::Config::try_parse_from([
+        "applier",
+        "--nats-url",
+        &server.url(),
+        "--ops-addr",
+        &ops.to_string(),
+        "--cluster",
+        &cluster,
+    ])
+    .unwrap();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(configsync_applier::run(config, shutdown.clone()));
-    Setup { _server: server, log, kubeconfig, shutdown, task }
+    Setup {
+        _server: server,
+        log,
+        kubeconfig,
+        shutdown,
+        task,
+    }
 }
 
 fn configmap(name: &str, namespace: &str, color: &str) -> Value {
@@ -52,7 +72,12 @@ fn reference(o: &Value) -> ObjectRef {
 /// Stores a bundle and publishes its validation, as the validator does.
 async fn validated(log: &EventLog, revision: &str, objects: Vec<Value>) -> Outgoing {
     let bundle = json!({"environment": "dev", "revision": revision, "objects": objects});
-    let digest = BundleStore::open(&log.js).await.unwrap().put(&serde_json::to_vec(&bundle).unwrap()).await.unwrap();
+    let digest = BundleStore::open(&log.js)
+        .await
+        .unwrap()
+        .put(&serde_json::to_vec(&bundle).unwrap())
+        .await
+        .unwrap();
     let payload = ValidationPassed {
         environment: "dev".into(),
         revision: revision.into(),
@@ -60,16 +85,33 @@ async fn validated(log: &EventLog, revision: &str, objects: Vec<Value>) -> Outgo
         objects: objects.iter().map(reference).collect(),
         warnings: vec![],
     };
-    let event = Outgoing::builder(&payload).cause(revision).build("configsync://validator/test").unwrap();
-    log.publisher(Duration::from_secs(10)).publish(&event).await.unwrap();
+    let event = Outgoing::builder(&payload)
+        .cause(revision)
+        .build("configsync://validator/test")
+        .unwrap();
+    log.publisher(Duration::from_secs(10))
+        .publish(&event)
+        .await
+        .unwrap();
     event
 }
 
 /// Waits for an apply outcome (succeeded or failed) of `revision`, optionally a transient one.
 async fn outcome(log: &EventLog, revision: &str, transient_failure: bool) -> Received {
-    let mut reader = Reader::open(&log.js, log.stream(), Start::Beginning, Some("configsync.evt.dev.c1.apply.>")).await.unwrap();
+    let mut reader = Reader::open(
+        &log.js,
+        log.stream(),
+        Start::Beginning,
+        Some("configsync.evt.dev.c1.apply.>"),
+    )
+    .await
+    .unwrap();
     loop {
-        let entry = tokio::time::timeout(WAIT, reader.next()).await.expect("an apply outcome in time").expect("open").unwrap();
+        let entry = tokio::time::timeout(WAIT, reader.next())
+            .await
+            .expect("an apply outcome in time")
+            .expect("open")
+            .unwrap();
         let Entry::Event(e) = entry else { continue };
         if e.revision() != Some(revision) {
             continue;
@@ -85,51 +127,126 @@ async fn outcome(log: &EventLog, revision: &str, transient_failure: bool) -> Rec
 async fn live_configmap(sim: &kubesim::KubeSim, name: &str) -> Option<DynamicObject> {
     let client = kube::Client::try_from(kube::Config::new(sim.url().parse().unwrap())).unwrap();
     let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap"));
-    Api::<DynamicObject>::namespaced_with(client, "default", &ar).get_opt(name).await.unwrap()
+    Api::<DynamicObject>::namespaced_with(client, "default", &ar)
+        .get_opt(name)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn a_validated_bundle_is_applied_then_updated_and_marked_as_managed() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default()).await.unwrap();
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
     let s = setup(&sim).await;
     let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}});
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}});
     // The namespace comes last in the bundle: the applier must still create it first.
-    let first = validated(&s.log, "r1", vec![configmap("settings", "default", "blue"), deployment, namespace]).await;
+    let first = validated(
+        &s.log,
+        "r1",
+        vec![
+            configmap("settings", "default", "blue"),
+            deployment,
+            namespace,
+        ],
+    )
+    .await;
     let done = outcome(&s.log, "r1", false).await;
-    let EventData::ApplySucceeded(ok) = &done.data else { unreachable!() };
-    assert!(ok.results.iter().all(|r| r.action == ObjectAction::Created), "{:?}", ok.results);
+    let EventData::ApplySucceeded(ok) = &done.data else {
+        unreachable!()
+    };
+    assert!(
+        ok.results.iter().all(|r| r.action == ObjectAction::Created),
+        "{:?}",
+        ok.results
+    );
     assert_eq!(ok.results[0].object.kind, "Namespace");
-    assert_eq!(done.correlation_id(), first.event().extension("correlationid").map(|v| v.to_string()).as_deref());
+    assert_eq!(
+        done.correlation_id(),
+        first
+            .event()
+            .extension("correlationid")
+            .map(|v| v.to_string())
+            .as_deref()
+    );
 
     let live = live_configmap(&sim, "settings").await.expect("applied");
     assert_eq!(live.data["data"]["color"], "blue");
-    assert_eq!(live.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"], "configsync");
-    assert_eq!(live.metadata.annotations.as_ref().unwrap()["configsync.io/revision"], "r1");
-    let managers: Vec<_> = live.metadata.managed_fields.unwrap().into_iter().filter_map(|m| m.manager).collect();
+    assert_eq!(
+        live.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"],
+        "configsync"
+    );
+    assert_eq!(
+        live.metadata.annotations.as_ref().unwrap()["configsync.io/revision"],
+        "r1"
+    );
+    let managers: Vec<_> = live
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
     assert_eq!(managers, ["configsync"]);
 
-    validated(&s.log, "r2", vec![configmap("settings", "default", "green")]).await;
+    validated(
+        &s.log,
+        "r2",
+        vec![configmap("settings", "default", "green")],
+    )
+    .await;
     let done = outcome(&s.log, "r2", false).await;
-    let EventData::ApplySucceeded(ok) = &done.data else { unreachable!() };
+    let EventData::ApplySucceeded(ok) = &done.data else {
+        unreachable!()
+    };
     assert_eq!(ok.results[0].action, ObjectAction::Configured);
-    assert_eq!(live_configmap(&sim, "settings").await.unwrap().data["data"]["color"], "green");
+    assert_eq!(
+        live_configmap(&sim, "settings").await.unwrap().data["data"]["color"],
+        "green"
+    );
     s.shutdown.cancel();
     s.task.await.unwrap().unwrap();
 }
 
 #[tokio::test]
 async fn an_object_in_a_missing_namespace_fails_clearly_and_the_rest_is_applied() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default()).await.unwrap();
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
     let s = setup(&sim).await;
-    validated(&s.log, "r1", vec![configmap("ok", "default", "blue"), configmap("lost", "nowhere", "red")]).await;
+    validated(
+        &s.log,
+        "r1",
+        vec![
+            configmap("ok", "default", "blue"),
+            configmap("lost", "nowhere", "red"),
+        ],
+    )
+    .await;
     let done = outcome(&s.log, "r1", false).await;
-    let EventData::ApplyFailed(failed) = &done.data else { panic!("expected failed, got {:?}", done.data) };
+    let EventData::ApplyFailed(failed) = &done.data else {
+        panic!("expected failed, got {:?}", done.data)
+    };
     assert!(!failed.transient);
-    assert!(failed.reason.contains("ConfigMap lost") && failed.reason.contains("nowhere"), "{}", failed.reason);
-    let actions: Vec<_> = failed.results.iter().map(|r| (r.object.name.as_str(), r.action)).collect();
-    assert_eq!(actions, [("ok", ObjectAction::Created), ("lost", ObjectAction::Failed)]);
+    assert!(
+        failed.reason.contains("ConfigMap lost") && failed.reason.contains("nowhere"),
+        "{}",
+        failed.reason
+    );
+    let actions: Vec<_> = failed
+        .results
+        .iter()
+        .map(|r| (r.object.name.as_str(), r.action))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("ok", ObjectAction::Created),
+            ("lost", ObjectAction::Failed)
+        ]
+    );
     assert!(live_configmap(&sim, "ok").await.is_some());
     s.shutdown.cancel();
     s.task.await.unwrap().unwrap();
@@ -137,25 +254,56 @@ async fn an_object_in_a_missing_namespace_fails_clearly_and_the_rest_is_applied(
 
 #[tokio::test]
 async fn an_older_revision_never_overwrites_a_newer_one() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default()).await.unwrap();
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
     let s = setup(&sim).await;
     // Stop the applier so that both validations are in the log before it reads either.
     s.shutdown.cancel();
     s.task.await.unwrap().unwrap();
     validated(&s.log, "old", vec![configmap("settings", "default", "old")]).await;
     validated(&s.log, "new", vec![configmap("settings", "default", "new")]).await;
-    let ops = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let ops = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let cluster = format!("dev/c1={}#dev", s.kubeconfig.path().display());
     let url = s._server.url();
-    let config = configsync_applier::Config::try_parse_from(["applier", "--nats-url", &url, "--ops-addr", &ops.to_string(), "--cluster", &cluster]).unwrap();
+    let config = configsync_applier::Config::try_parse_from([
+        "applier",
+        "--nats-url",
+        &url,
+        "--ops-addr",
+        &ops.to_string(),
+        "--cluster",
+        &cluster,
+    ])
+    .unwrap();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(configsync_applier::run(config, shutdown.clone()));
     outcome(&s.log, "new", false).await;
-    assert_eq!(live_configmap(&sim, "settings").await.unwrap().data["data"]["color"], "new");
+    assert_eq!(
+        live_configmap(&sim, "settings").await.unwrap().data["data"]["color"],
+        "new"
+    );
     // Nothing was ever applied for the superseded revision.
-    let mut reader = Reader::open(&s.log.js, s.log.stream(), Start::Beginning, Some("configsync.evt.dev.c1.apply.>")).await.unwrap();
-    while let Ok(Some(Ok(Entry::Event(e)))) = tokio::time::timeout(Duration::from_millis(500), reader.next()).await {
-        assert_ne!(e.revision(), Some("old"), "superseded revision was applied: {:?}", e.data);
+    let mut reader = Reader::open(
+        &s.log.js,
+        s.log.stream(),
+        Start::Beginning,
+        Some("configsync.evt.dev.c1.apply.>"),
+    )
+    .await
+    .unwrap();
+    while let Ok(Some(Ok(Entry::Event(e)))) =
+        tokio::time::timeout(Duration::from_millis(500), reader.next()).await
+    {
+        assert_ne!(
+            e.revision(),
+            Some("old"),
+            "superseded revision was applied: {:?}",
+            e.data
+        );
     }
     shutdown.cancel();
     task.await.unwrap().unwrap();
@@ -163,18 +311,27 @@ async fn an_older_revision_never_overwrites_a_newer_one() {
 
 #[tokio::test]
 async fn a_cluster_down_at_apply_time_gets_the_change_when_it_is_back() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default()).await.unwrap();
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
     let addr = sim.addr();
     let s = setup(&sim).await;
     sim.shutdown().await;
     validated(&s.log, "r1", vec![configmap("settings", "default", "blue")]).await;
     let waiting = outcome(&s.log, "r1", true).await;
-    let EventData::ApplyFailed(failed) = &waiting.data else { unreachable!() };
+    let EventData::ApplyFailed(failed) = &waiting.data else {
+        unreachable!()
+    };
     assert!(failed.reason.contains("unreachable"), "{}", failed.reason);
 
-    let back = kubesim::KubeSim::start_on(addr, kubesim::Config::default()).await.expect("same port again");
+    let back = kubesim::KubeSim::start_on(addr, kubesim::Config::default())
+        .await
+        .expect("same port again");
     outcome(&s.log, "r1", false).await;
-    assert_eq!(live_configmap(&back, "settings").await.unwrap().data["data"]["color"], "blue");
+    assert_eq!(
+        live_configmap(&back, "settings").await.unwrap().data["data"]["color"],
+        "blue"
+    );
     s.shutdown.cancel();
     s.task.await.unwrap().unwrap();
 }

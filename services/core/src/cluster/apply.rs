@@ -46,7 +46,10 @@ impl ApplyError {
             kube::Error::Api(status) if status.code >= 500 || status.code == 429 => {
                 Self::Unreachable(format!("{} {}", status.code, status.message))
             }
-            kube::Error::Api(status) => Self::Refused { code: status.code, message: status.message.clone() },
+            kube::Error::Api(status) => Self::Refused {
+                code: status.code,
+                message: status.message.clone(),
+            },
             other => Self::Unreachable(other.to_string()),
         }
     }
@@ -54,14 +57,24 @@ impl ApplyError {
 
 /// Adds the managed-by label and the environment and revision annotations.
 pub fn mark(object: &mut Value, environment: &str, revision: &str) {
-    let Some(map) = object.as_object_mut() else { return };
-    let metadata = map.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
-    let Some(metadata) = metadata.as_object_mut() else { return };
-    let labels = metadata.entry("labels").or_insert_with(|| Value::Object(Default::default()));
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    let metadata = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let Some(metadata) = metadata.as_object_mut() else {
+        return;
+    };
+    let labels = metadata
+        .entry("labels")
+        .or_insert_with(|| Value::Object(Default::default()));
     if let Some(labels) = labels.as_object_mut() {
         labels.insert(MANAGED_BY_LABEL.0.into(), MANAGED_BY_LABEL.1.into());
     }
-    let annotations = metadata.entry("annotations").or_insert_with(|| Value::Object(Default::default()));
+    let annotations = metadata
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Default::default()));
     if let Some(annotations) = annotations.as_object_mut() {
         annotations.insert(ANNOTATION_ENVIRONMENT.into(), environment.into());
         annotations.insert(ANNOTATION_REVISION.into(), revision.into());
@@ -101,7 +114,10 @@ pub struct ClusterApplier {
 
 impl ClusterApplier {
     pub fn new(client: kube::Client) -> Self {
-        Self { client, kinds: Mutex::new(HashMap::new()) }
+        Self {
+            client,
+            kinds: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The client.
@@ -111,7 +127,11 @@ impl ClusterApplier {
 
     /// The resource and scope of `apiVersion`/`kind`. A kind whose CRD was applied moments ago
     /// may take a little while to be served, so a miss is retried briefly.
-    async fn resource(&self, api_version: &str, kind: &str) -> Result<(ApiResource, bool), ApplyError> {
+    async fn resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<(ApiResource, bool), ApplyError> {
         let key = (api_version.to_string(), kind.to_string());
         if let Some(found) = self.kinds.lock().await.get(&key) {
             return Ok(found.clone());
@@ -128,14 +148,22 @@ impl ClusterApplier {
                 Err(kube::Error::Api(status)) if status.code == 404 || status.code == 0 => {
                     attempt += 1;
                     if attempt >= 10 {
-                        return Err(ApplyError::Refused { code: 404, message: format!("the cluster does not serve {api_version} {kind}") });
+                        return Err(ApplyError::Refused {
+                            code: 404,
+                            message: format!("the cluster does not serve {api_version} {kind}"),
+                        });
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Err(kube::Error::Discovery(e)) => {
                     attempt += 1;
                     if attempt >= 10 {
-                        return Err(ApplyError::Refused { code: 404, message: format!("the cluster does not serve {api_version} {kind}: {e}") });
+                        return Err(ApplyError::Refused {
+                            code: 404,
+                            message: format!(
+                                "the cluster does not serve {api_version} {kind}: {e}"
+                            ),
+                        });
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -149,11 +177,22 @@ impl ClusterApplier {
 
     /// The API for an object, with its effective namespace (`default` when a namespaced
     /// object names none).
-    pub async fn api_for(&self, reference: &ObjectRef) -> Result<(Api<DynamicObject>, Option<String>), ApplyError> {
-        let (resource, namespaced) = self.resource(&reference.api_version, &reference.kind).await?;
+    pub async fn api_for(
+        &self,
+        reference: &ObjectRef,
+    ) -> Result<(Api<DynamicObject>, Option<String>), ApplyError> {
+        let (resource, namespaced) = self
+            .resource(&reference.api_version, &reference.kind)
+            .await?;
         if namespaced {
-            let ns = reference.namespace.clone().unwrap_or_else(|| "default".into());
-            Ok((Api::namespaced_with(self.client.clone(), &ns, &resource), Some(ns)))
+            let ns = reference
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
+            Ok((
+                Api::namespaced_with(self.client.clone(), &ns, &resource),
+                Some(ns),
+            ))
         } else {
             Ok((Api::all_with(self.client.clone(), &resource), None))
         }
@@ -161,18 +200,28 @@ impl ClusterApplier {
 
     /// Server-side applies `object` (already marked) and says what changed.
     pub async fn apply(&self, object: &Value) -> Result<ObjectAction, ApplyError> {
-        let reference = object_ref(object).ok_or_else(|| ApplyError::Invalid("missing apiVersion, kind or metadata.name".into()))?;
+        let reference = object_ref(object).ok_or_else(|| {
+            ApplyError::Invalid("missing apiVersion, kind or metadata.name".into())
+        })?;
         let (api, namespace) = self.api_for(&reference).await?;
         let mut object = object.clone();
         if let Some(ns) = &namespace {
             object["metadata"]["namespace"] = Value::String(ns.clone());
         }
-        let before = api.get_opt(&reference.name).await.map_err(ApplyError::from_kube)?;
+        let before = api
+            .get_opt(&reference.name)
+            .await
+            .map_err(ApplyError::from_kube)?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        let after = api.patch(&reference.name, &params, &Patch::Apply(&object)).await.map_err(ApplyError::from_kube)?;
+        let after = api
+            .patch(&reference.name, &params, &Patch::Apply(&object))
+            .await
+            .map_err(ApplyError::from_kube)?;
         Ok(match before {
             None => ObjectAction::Created,
-            Some(b) if b.metadata.resource_version == after.metadata.resource_version => ObjectAction::Unchanged,
+            Some(b) if b.metadata.resource_version == after.metadata.resource_version => {
+                ObjectAction::Unchanged
+            }
             Some(_) => ObjectAction::Configured,
         })
     }
@@ -180,7 +229,9 @@ impl ClusterApplier {
     /// The live object, if it exists.
     pub async fn get(&self, reference: &ObjectRef) -> Result<Option<DynamicObject>, ApplyError> {
         let (api, _) = self.api_for(reference).await?;
-        api.get_opt(&reference.name).await.map_err(ApplyError::from_kube)
+        api.get_opt(&reference.name)
+            .await
+            .map_err(ApplyError::from_kube)
     }
 }
 
@@ -197,8 +248,19 @@ mod tests {
             json!({"kind": "Deployment", "n": 2}),
             json!({"kind": "Namespace"}),
         ];
-        let kinds: Vec<_> = order(&objects).iter().map(|o| o["kind"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["Namespace", "CustomResourceDefinition", "ConfigMap", "Deployment"]);
+        let kinds: Vec<_> = order(&objects)
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "Namespace",
+                "CustomResourceDefinition",
+                "ConfigMap",
+                "Deployment"
+            ]
+        );
     }
 
     #[test]

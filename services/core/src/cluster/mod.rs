@@ -5,5 +5,8 @@
 mod apply;
 mod targets;
 
-pub use apply::{ApplyError, ClusterApplier, FIELD_MANAGER, MANAGED_BY_LABEL, ANNOTATION_ENVIRONMENT, ANNOTATION_REVISION, mark, object_ref, order};
+pub use apply::{
+    ANNOTATION_ENVIRONMENT, ANNOTATION_REVISION, ApplyError, ClusterApplier, FIELD_MANAGER,
+    MANAGED_BY_LABEL, mark, object_ref, order,
+};
 pub use targets::{ClusterError, ClusterTarget, Clusters};

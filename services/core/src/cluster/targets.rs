@@ -24,17 +24,32 @@ pub enum ClusterError {
     #[error("invalid --cluster {spec:?}: {reason} (expected ENV/NAME=KUBECONFIG[#CONTEXT])")]
     Spec { spec: String, reason: String },
     #[error("kubeconfig {path} for cluster {cluster}: {reason}")]
-    Kubeconfig { cluster: String, path: String, reason: String },
-    #[error("kubeconfig {path} for cluster {cluster} uses {mechanism} authentication, which runs code or calls out; refused unless --allow-exec-auth")]
-    ExecRefused { cluster: String, path: String, mechanism: &'static str },
+    Kubeconfig {
+        cluster: String,
+        path: String,
+        reason: String,
+    },
+    #[error(
+        "kubeconfig {path} for cluster {cluster} uses {mechanism} authentication, which runs code or calls out; refused unless --allow-exec-auth"
+    )]
+    ExecRefused {
+        cluster: String,
+        path: String,
+        mechanism: &'static str,
+    },
 }
 
 impl FromStr for ClusterTarget {
     type Err = ClusterError;
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
-        let err = |reason: &str| ClusterError::Spec { spec: spec.to_string(), reason: reason.into() };
+        let err = |reason: &str| ClusterError::Spec {
+            spec: spec.to_string(),
+            reason: reason.into(),
+        };
         let (target, location) = spec.split_once('=').ok_or_else(|| err("missing '='"))?;
-        let (env, cluster) = target.split_once('/').ok_or_else(|| err("missing '/' between environment and cluster"))?;
+        let (env, cluster) = target
+            .split_once('/')
+            .ok_or_else(|| err("missing '/' between environment and cluster"))?;
         let environment = Name::new(env).map_err(|e| err(&e.to_string()))?;
         let cluster = Name::new(cluster).map_err(|e| err(&e.to_string()))?;
         let (path, context) = match location.split_once('#') {
@@ -45,7 +60,12 @@ impl FromStr for ClusterTarget {
         if path.is_empty() {
             return Err(err("empty kubeconfig path"));
         }
-        Ok(Self { environment, cluster, kubeconfig: PathBuf::from(path), context })
+        Ok(Self {
+            environment,
+            cluster,
+            kubeconfig: PathBuf::from(path),
+            context,
+        })
     }
 }
 
@@ -54,8 +74,13 @@ impl ClusterTarget {
     /// `auth-provider` are refused unless `allow_exec` (they run code on this machine).
     pub async fn client(&self, allow_exec: bool) -> Result<kube::Client, ClusterError> {
         let path = self.kubeconfig.display().to_string();
-        let fail = |reason: String| ClusterError::Kubeconfig { cluster: self.cluster.to_string(), path: path.clone(), reason };
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).map_err(|e| fail(e.to_string()))?;
+        let fail = |reason: String| ClusterError::Kubeconfig {
+            cluster: self.cluster.to_string(),
+            path: path.clone(),
+            reason,
+        };
+        let kubeconfig =
+            Kubeconfig::read_from(&self.kubeconfig).map_err(|e| fail(e.to_string()))?;
         if !allow_exec {
             for named in &kubeconfig.auth_infos {
                 if let Some(info) = &named.auth_info {
@@ -67,13 +92,22 @@ impl ClusterTarget {
                         None
                     };
                     if let Some(mechanism) = mechanism {
-                        return Err(ClusterError::ExecRefused { cluster: self.cluster.to_string(), path: path.clone(), mechanism });
+                        return Err(ClusterError::ExecRefused {
+                            cluster: self.cluster.to_string(),
+                            path: path.clone(),
+                            mechanism,
+                        });
                     }
                 }
             }
         }
-        let options = KubeConfigOptions { context: self.context.clone(), ..Default::default() };
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| fail(e.to_string()))?;
+        let options = KubeConfigOptions {
+            context: self.context.clone(),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         kube::Client::try_from(config).map_err(|e| fail(e.to_string()))
     }
 }
@@ -88,11 +122,23 @@ impl Clusters {
     /// From `--cluster` values (each may hold several specs separated by `;`).
     pub fn from_specs<S: AsRef<str>>(specs: &[S]) -> Result<Self, ClusterError> {
         let mut by_environment: BTreeMap<String, Vec<ClusterTarget>> = BTreeMap::new();
-        for spec in specs.iter().flat_map(|s| s.as_ref().split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>()) {
+        for spec in specs.iter().flat_map(|s| {
+            s.as_ref()
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        }) {
             let target: ClusterTarget = spec.parse()?;
-            let list = by_environment.entry(target.environment.to_string()).or_default();
+            let list = by_environment
+                .entry(target.environment.to_string())
+                .or_default();
             if list.iter().any(|t| t.cluster == target.cluster) {
-                return Err(ClusterError::Spec { spec, reason: "cluster listed twice for the environment".into() });
+                return Err(ClusterError::Spec {
+                    spec,
+                    reason: "cluster listed twice for the environment".into(),
+                });
             }
             list.push(target);
         }
@@ -101,7 +147,10 @@ impl Clusters {
 
     /// The clusters of `environment` (none when it is not configured).
     pub fn of(&self, environment: &str) -> &[ClusterTarget] {
-        self.by_environment.get(environment).map(Vec::as_slice).unwrap_or_default()
+        self.by_environment
+            .get(environment)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// Every configured target.
@@ -116,7 +165,11 @@ mod tests {
 
     #[test]
     fn specs_parse_and_group_by_environment() {
-        let c = Clusters::from_specs(&["dev/dev-1=/k/dev#dev;prod/eu-1=/k/prod", "prod/us-1=/k/prod#us"]).unwrap();
+        let c = Clusters::from_specs(&[
+            "dev/dev-1=/k/dev#dev;prod/eu-1=/k/prod",
+            "prod/us-1=/k/prod#us",
+        ])
+        .unwrap();
         assert_eq!(c.of("dev")[0].context.as_deref(), Some("dev"));
         assert_eq!(c.of("prod").len(), 2);
         assert!(c.of("staging").is_empty());
@@ -128,6 +181,9 @@ mod tests {
         for bad in ["dev", "dev=x", "dev/a.b=/k", "dev/a=", "DEV/a=/k"] {
             assert!(Clusters::from_specs(&[bad]).is_err(), "{bad}");
         }
-        assert!(Clusters::from_specs(&["dev/a=/k;dev/a=/j"]).is_err(), "duplicate");
+        assert!(
+            Clusters::from_specs(&["dev/a=/k;dev/a=/j"]).is_err(),
+            "duplicate"
+        );
     }
 }

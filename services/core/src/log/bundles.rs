@@ -63,7 +63,10 @@ pub struct BundleStore {
 impl BundleStore {
     /// Opens the bucket (it must exist: see [`ensure`]).
     pub async fn open(js: &jetstream::Context) -> Result<Self, BundleError> {
-        let store = js.get_object_store(BUCKET).await.map_err(|e| BundleError::Unavailable(e.to_string()))?;
+        let store = js
+            .get_object_store(BUCKET)
+            .await
+            .map_err(|e| BundleError::Unavailable(e.to_string()))?;
         Ok(Self { store })
     }
 
@@ -76,7 +79,10 @@ impl BundleStore {
             return Ok(digest);
         }
         let mut reader = bytes;
-        self.store.put(name.as_str(), &mut reader).await.map_err(|e| BundleError::Request(e.to_string()))?;
+        self.store
+            .put(name.as_str(), &mut reader)
+            .await
+            .map_err(|e| BundleError::Request(e.to_string()))?;
         Ok(digest)
     }
 
@@ -85,14 +91,22 @@ impl BundleStore {
         let name = object_name(digest)?;
         let mut object = match self.store.get(&name).await {
             Ok(o) => o,
-            Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Err(BundleError::NotFound(digest.into())),
+            Err(e) if e.kind() == object_store::GetErrorKind::NotFound => {
+                return Err(BundleError::NotFound(digest.into()));
+            }
             Err(e) => return Err(BundleError::Request(e.to_string())),
         };
         let mut bytes = Vec::new();
-        object.read_to_end(&mut bytes).await.map_err(|e| BundleError::Request(e.to_string()))?;
+        object
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| BundleError::Request(e.to_string()))?;
         let actual = digest_of(&bytes);
         if actual != digest {
-            return Err(BundleError::Corrupt { digest: digest.into(), actual });
+            return Err(BundleError::Corrupt {
+                digest: digest.into(),
+                actual,
+            });
         }
         Ok(bytes)
     }
@@ -101,8 +115,14 @@ impl BundleStore {
 /// The object name of a digest: its hex part (validated, so a hostile digest in an event
 /// cannot name anything else).
 fn object_name(digest: &str) -> Result<String, BundleError> {
-    let hex = digest.strip_prefix("sha256:").ok_or_else(|| BundleError::BadDigest(digest.into()))?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .ok_or_else(|| BundleError::BadDigest(digest.into()))?;
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(BundleError::BadDigest(digest.into()));
     }
     Ok(hex.to_string())
@@ -116,7 +136,13 @@ mod tests {
     fn digests_are_validated_before_use() {
         let d = digest_of(b"x");
         assert_eq!(object_name(&d).unwrap().len(), 64);
-        for bad in ["", "sha256:", "md5:abc", "sha256:../../etc", &format!("sha256:{}", "A".repeat(64))] {
+        for bad in [
+            "",
+            "sha256:",
+            "md5:abc",
+            "sha256:../../etc",
+            &format!("sha256:{}", "A".repeat(64)),
+        ] {
             assert!(object_name(bad).is_err(), "{bad}");
         }
     }

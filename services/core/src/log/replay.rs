@@ -266,30 +266,23 @@ pub async fn replay<F: Fold>(
     Ok(stats)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn start_parses_every_form() {
-        assert_eq!("begin".parse::<Start>(), Ok(Start::Beginning));
-        assert_eq!("1".parse::<Start>(), Ok(Start::Beginning));
-        assert_eq!("42".parse::<Start>(), Ok(Start::Sequence(42)));
-        assert!(matches!(
-            "2026-11-26T06:00:00Z".parse::<Start>(),
-            Ok(Start::Time(_))
-        ));
-        assert!("yesterday".parse::<Start>().is_err());
-    }
-}
-
 /// The last event stored on one subject (a target's subject space makes this "the latest
 /// apply of this target", "the latest validation of this environment"), or `None`.
 /// An unreadable last message counts as none: live consumers dead-letter it.
-pub async fn last_event(js: &jetstream::Context, stream: &str, subject: &str) -> Result<Option<Received>, ReplayError> {
+pub async fn last_event(
+    js: &jetstream::Context,
+    stream: &str,
+    subject: &str,
+) -> Result<Option<Received>, ReplayError> {
     use async_nats::jetstream::stream::LastRawMessageErrorKind;
-    let err = |reason: String| ReplayError::Stream { stream: stream.to_string(), reason };
-    let handle = js.get_stream_no_info(stream).await.map_err(|e| err(e.to_string()))?;
+    let err = |reason: String| ReplayError::Stream {
+        stream: stream.to_string(),
+        reason,
+    };
+    let handle = js
+        .get_stream_no_info(stream)
+        .await
+        .map_err(|e| err(e.to_string()))?;
     let message = match handle.get_last_raw_message_by_subject(subject).await {
         Ok(m) => m,
         Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => return Ok(None),
@@ -306,4 +299,21 @@ pub async fn last_event(js: &jetstream::Context, stream: &str, subject: &str) ->
         stored_at: message.time,
         delivered: 1,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_parses_every_form() {
+        assert_eq!("begin".parse::<Start>(), Ok(Start::Beginning));
+        assert_eq!("1".parse::<Start>(), Ok(Start::Beginning));
+        assert_eq!("42".parse::<Start>(), Ok(Start::Sequence(42)));
+        assert!(matches!(
+            "2026-11-26T06:00:00Z".parse::<Start>(),
+            Ok(Start::Time(_))
+        ));
+        assert!("yesterday".parse::<Start>().is_err());
+    }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use configsync_core::config::NatsArgs;
-use configsync_core::event::{AppChange, CommitDetected, EnvironmentChange, EventData, Outgoing, Person, Received};
+use configsync_core::event::{
+    AppChange, CommitDetected, EnvironmentChange, EventData, Outgoing, Person, Received,
+};
 use configsync_core::harness::NatsServer;
 use configsync_core::log::bundles::{self, BundleStore};
 use configsync_core::log::{Entry, EventLog, Reader, Start, stream};
@@ -18,12 +20,23 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -41,7 +54,11 @@ fn commit_all(dir: &Path, message: &str) -> String {
 
 /// What the git-watcher would publish for `sha` touching `envs`.
 fn detected(repo: &str, sha: &str, envs: &[&str]) -> Outgoing {
-    let who = Person { name: "Test".into(), email: "test@example.com".into(), time: chrono::Utc::now() };
+    let who = Person {
+        name: "Test".into(),
+        email: "test@example.com".into(),
+        time: chrono::Utc::now(),
+    };
     let payload = CommitDetected {
         repository: repo.into(),
         branch: "main".into(),
@@ -51,10 +68,22 @@ fn detected(repo: &str, sha: &str, envs: &[&str]) -> Outgoing {
         committer: who,
         message: "change".into(),
         signed: false,
-        environments: envs.iter().map(|e| EnvironmentChange { environment: e.to_string(), apps: vec![AppChange { app: "web".into(), paths: vec![] }] }).collect(),
+        environments: envs
+            .iter()
+            .map(|e| EnvironmentChange {
+                environment: e.to_string(),
+                apps: vec![AppChange {
+                    app: "web".into(),
+                    paths: vec![],
+                }],
+            })
+            .collect(),
         other_paths: vec![],
     };
-    Outgoing::builder(&payload).cause(sha).build("configsync://git-watcher/test").unwrap()
+    Outgoing::builder(&payload)
+        .cause(sha)
+        .build("configsync://git-watcher/test")
+        .unwrap()
 }
 
 struct Setup {
@@ -77,7 +106,10 @@ async fn setup() -> Setup {
     git(repo_dir.path(), &["init", "-q"]);
     let repo_url = format!("file://{}", repo_dir.path().display());
     let work = tempfile::tempdir().unwrap();
-    let ops = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let ops = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let config = configsync_validator::Config::try_parse_from([
         "validator",
         "--nats-url",
@@ -92,14 +124,33 @@ async fn setup() -> Setup {
     .unwrap();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(configsync_validator::run(config, shutdown.clone()));
-    Setup { _server: server, log, repo_dir, repo_url, shutdown, task, _work: work }
+    Setup {
+        _server: server,
+        log,
+        repo_dir,
+        repo_url,
+        shutdown,
+        task,
+        _work: work,
+    }
 }
 
 /// Waits for the validation event of `env` at `sha`.
 async fn validation(log: &EventLog, sha: &str, env: &str) -> Received {
-    let mut reader = Reader::open(&log.js, log.stream(), Start::Beginning, Some("configsync.evt.*.*.validation.>")).await.unwrap();
+    let mut reader = Reader::open(
+        &log.js,
+        log.stream(),
+        Start::Beginning,
+        Some("configsync.evt.*.*.validation.>"),
+    )
+    .await
+    .unwrap();
     loop {
-        let entry = tokio::time::timeout(WAIT, reader.next()).await.expect("a validation event in time").expect("reader open").unwrap();
+        let entry = tokio::time::timeout(WAIT, reader.next())
+            .await
+            .expect("a validation event in time")
+            .expect("reader open")
+            .unwrap();
         if let Entry::Event(e) = entry
             && e.revision() == Some(sha)
             && e.environment() == Some(env)
@@ -120,14 +171,33 @@ async fn a_valid_environment_passes_and_its_bundle_is_stored_by_digest() {
     write(s.repo_dir.path(), "configs/prod/web/config.yaml", CONFIGMAP);
     let sha = commit_all(s.repo_dir.path(), "add web");
     let commit = detected(&s.repo_url, &sha, &["dev"]);
-    s.log.publisher(Duration::from_secs(10)).publish(&commit).await.unwrap();
+    s.log
+        .publisher(Duration::from_secs(10))
+        .publish(&commit)
+        .await
+        .unwrap();
 
     let ev = validation(&s.log, &sha, "dev").await;
-    let EventData::ValidationPassed(passed) = &ev.data else { panic!("expected passed, got {:?}", ev.data) };
-    let names: Vec<_> = passed.objects.iter().map(|o| format!("{}/{}", o.kind, o.name)).collect();
+    let EventData::ValidationPassed(passed) = &ev.data else {
+        panic!("expected passed, got {:?}", ev.data)
+    };
+    let names: Vec<_> = passed
+        .objects
+        .iter()
+        .map(|o| format!("{}/{}", o.kind, o.name))
+        .collect();
     assert_eq!(names, ["ConfigMap/settings", "Deployment/web"]);
-    assert_eq!(ev.correlation_id(), Some(commit.id()), "validation shares the commit's correlation id");
-    let bytes = BundleStore::open(&s.log.js).await.unwrap().get(&passed.bundle_digest).await.expect("bundle stored");
+    assert_eq!(
+        ev.correlation_id(),
+        Some(commit.id()),
+        "validation shares the commit's correlation id"
+    );
+    let bytes = BundleStore::open(&s.log.js)
+        .await
+        .unwrap()
+        .get(&passed.bundle_digest)
+        .await
+        .expect("bundle stored");
     let bundle: configsync_validator::bundle::Bundle = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(bundle.objects.len(), 2);
     assert_eq!(bundle.objects[0]["data"]["color"], "blue");
@@ -138,24 +208,50 @@ async fn a_valid_environment_passes_and_its_bundle_is_stored_by_digest() {
 #[tokio::test]
 async fn broken_yaml_fails_with_file_and_line_and_an_empty_environment_fails_clearly() {
     let s = setup().await;
-    write(s.repo_dir.path(), "configs/dev/web/config.yaml", &format!("{CONFIGMAP}---\napiVersion: v1\nkind: [oops\n"));
-    write(s.repo_dir.path(), "configs/staging/README.md", "no manifests here\n");
+    write(
+        s.repo_dir.path(),
+        "configs/dev/web/config.yaml",
+        &format!("{CONFIGMAP}---\napiVersion: v1\nkind: [oops\n"),
+    );
+    write(
+        s.repo_dir.path(),
+        "configs/staging/README.md",
+        "no manifests here\n",
+    );
     let sha = commit_all(s.repo_dir.path(), "broken");
-    s.log.publisher(Duration::from_secs(10)).publish(&detected(&s.repo_url, &sha, &["dev", "staging", "prod"])).await.unwrap();
+    s.log
+        .publisher(Duration::from_secs(10))
+        .publish(&detected(&s.repo_url, &sha, &["dev", "staging", "prod"]))
+        .await
+        .unwrap();
 
     let dev = validation(&s.log, &sha, "dev").await;
-    let EventData::ValidationFailed(failed) = &dev.data else { panic!("expected failed, got {:?}", dev.data) };
+    let EventData::ValidationFailed(failed) = &dev.data else {
+        panic!("expected failed, got {:?}", dev.data)
+    };
     let f = &failed.findings[0];
     assert_eq!(f.file.as_deref(), Some("configs/dev/web/config.yaml"));
     assert_eq!(f.rule, "yaml.syntax");
     assert!(f.line.unwrap() >= 9, "{f:?}");
 
     let staging = validation(&s.log, &sha, "staging").await;
-    let EventData::ValidationFailed(failed) = &staging.data else { panic!("expected failed") };
-    assert!(failed.findings[0].message.contains("has no manifests"), "{:?}", failed.findings);
+    let EventData::ValidationFailed(failed) = &staging.data else {
+        panic!("expected failed")
+    };
+    assert!(
+        failed.findings[0].message.contains("has no manifests"),
+        "{:?}",
+        failed.findings
+    );
     let prod = validation(&s.log, &sha, "prod").await;
-    let EventData::ValidationFailed(failed) = &prod.data else { panic!("expected failed") };
-    assert!(failed.findings[0].message.contains("does not exist"), "{:?}", failed.findings);
+    let EventData::ValidationFailed(failed) = &prod.data else {
+        panic!("expected failed")
+    };
+    assert!(
+        failed.findings[0].message.contains("does not exist"),
+        "{:?}",
+        failed.findings
+    );
     s.shutdown.cancel();
     s.task.await.unwrap().unwrap();
 }
@@ -164,13 +260,30 @@ async fn broken_yaml_fails_with_file_and_line_and_an_empty_environment_fails_cle
 async fn a_symlink_leaving_the_repository_is_a_finding_not_a_read() {
     let s = setup().await;
     write(s.repo_dir.path(), "configs/dev/web/config.yaml", CONFIGMAP);
-    std::os::unix::fs::symlink("/etc/passwd", s.repo_dir.path().join("configs/dev/web/passwd.yaml")).unwrap();
+    std::os::unix::fs::symlink(
+        "/etc/passwd",
+        s.repo_dir.path().join("configs/dev/web/passwd.yaml"),
+    )
+    .unwrap();
     let sha = commit_all(s.repo_dir.path(), "sneaky");
-    s.log.publisher(Duration::from_secs(10)).publish(&detected(&s.repo_url, &sha, &["dev"])).await.unwrap();
+    s.log
+        .publisher(Duration::from_secs(10))
+        .publish(&detected(&s.repo_url, &sha, &["dev"]))
+        .await
+        .unwrap();
     let dev = validation(&s.log, &sha, "dev").await;
-    let EventData::ValidationFailed(failed) = &dev.data else { panic!("expected failed, got {:?}", dev.data) };
-    assert_eq!(failed.findings[0].rule, "file.refused", "{:?}", failed.findings);
-    assert!(!serde_json::to_string(&failed).unwrap().contains("root:"), "nothing of /etc/passwd leaks");
+    let EventData::ValidationFailed(failed) = &dev.data else {
+        panic!("expected failed, got {:?}", dev.data)
+    };
+    assert_eq!(
+        failed.findings[0].rule, "file.refused",
+        "{:?}",
+        failed.findings
+    );
+    assert!(
+        !serde_json::to_string(&failed).unwrap().contains("root:"),
+        "nothing of /etc/passwd leaks"
+    );
     s.shutdown.cancel();
     s.task.await.unwrap().unwrap();
 }

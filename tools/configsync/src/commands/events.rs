@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use configsync_core::event::Received;
 use configsync_core::log::replay::{self, Entry, Reader, Start};
 use configsync_core::log::stream::StreamSpec;
 use configsync_core::subject;
@@ -120,7 +119,7 @@ async fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
         let line = match &entry {
             Entry::Event(e) => match args.format {
                 Format::Json => e.to_json_line().to_string(),
-                Format::Human => human(e),
+                Format::Human => super::timeline::line(e),
             },
             Entry::Unreadable { stream_sequence, subject, reason } => match args.format {
                 Format::Json => serde_json::json!({"_unreadable": {"sequence": stream_sequence, "subject": subject, "reason": reason}}).to_string(),
@@ -147,34 +146,4 @@ fn start_after(start: Start, last: u64) -> bool {
         Start::Sequence(s) => s > last,
         _ => false,
     }
-}
-
-fn human(e: &Received) -> String {
-    let mut line = format!(
-        "#{} {} {}",
-        e.stream_sequence,
-        e.stored_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-        e.type_name()
-            .strip_prefix("io.configsync.")
-            .unwrap_or(e.type_name())
-    );
-    for (k, v) in [
-        ("env", e.environment()),
-        ("cluster", e.cluster()),
-        ("rev", e.revision()),
-        ("actor", e.actor()),
-    ] {
-        if let Some(v) = v {
-            let v = if k == "rev" && v.len() > 12 {
-                &v[..12]
-            } else {
-                v
-            };
-            line.push_str(&format!(" {k}={v}"));
-        }
-    }
-    if let Some(s) = configsync_core::cloudevents::AttributesReader::subject(&e.event) {
-        line.push_str(&format!(" subject={s}"));
-    }
-    line
 }

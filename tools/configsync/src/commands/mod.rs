@@ -1,10 +1,15 @@
 //! The CLI's subcommands; each module holds one.
 
+mod audit;
+mod demo;
 mod events;
 mod nats;
 mod replay;
+pub mod scaffold;
 mod schemas;
-mod state_dir;
+pub mod stack;
+pub mod state_dir;
+pub mod timeline;
 mod up;
 
 use std::process::ExitCode;
@@ -12,6 +17,9 @@ use std::process::ExitCode;
 /// Every subcommand.
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
+    /// Scaffold an example repository, run everything on it, make a change and a drift, and
+    /// print the timeline of events.
+    Demo(demo::DemoArgs),
     /// Run everything locally in one process: nats-server, the event stream, the six services.
     Up(up::UpArgs),
     /// Set up NATS for ConfigSync.
@@ -23,6 +31,9 @@ pub enum Command {
     /// Rebuild the state of every source, environment and target from the log, at any
     /// sequence or time.
     Replay(replay::ReplayArgs),
+    /// Search the audit index of a running auditor.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Generate or check the event JSON Schemas in schemas/.
     #[command(subcommand)]
     Schemas(schemas::SchemasCommand),
@@ -31,10 +42,12 @@ pub enum Command {
 /// Runs one subcommand; the exit code is its verdict.
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Demo(c) => demo::run(c).await,
         Command::Up(c) => up::run(c).await,
         Command::Nats(c) => nats::run(c).await,
         Command::Events(c) => events::run(c).await,
         Command::Replay(c) => replay::run(c).await,
+        Command::Audit(c) => audit::run(c).await,
         Command::Schemas(c) => schemas::run(c),
     }
 }

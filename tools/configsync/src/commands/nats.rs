@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use configsync_core::config::NatsArgs;
+use configsync_core::log::bundles;
 use configsync_core::log::stream::{self, Ensured, StreamSpec};
 
 #[derive(clap::Subcommand, Debug)]
@@ -34,6 +35,9 @@ async fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let outcome = stream::ensure(&js, &spec)
         .await
         .with_context(|| format!("cannot set up stream {}", spec.name()))?;
+    bundles::ensure(&js, args.replicas)
+        .await
+        .context("cannot set up the bundle store")?;
     let verb = match outcome {
         Ensured::Created => "created",
         Ensured::Updated => "updated",
@@ -47,5 +51,6 @@ async fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         spec.duplicate_window(),
         spec.max_message_size()
     );
+    println!("object store {} ready", bundles::BUCKET);
     Ok(ExitCode::SUCCESS)
 }

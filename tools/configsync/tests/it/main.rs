@@ -191,7 +191,9 @@ async fn events_tail_prints_json_and_human_lines_with_filters() {
     let human = text(&typed.stdout);
     assert_eq!(human.lines().count(), 1, "{human}");
     assert!(
-        human.starts_with("#4 ") && human.contains("validation.failed.v1 env=prod rev=rev4"),
+        human.starts_with("#4 ")
+            && human.contains("validation.failed")
+            && human.contains("env=prod rev=rev4"),
         "{human}"
     );
     let from_seq = configsync(&[
@@ -331,9 +333,13 @@ async fn up_runs_everything_keeps_the_log_across_restarts_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let state_s = state.to_str().unwrap().to_string();
+    // A directory that is not a Git repository: the git-watcher reports it, the rest serves.
+    let not_a_repo = dir.path().join("not-a-repo");
+    std::fs::create_dir_all(&not_a_repo).unwrap();
+    let repo_s = not_a_repo.to_str().unwrap().to_string();
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_configsync"))
-            .args(["up", "--state-dir", &state_s])
+            .args(["up", "--state-dir", &state_s, "--repo", &repo_s])
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -360,13 +366,39 @@ async fn up_runs_everything_keeps_the_log_across_restarts_and_stops_cleanly() {
         "--from",
         "begin",
         "--no-follow",
+        "--type",
+        "health.ready.v1",
     ]);
     assert_eq!(
         text(&tail.stdout).lines().count(),
-        4,
+        3,
         "{}",
         text(&tail.stderr)
     );
+    // The broken repository is reported as an event, not a crash.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let failed = configsync(&[
+            "events",
+            "tail",
+            "--state-dir",
+            &state_s,
+            "--from",
+            "begin",
+            "--no-follow",
+            "--type",
+            "source.failed.v1",
+        ]);
+        if text(&failed.stdout).contains("not a git repository") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no source.failed event: {}",
+            text(&failed.stdout)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let status = terminate(&mut up);
     assert!(status.success(), "clean shutdown exits 0: {status:?}");
@@ -392,11 +424,147 @@ async fn up_runs_everything_keeps_the_log_across_restarts_and_stops_cleanly() {
         "--from",
         "begin",
         "--no-follow",
+        "--type",
+        "health.ready.v1",
     ]);
     assert_eq!(
         text(&tail.stdout).lines().count(),
-        4,
+        3,
         "events survive a restart of up"
     );
     assert!(terminate(&mut again).success());
+}
+
+/// Runs `configsync audit search ARGS...` until its output is not empty or the deadline passes.
+fn audit_search_until_found(args: &[&str]) -> Output {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut all = vec!["audit", "search"];
+        all.extend_from_slice(args);
+        let out = configsync(&all);
+        if out.status.success() && !out.stdout.is_empty() {
+            return out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "audit search {args:?} found nothing: {} {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_search_finds_events_through_a_running_auditor() {
+    use configsync_core::event::{CommitDetected, Person};
+
+    let server = NatsServer::start().await.unwrap();
+    let log = log_for(&server).await;
+    configsync_core::log::stream::ensure(&log.js, &log.spec)
+        .await
+        .expect("stream is created");
+    let who = Person {
+        name: "Ada".into(),
+        email: "ada@example.invalid".into(),
+        time: chrono::Utc::now(),
+    };
+    let commit = CommitDetected {
+        repository: "file:///repo".into(),
+        branch: "main".into(),
+        sha: "cafe01".into(),
+        parents: vec![],
+        author: who.clone(),
+        committer: who,
+        message: "Enable the pangolinization flag in dev".into(),
+        signed: false,
+        environments: vec![],
+        other_paths: vec![],
+    };
+    let published = log
+        .publisher(Duration::from_secs(10))
+        .publish(
+            &Outgoing::builder(&commit)
+                .build("configsync://cli-test/1")
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    publish_sample(&log).await;
+
+    let index = tempfile::tempdir().unwrap();
+    let mut nats = NatsArgs::for_url(server.url());
+    nats.connect_deadline = Duration::from_secs(10);
+    let config = configsync_auditor::Config {
+        service: configsync_core::config::ServiceArgs {
+            nats,
+            ops_addr: Some("127.0.0.1:0".parse().unwrap()),
+            instance: Some("cli-test".into()),
+            log_format: configsync_core::telemetry::LogFormat::Human,
+        },
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        index_dir: Some(index.path().to_path_buf()),
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let auditor = tokio::time::timeout(
+        Duration::from_secs(30),
+        configsync_auditor::start(config, shutdown.clone()),
+    )
+    .await
+    .expect("the auditor starts in time")
+    .expect("the auditor starts");
+    let url = format!("http://{}", auditor.http_addr);
+
+    // By a word of the commit message: one JSON line, the commit.
+    let out = audit_search_until_found(&["pangolinization", "--audit-url", &url]);
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is json"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", text(&out.stdout));
+    assert_eq!(lines[0]["data"]["sha"], "cafe01");
+    assert_eq!(lines[0]["_stream"]["sequence"], published.sequence);
+
+    // By field, through --state-dir, human format, newest first, limited.
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(
+        state.path().join("endpoints.json"),
+        serde_json::json!({"nats_url": server.url(), "audit_url": url}).to_string(),
+    )
+    .unwrap();
+    let state_s = state.path().to_str().unwrap();
+    let out = audit_search_until_found(&[
+        "environment:dev AND type:health.ready.v1",
+        "--state-dir",
+        state_s,
+        "--format",
+        "human",
+        "--limit",
+        "1",
+    ]);
+    let human = text(&out.stdout);
+    let first = human.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("health.ready.v1")
+            && first.contains("env=dev")
+            && first.contains("rev=rev3"),
+        "{human}"
+    );
+    assert!(human.contains("1 of 2 matching events"), "{human}");
+
+    // A malformed query: exit 1 with the auditor's reason.
+    let out = configsync(&["audit", "search", "environment:(dev", "--audit-url", &url]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("400"), "{}", text(&out.stderr));
+
+    // No auditor there: exit 1 with a clear message.
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), auditor.wait())
+        .await
+        .expect("the auditor stops in time")
+        .expect("the auditor stops cleanly");
+    let out = configsync(&["audit", "search", "anything", "--audit-url", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot reach the auditor at"), "{err}");
 }

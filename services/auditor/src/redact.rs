@@ -1,0 +1,178 @@
+//! Keeps Secret values out of the index: what is indexed or stored is the redacted payload.
+//!
+//! Producers already redact Secret drift values (see `FieldDrift`); the auditor does it again
+//! because the index outlives any one producer's bugs and is served over HTTP. Rules, applied to
+//! the payload JSON before words are extracted or the event is stored:
+//!
+//! - an object with `kind: Secret`: the values under `data` and `stringData`;
+//! - `stringData` anywhere (only Secrets have it);
+//! - an object about a Secret (`object.kind: Secret`, as in drift and remediation events): every
+//!   `desired` / `live` value under it;
+//! - keys that name a credential (`password`, `token`, `clientSecret`, `apiKey`, ...);
+//! - strings that hold a PEM private key;
+//! - a dead-letter record's `payloadExcerpt` (raw bytes of an unknown message; the original
+//!   stays in the stream at `streamSequence` for whoever may read it).
+
+use serde_json::Value;
+
+/// What a removed value is replaced by (the same marker producers use).
+pub const REDACTED: &str = "<redacted>";
+
+/// The type of dead-letter records.
+const DEAD_LETTER_TYPE: &str = configsync_core::log::DEAD_LETTER_TYPE;
+
+/// Key suffixes (lowercase, without `_`/`-`) that name a credential.
+const CREDENTIAL_KEYS: [&str; 8] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "privatekey",
+    "credentials",
+    "credential",
+];
+
+/// Redacts `data`, the payload of an event of `type_name`, in place.
+pub fn redact(type_name: &str, data: &mut Value) {
+    if type_name == DEAD_LETTER_TYPE
+        && let Some(excerpt) = data.get_mut("payloadExcerpt")
+    {
+        *excerpt = Value::String(REDACTED.into());
+    }
+    walk(data, false);
+}
+
+fn walk(value: &mut Value, about_secret: bool) {
+    match value {
+        Value::Object(map) => {
+            let is_secret = map
+                .get("kind")
+                .and_then(Value::as_str)
+                .is_some_and(is_secret_kind);
+            let about_secret = about_secret
+                || map
+                    .get("object")
+                    .and_then(|o| o.get("kind"))
+                    .and_then(Value::as_str)
+                    .is_some_and(is_secret_kind);
+            for (key, v) in map.iter_mut() {
+                let hide = key == "stringData"
+                    || (is_secret && key == "data")
+                    || (about_secret && (key == "desired" || key == "live"))
+                    || names_a_credential(key) && !matches!(v, Value::Object(_) | Value::Array(_));
+                if hide {
+                    *v = Value::String(REDACTED.into());
+                } else {
+                    walk(v, about_secret);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| walk(v, about_secret)),
+        Value::String(s) if looks_like_private_key(s) => *s = REDACTED.into(),
+        _ => {}
+    }
+}
+
+fn is_secret_kind(kind: &str) -> bool {
+    kind.eq_ignore_ascii_case("secret")
+}
+
+fn names_a_credential(key: &str) -> bool {
+    let normal: String = key
+        .chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect();
+    CREDENTIAL_KEYS.iter().any(|k| normal.ends_with(k))
+}
+
+fn looks_like_private_key(s: &str) -> bool {
+    s.contains("-----BEGIN") && s.contains("PRIVATE KEY")
+}
+
+/// Every string value of `value`, recursively, space-separated (the `text` field), except
+/// redaction markers.
+pub fn words(value: &Value) -> String {
+    let mut out = String::new();
+    collect(value, &mut out);
+    out
+}
+
+fn collect(value: &Value, out: &mut String) {
+    match value {
+        Value::String(s) if s != REDACTED => {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(s);
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect(v, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn drift_values_of_a_secret_are_removed_and_its_name_kept() {
+        let mut data = json!({
+            "environment": "dev",
+            "object": {"apiVersion": "v1", "kind": "Secret", "name": "db-creds"},
+            "fields": [{"path": "/data/password", "desired": "hunter2", "live": {"x": "hunter3"}}],
+        });
+        redact("io.configsync.drift.detected.v1", &mut data);
+        let text = words(&data);
+        assert!(!text.contains("hunter"), "{text}");
+        assert!(
+            text.contains("db-creds") && text.contains("/data/password"),
+            "{text}"
+        );
+        assert_eq!(data["fields"][0]["desired"], REDACTED);
+    }
+
+    #[test]
+    fn drift_values_of_a_configmap_are_kept() {
+        let mut data = json!({
+            "object": {"kind": "ConfigMap", "name": "settings"},
+            "fields": [{"path": "/data/color", "desired": "blue", "live": "red"}],
+        });
+        redact("io.configsync.drift.detected.v1", &mut data);
+        let mut text: Vec<String> = words(&data).split(' ').map(str::to_string).collect();
+        text.sort();
+        assert_eq!(
+            text,
+            ["/data/color", "ConfigMap", "blue", "red", "settings"]
+        );
+    }
+
+    #[test]
+    fn secret_objects_credentials_and_keys_are_removed_anywhere() {
+        let mut data = json!({
+            "manifest": {"kind": "Secret", "data": {"a": "c2VjcmV0"}, "metadata": {"name": "s"}},
+            "other": {"stringData": {"b": "plain"}},
+            "auth": {"clientSecret": "xyz", "apiKey": "k1", "db_password": "p", "tokenUrl": "https://t"},
+            "pem": "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----",
+        });
+        redact("io.example.v1", &mut data);
+        let text = words(&data);
+        for gone in ["c2VjcmV0", "plain", "xyz", "k1", " p ", "MIIB"] {
+            assert!(!text.contains(gone), "{gone} in {text}");
+        }
+        assert!(text.contains("https://t"), "{text}");
+    }
+
+    #[test]
+    fn dead_letter_excerpts_are_not_kept() {
+        let mut data = json!({"consumer": "applier", "reason": "bad", "payloadExcerpt": "aGk="});
+        redact(DEAD_LETTER_TYPE, &mut data);
+        assert_eq!(data["payloadExcerpt"], REDACTED);
+        let text = words(&data);
+        assert!(text.contains("applier") && text.contains("bad") && !text.contains("aGk"));
+    }
+}

@@ -1,0 +1,6 @@
+//! The auditor against a real nats-server (one per test, random port, temporary store):
+//! search, redaction, dead letters, restart and resume.
+
+mod restart;
+mod search;
+mod support;

@@ -1,0 +1,259 @@
+//! Shared setup: a nats-server with the stream, sample events, an auditor on a temporary
+//! index, and a tiny HTTP client for its API.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use configsync_auditor::{Config, Running};
+use configsync_core::config::{NatsArgs, ServiceArgs};
+use configsync_core::event::*;
+use configsync_core::harness::NatsServer;
+use configsync_core::log::{EventLog, Publisher, stream};
+use configsync_core::metrics::Metrics;
+use configsync_core::telemetry::LogFormat;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+/// The longest any wait in these tests may take.
+pub const WAIT: Duration = Duration::from_secs(30);
+pub const SOURCE: &str = "configsync://test/it";
+
+pub struct Bus {
+    pub server: NatsServer,
+    pub log: EventLog,
+}
+
+impl Bus {
+    pub async fn start() -> Self {
+        let server = NatsServer::start().await.expect("nats-server starts");
+        let mut args = NatsArgs::for_url(server.url());
+        args.connect_deadline = Duration::from_secs(10);
+        let client = args.connect("auditor-test").await.expect("connects");
+        let log = EventLog::new(client, SOURCE, Metrics::new()).expect("stream definition");
+        stream::ensure(&log.js, &log.spec)
+            .await
+            .expect("stream is created");
+        Self { server, log }
+    }
+
+    pub fn publisher(&self) -> Publisher {
+        self.log.publisher(Duration::from_secs(20))
+    }
+
+    /// Publishes `event`, returning its stream sequence.
+    pub async fn publish(&self, event: &Outgoing) -> u64 {
+        self.publisher()
+            .publish(event)
+            .await
+            .expect("event is stored")
+            .sequence
+    }
+}
+
+pub fn object(kind: &str, name: &str) -> ObjectRef {
+    ObjectRef {
+        api_version: "v1".into(),
+        kind: kind.into(),
+        namespace: Some("default".into()),
+        name: name.into(),
+    }
+}
+
+pub fn commit(sha: &str, message: &str) -> Outgoing {
+    let who = Person {
+        name: "Ada".into(),
+        email: "ada@example.invalid".into(),
+        time: chrono::Utc::now(),
+    };
+    let payload = CommitDetected {
+        repository: "file:///repo".into(),
+        branch: "main".into(),
+        sha: sha.into(),
+        parents: vec![],
+        author: who.clone(),
+        committer: who,
+        message: message.into(),
+        signed: false,
+        environments: vec![],
+        other_paths: vec![],
+    };
+    Outgoing::builder(&payload)
+        .cause(sha)
+        .actor("ada")
+        .build(SOURCE)
+        .expect("event builds")
+}
+
+pub fn drift(environment: &str, object: ObjectRef, desired: &str, live: &str) -> Outgoing {
+    let about = format!("{environment}/default/{}/{}", object.kind, object.name);
+    let payload = DriftDetected {
+        environment: environment.into(),
+        cluster: "c1".into(),
+        revision: "r1".into(),
+        object,
+        kind: DriftKind::Modified,
+        fields: vec![FieldDrift {
+            path: "/data/value".into(),
+            desired: Some(desired.into()),
+            live: Some(live.into()),
+        }],
+        changed_by: Some("kubectl-edit".into()),
+        resource_version: None,
+    };
+    Outgoing::builder(&payload)
+        .cause(desired)
+        .cause(live)
+        .subject(about)
+        .build(SOURCE)
+        .expect("event builds")
+}
+
+pub fn health(n: u32) -> Outgoing {
+    let payload = HealthReady {
+        environment: "staging".into(),
+        cluster: "c1".into(),
+        revision: format!("rev{n}"),
+        objects: n,
+    };
+    Outgoing::builder(&payload)
+        .cause(n.to_be_bytes())
+        .build(SOURCE)
+        .expect("event builds")
+}
+
+/// Auditor settings for a test: free ports, the given index directory.
+pub fn config(server: &NatsServer, index_dir: &Path) -> Config {
+    let mut nats = NatsArgs::for_url(server.url());
+    nats.connect_deadline = Duration::from_secs(10);
+    Config {
+        service: ServiceArgs {
+            nats,
+            ops_addr: Some("127.0.0.1:0".parse().expect("addr")),
+            instance: Some("it".into()),
+            log_format: LogFormat::Human,
+        },
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        index_dir: Some(index_dir.to_path_buf()),
+    }
+}
+
+/// A started auditor and the token that stops it.
+pub struct Auditor {
+    pub running: Running,
+    pub shutdown: CancellationToken,
+}
+
+impl Auditor {
+    pub async fn start(server: &NatsServer, index_dir: &Path) -> Self {
+        let shutdown = CancellationToken::new();
+        let running = tokio::time::timeout(
+            WAIT,
+            configsync_auditor::start(config(server, index_dir), shutdown.clone()),
+        )
+        .await
+        .expect("the auditor starts in time")
+        .expect("the auditor starts");
+        Self { running, shutdown }
+    }
+
+    pub fn http(&self) -> SocketAddr {
+        self.running.http_addr
+    }
+
+    /// Stops it and waits for a clean exit.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.running.wait())
+            .await
+            .expect("the auditor stops in time")
+            .expect("the auditor stops cleanly");
+    }
+
+    /// Waits until the index holds the log up to `sequence` and search sees it.
+    pub async fn wait_indexed(&self, sequence: u64) -> serde_json::Value {
+        let addr = self.http();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (code, status) = get(addr, "/v1/status").await;
+            assert_eq!(code, 200, "{status}");
+            if status["indexed_sequence"].as_u64() >= Some(sequence) {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "index never reached sequence {sequence}: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// `GET /v1/events?q=QUERY&limit=1000`.
+    pub async fn search(&self, query: &str) -> serde_json::Value {
+        let (code, body) = get(
+            self.http(),
+            &format!("/v1/events?limit=1000&q={}", encode(query)),
+        )
+        .await;
+        assert_eq!(code, 200, "search {query:?}: {body}");
+        body
+    }
+}
+
+/// The stream sequences of a search's hits, in order.
+pub fn sequences(hits: &serde_json::Value) -> Vec<u64> {
+    hits["hits"]
+        .as_array()
+        .expect("hits is an array")
+        .iter()
+        .map(|h| {
+            h["_stream"]["sequence"]
+                .as_u64()
+                .expect("hit has _stream.sequence")
+        })
+        .collect()
+}
+
+/// Percent-encodes a query string value.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A minimal HTTP/1.1 GET: the status and the body (as JSON when it is JSON, else a string).
+pub async fn get(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("request is sent");
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .await
+            .expect("response is read");
+        response
+    };
+    let response = tokio::time::timeout(WAIT, exchange)
+        .await
+        .expect("the api answers in time");
+    let text = String::from_utf8(response).expect("response is utf-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("response has a head");
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let body = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.into()));
+    (code, body)
+}

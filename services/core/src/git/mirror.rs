@@ -1,0 +1,301 @@
+//! A bare mirror of one remote under a work directory, and fetching a branch into it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use gix::remote::Direction;
+
+use super::{GitError, ObjectId, describe, remote_url};
+
+/// A bare mirror of a remote. Cheap to clone and `Send`: each operation opens the repository.
+#[derive(Clone)]
+pub struct Mirror {
+    dir: PathBuf,
+    /// The URL as configured, possibly with credentials: only ever handed to gix.
+    configured_url: String,
+    /// The URL without credentials, for messages.
+    shown: String,
+    /// The local path of a `file://` remote (or a plain path), checked before each fetch so
+    /// that "not a repository" is reported as such.
+    local_path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror")
+            .field("dir", &self.dir)
+            .field("url", &self.shown)
+            .finish()
+    }
+}
+
+impl Mirror {
+    /// Opens the bare mirror of `url` in `dir`, creating it (and `dir`) if absent. Refuses a
+    /// URL whose transport is not built in, and a `dir` that holds something else.
+    pub fn open_or_init(dir: &Path, url: &str) -> Result<Self, GitError> {
+        let shown = remote_url::redact(url);
+        let local_path = check_url(url, &shown)?;
+        let mirror = Self {
+            dir: dir.to_path_buf(),
+            configured_url: url.to_string(),
+            shown,
+            local_path,
+        };
+        let unusable = |reason: String| GitError::Mirror {
+            path: dir.display().to_string(),
+            reason,
+        };
+        let is_empty_or_absent = match std::fs::read_dir(dir) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(unusable(e.to_string())),
+        };
+        if is_empty_or_absent {
+            std::fs::create_dir_all(dir).map_err(|e| unusable(e.to_string()))?;
+            gix::init_bare(dir).map_err(|e| unusable(describe(&e)))?;
+        }
+        // Opening proves the directory is a repository (and not, say, a typo'd home directory).
+        mirror.repository()?;
+        Ok(mirror)
+    }
+
+    /// The mirror's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The remote URL without credentials.
+    pub fn url(&self) -> &str {
+        &self.shown
+    }
+
+    /// Opens the mirror, ignoring the user's and the system's Git configuration so that the
+    /// service behaves the same on every machine.
+    pub fn repository(&self) -> Result<gix::Repository, GitError> {
+        gix::open_opts(&self.dir, gix::open::Options::isolated()).map_err(|e| GitError::Mirror {
+            path: self.dir.display().to_string(),
+            reason: describe(&e),
+        })
+    }
+
+    /// Fetches `branch` (`+refs/heads/<branch>:refs/remotes/origin/<branch>`, forced so that a
+    /// force-push is followed) and returns the remote's tip. `interrupt` aborts a transfer in
+    /// progress (on shutdown).
+    pub fn fetch(&self, branch: &str, interrupt: &AtomicBool) -> Result<ObjectId, GitError> {
+        check_branch(branch)?;
+        if let Some(path) = &self.local_path {
+            check_local_repository(path)?;
+        }
+        let repo = self.repository()?;
+        let refspec = format!("+refs/heads/{branch}:{}", tracking_ref(branch));
+        let invalid = |e: gix::Error| GitError::InvalidUrl {
+            url: self.shown.clone(),
+            reason: describe(&e),
+        };
+        let remote = repo
+            .remote_at(self.configured_url.as_str())
+            .map_err(invalid)?
+            .with_refspecs([refspec.as_str()], Direction::Fetch)
+            .map_err(invalid)?;
+        let connection = remote
+            .connect(Direction::Fetch)
+            .map_err(|e| self.unreachable(&e))?;
+        let prepared = connection
+            .prepare_fetch(gix::progress::Discard, Default::default())
+            .map_err(|e| self.classify_fetch(branch, &e))?;
+        let wanted = format!("refs/heads/{branch}");
+        let tip = prepared
+            .ref_map()
+            .mappings
+            .iter()
+            .filter(|m| m.remote.as_name().is_some_and(|n| n == wanted.as_bytes()))
+            .find_map(|m| m.remote.as_id().map(ToOwned::to_owned));
+        let Some(tip) = tip else {
+            return Err(GitError::BranchNotFound {
+                url: self.shown.clone(),
+                branch: branch.to_string(),
+            });
+        };
+        prepared
+            .receive(gix::progress::Discard, interrupt)
+            .map_err(|e| {
+                if interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+                    GitError::Interrupted {
+                        url: self.shown.clone(),
+                    }
+                } else {
+                    self.classify_fetch(branch, &e)
+                }
+            })?;
+        Ok(tip)
+    }
+
+    /// The tip of `branch` as last fetched, if it ever was.
+    pub fn tip(&self, branch: &str) -> Result<Option<ObjectId>, GitError> {
+        check_branch(branch)?;
+        let repo = self.repository()?;
+        let name = tracking_ref(branch);
+        let reference = repo
+            .try_find_reference(name.as_str())
+            .map_err(|e| GitError::Mirror {
+                path: self.dir.display().to_string(),
+                reason: describe(&e),
+            })?;
+        Ok(reference.map(|r| r.id().detach()))
+    }
+
+    fn unreachable(&self, e: &gix::Error) -> GitError {
+        let reason = describe(e);
+        if let Some(path) = &self.local_path {
+            return GitError::NotARepository {
+                path: path.display().to_string(),
+                reason,
+            };
+        }
+        GitError::Unreachable {
+            url: self.shown.clone(),
+            reason,
+        }
+    }
+
+    fn classify_fetch(&self, branch: &str, e: &gix::Error) -> GitError {
+        let reason = describe(e);
+        let lower = reason.to_lowercase();
+        // git daemon answers a repository it does not serve by closing the connection after
+        // an error line; that is a configuration problem, not a passing one.
+        if [
+            "not exported",
+            "access denied",
+            "no such repository",
+            "not found",
+            "does not appear to be a git repository",
+        ]
+        .iter()
+        .any(|s| lower.contains(s))
+        {
+            return GitError::RemoteRefused {
+                url: self.shown.clone(),
+                reason,
+            };
+        }
+        if lower.contains("connection refused") || lower.contains("timed out") {
+            return GitError::Unreachable {
+                url: self.shown.clone(),
+                reason,
+            };
+        }
+        GitError::Fetch {
+            url: self.shown.clone(),
+            branch: branch.to_string(),
+            reason,
+        }
+    }
+}
+
+/// Where the mirror keeps `branch`'s tip.
+fn tracking_ref(branch: &str) -> String {
+    format!("refs/remotes/origin/{branch}")
+}
+
+/// Accepts `file://`, plain paths and `git://`; returns the local path of a local remote.
+fn check_url(url: &str, shown: &str) -> Result<Option<PathBuf>, GitError> {
+    let parsed = gix::url::parse(gix::bstr::BStr::new(url.as_bytes())).map_err(|e| {
+        GitError::InvalidUrl {
+            url: shown.to_string(),
+            reason: remote_url::scrub(&e.to_string()),
+        }
+    })?;
+    match parsed.scheme {
+        gix::url::Scheme::File => {
+            gix::path::from_bstring(parsed.path)
+                .map(Some)
+                .map_err(|e| GitError::InvalidUrl {
+                    url: shown.to_string(),
+                    reason: e.to_string(),
+                })
+        }
+        // The git protocol has no authentication: gix refuses such a URL at connect time,
+        // which would look like an unreachable remote. Say what is wrong instead.
+        gix::url::Scheme::Git if parsed.user().is_some() || parsed.password().is_some() => {
+            Err(GitError::InvalidUrl {
+                url: shown.to_string(),
+                reason: "git:// carries no credentials; remove the user and password".into(),
+            })
+        }
+        gix::url::Scheme::Git => Ok(None),
+        other => Err(GitError::UnsupportedTransport {
+            url: shown.to_string(),
+            scheme: other.as_str().to_string(),
+        }),
+    }
+}
+
+/// A local remote must exist and be a repository; said precisely rather than as a transport
+/// failure.
+fn check_local_repository(path: &Path) -> Result<(), GitError> {
+    if !path.exists() {
+        return Err(GitError::MissingPath {
+            path: path.display().to_string(),
+        });
+    }
+    gix::open_opts(path, gix::open::Options::isolated())
+        .map(drop)
+        .map_err(|e| GitError::NotARepository {
+            path: path.display().to_string(),
+            reason: describe(&e),
+        })
+}
+
+/// Refuses branch names that are not valid ref names, or that would change the refspec.
+fn check_branch(branch: &str) -> Result<(), GitError> {
+    let invalid = |reason: &str| GitError::InvalidBranch {
+        branch: branch.to_string(),
+        reason: reason.to_string(),
+    };
+    if branch.is_empty() {
+        return Err(invalid("empty"));
+    }
+    if branch.starts_with("refs/") {
+        return Err(invalid("give the short name, without refs/heads/"));
+    }
+    gix::validate::reference::name_partial(branch.as_bytes().into())
+        .map(drop)
+        .map_err(|e| invalid(&e.to_string()))?;
+    if branch.contains(['*', ':', '+']) {
+        return Err(invalid("wildcards and refspec syntax are not allowed"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_built_in_transports_are_accepted() {
+        assert!(matches!(check_url("file:///srv/r", "x"), Ok(Some(p)) if p == Path::new("/srv/r")));
+        assert!(matches!(check_url("/srv/r", "x"), Ok(Some(_))));
+        assert!(matches!(check_url("git://h:9418/r", "x"), Ok(None)));
+        assert!(matches!(
+            check_url("git://u:p@h/r", "git://h/r"),
+            Err(GitError::InvalidUrl { url, .. }) if url == "git://h/r"
+        ));
+        assert!(matches!(
+            check_url("https://h/r", "x"),
+            Err(GitError::UnsupportedTransport { .. })
+        ));
+        assert!(matches!(
+            check_url("ssh://git@h/r", "x"),
+            Err(GitError::UnsupportedTransport { .. })
+        ));
+    }
+
+    #[test]
+    fn branch_names_are_checked() {
+        assert!(check_branch("main").is_ok());
+        assert!(check_branch("release/1.2").is_ok());
+        for bad in ["", "a..b", "a b", "*", "refs/heads/main", "x:y", "-x~"] {
+            assert!(check_branch(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+}

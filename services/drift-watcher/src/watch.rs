@@ -1,0 +1,382 @@
+//! Watching one target: a kube-runtime watcher per kind of desired object (managed objects
+//! only), each event and a periodic resync compared with the desired state, drifts reported.
+
+use std::time::Duration;
+
+use configsync_core::cluster::{
+    ANNOTATION_REVISION, ClusterApplier, ClusterTarget, FIELD_MANAGER, MANAGED_BY_LABEL,
+};
+use configsync_core::event::{DriftKind, ObjectRef};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use kube::api::{Api, DynamicObject};
+use kube::core::GroupVersionKind;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::Latest;
+use crate::attribution;
+use crate::compare::{self, pointer};
+use crate::desired::Desired;
+use crate::report::{Observation, Reporter};
+
+type KindKey = (String, String);
+type WatchItem = (
+    KindKey,
+    Result<watcher::Event<DynamicObject>, watcher::Error>,
+);
+type Events = BoxStream<'static, WatchItem>;
+
+/// One target's watch loop.
+pub struct TargetWatch {
+    pub target: ClusterTarget,
+    pub allow_exec_auth: bool,
+    pub resync: Duration,
+    /// The latest applied bundle, replaced when the log says the target changed.
+    pub desired: watch::Receiver<Latest>,
+    pub reporter: Reporter,
+    /// Told once, after the first full comparison.
+    pub synced: mpsc::Sender<()>,
+}
+
+impl TargetWatch {
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let (env, cluster) = (
+            self.target.environment.to_string(),
+            self.target.cluster.to_string(),
+        );
+        let applier = loop {
+            match self.target.client(self.allow_exec_auth).await {
+                Ok(client) => break ClusterApplier::new(client),
+                Err(e) => {
+                    tracing::error!(environment = %env, cluster = %cluster, error = %e, "cannot build a client for the cluster; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(self.resync) => {}
+                    }
+                }
+            }
+        };
+        let mut synced = Some(self.synced.clone());
+        loop {
+            let latest = self.desired.borrow_and_update().clone();
+            let desired = match &latest {
+                Latest::Unknown => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        changed = self.desired.changed() => if changed.is_err() { return },
+                    }
+                    continue;
+                }
+                Latest::NotApplied => Desired::default(),
+                Latest::Applied(bundle) => match Desired::resolve(&applier, bundle).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(environment = %env, cluster = %cluster, error = %e, "cannot resolve the desired objects; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(self.resync) => {}
+                            _ = self.desired.changed() => {}
+                        }
+                        continue;
+                    }
+                },
+            };
+            // Drifts of objects that left the configuration are closed (not when nothing was
+            // ever applied: then there is no revision to close them under).
+            if let Latest::Applied(_) = latest
+                && let Err(e) = self
+                    .reporter
+                    .forget_undesired(&|r| desired.objects.contains_key(r), &desired.revision)
+                    .await
+            {
+                tracing::warn!(environment = %env, cluster = %cluster, error = %e, "cannot report drifts of objects no longer desired");
+            }
+            let mut events = watchers(&applier, &desired, &env, &cluster).await;
+            tracing::info!(environment = %env, cluster = %cluster, revision = %desired.revision, objects = desired.objects.len(), "watching the desired objects");
+            self.check_all(&applier, &desired, None).await;
+            if let Some(tx) = synced.take() {
+                let _ = tx.send(()).await;
+            }
+            let mut resync =
+                tokio::time::interval_at(tokio::time::Instant::now() + self.resync, self.resync);
+            resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    changed = self.desired.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        break;
+                    }
+                    _ = resync.tick() => self.check_all(&applier, &desired, None).await,
+                    Some((kind, event)) = events.next() => match event {
+                        Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                            let reference = reference_of(&kind, &o);
+                            let live = serde_json::to_value(&o).unwrap_or(Value::Null);
+                            self.check(&desired, &reference, Some(&live)).await;
+                        }
+                        Ok(watcher::Event::Delete(o)) => {
+                            let reference = reference_of(&kind, &o);
+                            self.check_gone(&applier, &desired, &reference, o.metadata.resource_version.clone()).await;
+                        }
+                        // After a (re)list, objects deleted meanwhile are simply absent: compare
+                        // every object of the kind.
+                        Ok(watcher::Event::InitDone) => self.check_all(&applier, &desired, Some(&kind)).await,
+                        Ok(watcher::Event::Init) => {}
+                        Err(e) => tracing::warn!(environment = %env, cluster = %cluster, kind = %kind.1, error = %e, "watch interrupted; it resumes with backoff"),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Compares every desired object (of one kind, or all) with the live one, fetched now.
+    async fn check_all(
+        &mut self,
+        applier: &ClusterApplier,
+        desired: &Desired,
+        only: Option<&KindKey>,
+    ) {
+        let of_kind = |r: &&ObjectRef| {
+            only.is_none_or(|(api_version, kind)| &r.api_version == api_version && &r.kind == kind)
+        };
+        for reference in desired.objects.keys().filter(of_kind) {
+            match applier.get(reference).await {
+                Ok(Some(o)) => {
+                    let live = serde_json::to_value(&o).unwrap_or(Value::Null);
+                    self.check(desired, reference, Some(&live)).await;
+                }
+                Ok(None) => self.check_deleted(desired, reference, None).await,
+                Err(e) => {
+                    tracing::warn!(environment = %self.target.environment, cluster = %self.target.cluster, kind = %reference.kind, name = %reference.name, error = %e, "cannot read the live object");
+                }
+            }
+        }
+    }
+
+    /// A watch said the object is gone; it may only have left the label selector (someone
+    /// removed the managed-by label), so it is read again before a deletion is reported.
+    async fn check_gone(
+        &mut self,
+        applier: &ClusterApplier,
+        desired: &Desired,
+        reference: &ObjectRef,
+        resource_version: Option<String>,
+    ) {
+        if !desired.objects.contains_key(reference) {
+            return;
+        }
+        match applier.get(reference).await {
+            Ok(Some(o)) => {
+                let live = serde_json::to_value(&o).unwrap_or(Value::Null);
+                self.check(desired, reference, Some(&live)).await;
+            }
+            Ok(None) => {
+                self.check_deleted(desired, reference, resource_version)
+                    .await
+            }
+            Err(e) => {
+                tracing::warn!(environment = %self.target.environment, cluster = %self.target.cluster, kind = %reference.kind, name = %reference.name, error = %e, "cannot confirm a deletion; the resync will");
+            }
+        }
+    }
+
+    async fn check(&mut self, desired: &Desired, reference: &ObjectRef, live: Option<&Value>) {
+        let (Some(object), Some(live)) = (desired.objects.get(reference), live) else {
+            return;
+        };
+        let Some(observation) = observe(reference, object, live, &desired.revision) else {
+            tracing::debug!(kind = %reference.kind, name = %reference.name, "object carries another revision applied by configsync; waiting for its apply to finish");
+            return;
+        };
+        self.report(reference, &desired.revision, observation).await;
+    }
+
+    async fn check_deleted(
+        &mut self,
+        desired: &Desired,
+        reference: &ObjectRef,
+        resource_version: Option<String>,
+    ) {
+        if !desired.objects.contains_key(reference) {
+            return;
+        }
+        let observation = Observation::Drifted {
+            kind: DriftKind::Deleted,
+            fields: vec![],
+            changed_by: None,
+            resource_version,
+        };
+        self.report(reference, &desired.revision, observation).await;
+    }
+
+    async fn report(&mut self, reference: &ObjectRef, revision: &str, observation: Observation) {
+        if let Err(e) = self
+            .reporter
+            .observe(reference, revision, observation)
+            .await
+        {
+            // Not recorded as reported: the next event or resync tries again.
+            tracing::warn!(environment = %self.target.environment, cluster = %self.target.cluster, kind = %reference.kind, name = %reference.name, error = %e, "cannot write the drift event");
+        }
+    }
+}
+
+/// What the live object says about its desired counterpart, or `None` while ConfigSync itself
+/// is applying another revision to it (its revision annotation, written by `configsync`,
+/// differs): that is an apply in flight, not drift.
+pub fn observe(
+    reference: &ObjectRef,
+    desired: &Value,
+    live: &Value,
+    revision: &str,
+) -> Option<Observation> {
+    let live_revision = live
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(ANNOTATION_REVISION))
+        .and_then(Value::as_str);
+    if let Some(live_revision) = live_revision
+        && live_revision != revision
+    {
+        let path = pointer(&["metadata", "annotations", ANNOTATION_REVISION]);
+        if attribution::owners(live, &path)
+            .iter()
+            .any(|m| m == FIELD_MANAGER)
+        {
+            return None;
+        }
+    }
+    let mut fields = compare::diff(desired, live);
+    if fields.is_empty() {
+        return Some(Observation::InSync);
+    }
+    let paths: Vec<String> = fields.iter().map(|f| f.path.clone()).collect();
+    let changed_by = attribution::changed_by(live, &paths);
+    if compare::is_secret(reference) {
+        compare::redact(&mut fields);
+    }
+    let resource_version = live
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Some(Observation::Drifted {
+        kind: DriftKind::Modified,
+        fields,
+        changed_by,
+        resource_version,
+    })
+}
+
+fn reference_of(kind: &KindKey, o: &DynamicObject) -> ObjectRef {
+    ObjectRef {
+        api_version: kind.0.clone(),
+        kind: kind.1.clone(),
+        namespace: o.metadata.namespace.clone(),
+        name: o.metadata.name.clone().unwrap_or_default(),
+    }
+}
+
+/// One watcher per kind of the desired objects, over managed objects only, merged. A kind the
+/// cluster cannot describe is left to the periodic resync.
+async fn watchers(applier: &ClusterApplier, desired: &Desired, env: &str, cluster: &str) -> Events {
+    let selector = format!("{}={}", MANAGED_BY_LABEL.0, MANAGED_BY_LABEL.1);
+    let mut streams = Vec::new();
+    for (api_version, kind) in desired.kinds() {
+        let (group, version) = api_version
+            .split_once('/')
+            .unwrap_or(("", api_version.as_str()));
+        let gvk = GroupVersionKind::gvk(group, version, &kind);
+        let resource = match kube::discovery::pinned_kind(applier.client(), &gvk).await {
+            Ok((resource, _)) => resource,
+            Err(e) => {
+                tracing::warn!(environment = env, cluster, kind = %kind, error = %e, "cannot discover the kind; relying on resync");
+                continue;
+            }
+        };
+        let api: Api<DynamicObject> = Api::all_with(applier.client().clone(), &resource);
+        let key: KindKey = (api_version.clone(), kind.clone());
+        let stream = watcher(api, watcher::Config::default().labels(&selector))
+            .default_backoff()
+            .map(move |event| (key.clone(), event));
+        streams.push(stream.boxed());
+    }
+    futures::stream::select_all(streams).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reference(kind: &str) -> ObjectRef {
+        ObjectRef {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: Some("default".into()),
+            name: "a".into(),
+        }
+    }
+
+    fn object(kind: &str, revision: &str, value: &str, revision_owner: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": "a", "namespace": "default", "resourceVersion": "9",
+            "annotations": {ANNOTATION_REVISION: revision},
+            "managedFields": [
+                {"manager": revision_owner, "time": "2026-11-26T06:00:00Z", "fieldsV1": {"f:metadata": {"f:annotations": {"f:configsync.io/revision": {}}}}},
+                {"manager": "kubectl-edit", "time": "2026-11-26T06:01:00Z", "fieldsV1": {"f:data": {"f:key": {}}}}
+            ]}, "data": {"key": value}})
+    }
+
+    #[test]
+    fn another_revision_applied_by_configsync_is_an_apply_in_flight_not_drift() {
+        let desired = object("ConfigMap", "r1", "one", "configsync");
+        let live = object("ConfigMap", "r2", "two", "configsync");
+        assert_eq!(
+            observe(&reference("ConfigMap"), &desired, &live, "r1"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_revision_annotation_changed_by_someone_else_is_drift() {
+        let desired = object("ConfigMap", "r1", "one", "configsync");
+        let live = object("ConfigMap", "r0", "one", "kubectl-annotate");
+        let Some(Observation::Drifted {
+            fields,
+            changed_by,
+            resource_version,
+            ..
+        }) = observe(&reference("ConfigMap"), &desired, &live, "r1")
+        else {
+            panic!("expected drift")
+        };
+        assert_eq!(
+            fields[0].path,
+            "/metadata/annotations/configsync.io~1revision"
+        );
+        assert_eq!(changed_by.as_deref(), Some("kubectl-annotate"));
+        assert_eq!(resource_version.as_deref(), Some("9"));
+    }
+
+    #[test]
+    fn secret_drift_is_attributed_and_redacted() {
+        let desired = object("Secret", "r1", "c2VjcmV0", "configsync");
+        let live = object("Secret", "r1", "b3RoZXI=", "configsync");
+        let Some(Observation::Drifted {
+            fields, changed_by, ..
+        }) = observe(&reference("Secret"), &desired, &live, "r1")
+        else {
+            panic!("expected drift")
+        };
+        assert_eq!(changed_by.as_deref(), Some("kubectl-edit"));
+        assert_eq!(fields[0].desired, Some(json!(crate::compare::REDACTED)));
+        assert_eq!(fields[0].live, Some(json!(crate::compare::REDACTED)));
+        assert_eq!(
+            observe(&reference("Secret"), &desired, &desired, "r1"),
+            Some(Observation::InSync)
+        );
+    }
+}

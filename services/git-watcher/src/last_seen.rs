@@ -1,0 +1,76 @@
+//! The git-watcher's memory, rebuilt from the log: the last commit seen on the tracked branch,
+//! and whether that commit still needs its commit-detected event (after a rewrite).
+
+use configsync_core::event::{EventData, Received};
+use configsync_core::fold::LogState;
+use configsync_core::log::{EventLog, Fold, ReplayError, Start, Until, replay};
+
+/// What the log says about one `<repository>#<branch>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LastSeen {
+    /// The last commit seen (from a commit-detected or source-rewritten event); `None` when
+    /// this branch was never followed.
+    pub sha: Option<String>,
+    /// True when the last event was a rewrite whose new tip has no commit-detected event yet
+    /// (the process stopped between the two), so the tip is announced first thing.
+    pub tip_unannounced: bool,
+}
+
+/// [`LogState`] (which already folds the last commit per branch) plus the rewrite bookkeeping.
+struct SourceFold {
+    key: String,
+    state: LogState,
+    tip_unannounced: bool,
+}
+
+impl Fold for SourceFold {
+    fn apply(&mut self, event: &Received) {
+        let before = self.state.sequence;
+        self.state.apply(event);
+        if self.state.sequence == before {
+            // Already folded: LogState ignored it, so must we.
+            return;
+        }
+        match &event.data {
+            EventData::CommitDetected(c)
+                if format!("{}#{}", c.repository, c.branch) == self.key =>
+            {
+                self.tip_unannounced = false;
+            }
+            EventData::SourceRewritten(r)
+                if format!("{}#{}", r.repository, r.branch) == self.key =>
+            {
+                self.tip_unannounced = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Replays the whole log to find what was last seen of `repository` (already redacted) and
+/// `branch`.
+pub async fn last_seen(
+    log: &EventLog,
+    repository: &str,
+    branch: &str,
+) -> Result<LastSeen, ReplayError> {
+    let key = format!("{repository}#{branch}");
+    let mut fold = SourceFold {
+        key: key.clone(),
+        state: LogState::default(),
+        tip_unannounced: false,
+    };
+    replay(
+        &log.js,
+        log.stream(),
+        Start::Beginning,
+        Until::End,
+        &mut fold,
+    )
+    .await?;
+    let sha = fold.state.sources.get(&key).map(|s| s.last_sha.clone());
+    Ok(LastSeen {
+        tip_unannounced: sha.is_some() && fold.tip_unannounced,
+        sha,
+    })
+}

@@ -1,0 +1,295 @@
+//! The polling loop: rebuild the last seen commit from the log, then fetch, publish what is new
+//! in order, and wait; failures are published once per episode and retried with backoff.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use configsync_core::event::Outgoing;
+use configsync_core::git::{self, GitError};
+use configsync_core::log::Publisher;
+use configsync_core::ops::Readiness;
+use configsync_core::retry::Backoff;
+use configsync_core::service::{Service, ServiceError};
+use tokio_util::sync::CancellationToken;
+
+use crate::events;
+use crate::failures::FailureReporter;
+use crate::last_seen::{LastSeen, last_seen};
+use crate::poll::{self, DetectedCommit, Found, Polled};
+use crate::{Config, NAME};
+
+/// How long a publish retries a NATS hiccup before the poll counts as failed (and is retried).
+const PUBLISH_RETRY: Duration = Duration::from_secs(30);
+/// The longest wait between attempts while failing, unless the poll interval is longer.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Why one poll did not complete.
+enum Failure {
+    /// The source could not be read: published as `source.failed`.
+    Source(GitError),
+    /// The event log refused or did not acknowledge an event: retried, nothing to publish.
+    Log(String),
+    /// The blocking task died (a panic inside gix).
+    Internal(String),
+}
+
+/// How one poll ended.
+enum Outcome {
+    Done,
+    Failed(Failure),
+    Stopped,
+}
+
+/// The git-watcher's running state.
+pub struct Watcher {
+    /// The remote as published: credentials removed.
+    repository: String,
+    /// The remote as configured, only ever handed to gix.
+    url: String,
+    branch: String,
+    interval: Duration,
+    mirror_dir: PathBuf,
+    source: String,
+    publisher: Publisher,
+    log: configsync_core::log::EventLog,
+    readiness: Readiness,
+    failures: FailureReporter,
+    last: LastSeen,
+}
+
+impl Watcher {
+    pub fn new(config: &Config, service: &Service) -> Self {
+        Self {
+            repository: git::redact(&config.repo),
+            url: config.repo.clone(),
+            branch: config.branch.clone(),
+            interval: config.poll_interval,
+            mirror_dir: config.mirror_dir(),
+            source: service.log.source.clone(),
+            publisher: service.log.publisher(PUBLISH_RETRY),
+            log: service.log.clone(),
+            readiness: service.readiness.clone(),
+            failures: FailureReporter::default(),
+            last: LastSeen::default(),
+        }
+    }
+
+    /// Polls until `shutdown`; returns early only if the log cannot be replayed.
+    pub async fn run(mut self, shutdown: &CancellationToken) -> Result<(), ServiceError> {
+        let replayed = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            r = last_seen(&self.log, &self.repository, &self.branch) => r,
+        };
+        self.last = replayed.map_err(|e| {
+            ServiceError::Other(format!(
+                "{NAME}: cannot rebuild the last seen commit from the log: {e}"
+            ))
+        })?;
+        tracing::info!(
+            repository = %self.repository,
+            branch = %self.branch,
+            last_seen = self.last.sha.as_deref().unwrap_or("none"),
+            mirror = %self.mirror_dir.display(),
+            interval = ?self.interval,
+            "following branch"
+        );
+        let max_backoff = self.interval.max(MAX_BACKOFF.min(self.interval * 16));
+        let mut backoff = Backoff::new(self.interval, max_backoff);
+        loop {
+            let delay = match self.poll_once(shutdown).await {
+                Outcome::Stopped => break,
+                Outcome::Done => {
+                    backoff = Backoff::new(self.interval, max_backoff);
+                    self.readiness.set(true);
+                    self.interval
+                }
+                Outcome::Failed(failure) => {
+                    let delay = backoff.next_delay();
+                    self.report(failure, delay).await;
+                    delay
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+        tracing::info!(repository = %self.repository, branch = %self.branch, "stopped following branch");
+        Ok(())
+    }
+
+    async fn poll_once(&mut self, shutdown: &CancellationToken) -> Outcome {
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let task = tokio::task::spawn_blocking({
+            let (dir, url, branch) = (
+                self.mirror_dir.clone(),
+                self.url.clone(),
+                self.branch.clone(),
+            );
+            let (last, unannounced) = (self.last.sha.clone(), self.last.tip_unannounced);
+            let interrupt = interrupt.clone();
+            move || {
+                poll::poll(
+                    &dir,
+                    &url,
+                    &branch,
+                    last.as_deref(),
+                    unannounced,
+                    &interrupt,
+                )
+            }
+        });
+        let polled = tokio::select! {
+            _ = shutdown.cancelled() => {
+                // The blocking fetch cannot be cancelled; ask it to stop and leave it behind.
+                interrupt.store(true, Ordering::Relaxed);
+                return Outcome::Stopped;
+            }
+            joined = task => joined,
+        };
+        let polled = match polled {
+            Ok(Ok(polled)) => polled,
+            Ok(Err(e)) => return Outcome::Failed(Failure::Source(e)),
+            Err(e) => return Outcome::Failed(Failure::Internal(e.to_string())),
+        };
+        let published = tokio::select! {
+            _ = shutdown.cancelled() => return Outcome::Stopped,
+            r = self.publish(polled) => r,
+        };
+        match published {
+            Ok(()) => {
+                if self.failures.recovered() {
+                    tracing::info!(repository = %self.repository, branch = %self.branch, "source recovered");
+                }
+                Outcome::Done
+            }
+            Err(reason) => Outcome::Failed(Failure::Log(reason)),
+        }
+    }
+
+    /// Publishes what a poll found, in order, moving the last seen commit after each event so
+    /// that a failure part-way resumes where it stopped.
+    async fn publish(&mut self, polled: Polled) -> Result<(), String> {
+        if let Some(tip) = polled.unannounced {
+            tracing::info!(sha = %tip.info.sha, "announcing the tip of an earlier rewrite");
+            self.announce(&tip).await?;
+        }
+        match polled.found {
+            Found::Unchanged => {}
+            Found::First(tip) => {
+                tracing::info!(
+                    repository = %self.repository,
+                    branch = %self.branch,
+                    sha = %tip.info.sha,
+                    "branch never followed before: announcing its tip only"
+                );
+                self.announce(&tip).await?;
+            }
+            Found::Advanced(commits) => {
+                for commit in &commits {
+                    self.announce(commit).await?;
+                }
+            }
+            Found::Rewritten { previous, tip } => {
+                tracing::warn!(
+                    repository = %self.repository,
+                    branch = %self.branch,
+                    previous_sha = %previous,
+                    new_sha = %tip.info.sha,
+                    "branch rewritten: the new tip does not descend from the last commit seen"
+                );
+                let event = events::source_rewritten(
+                    &self.repository,
+                    &self.branch,
+                    &previous,
+                    &tip.info.sha,
+                    &self.source,
+                )?;
+                self.send(&event).await?;
+                self.last = LastSeen {
+                    sha: Some(tip.info.sha.clone()),
+                    tip_unannounced: true,
+                };
+                self.announce(&tip).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn announce(&mut self, commit: &DetectedCommit) -> Result<(), String> {
+        let event = events::commit_detected(&self.repository, &self.branch, commit, &self.source)?;
+        let duplicate = self.send(&event).await?;
+        tracing::info!(
+            repository = %self.repository,
+            branch = %self.branch,
+            sha = %commit.info.sha,
+            paths = commit.paths.len(),
+            event.id = event.id(),
+            duplicate,
+            "commit detected"
+        );
+        self.last = LastSeen {
+            sha: Some(commit.info.sha.clone()),
+            tip_unannounced: false,
+        };
+        Ok(())
+    }
+
+    /// Publishes one event; true when JetStream already had it.
+    async fn send(&self, event: &Outgoing) -> Result<bool, String> {
+        self.publisher
+            .publish(event)
+            .await
+            .map(|p| p.duplicate)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Logs a failed poll (every attempt, at warn) and publishes `source.failed` when the
+    /// failure is new or its reason changed.
+    async fn report(&mut self, failure: Failure, retry_in: Duration) {
+        let error = match failure {
+            Failure::Log(reason) => {
+                tracing::warn!(repository = %self.repository, branch = %self.branch, error = %reason, retry_in = ?retry_in, "publishing to the event log failed");
+                return;
+            }
+            Failure::Internal(reason) => {
+                tracing::error!(repository = %self.repository, branch = %self.branch, error = %reason, retry_in = ?retry_in, "polling the source crashed");
+                return;
+            }
+            Failure::Source(error) => error,
+        };
+        let reason = error.to_string();
+        let transient = error.is_transient();
+        tracing::warn!(
+            repository = %self.repository,
+            branch = %self.branch,
+            error = %reason,
+            transient,
+            retry_in = ?retry_in,
+            "reading the source failed"
+        );
+        if !self.failures.failed(&reason) {
+            return;
+        }
+        let event = match events::source_failed(
+            &self.repository,
+            &self.branch,
+            &reason,
+            transient,
+            self.last.sha.as_deref(),
+            &self.source,
+        ) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the source-failed event");
+                return;
+            }
+        };
+        if let Err(e) = self.send(&event).await {
+            tracing::warn!(error = %e, "cannot publish the source-failed event; will retry");
+            self.failures.unreported();
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Following a remote over the network: `git://` served by `git daemon`.
+
+use crate::support::{Bus, GitDaemon, Repo, Watcher, config, failures, free_port};
+
+#[tokio::test]
+async fn follows_a_git_daemon_remote() {
+    if !GitDaemon::available() {
+        eprintln!("skipped: this machine's git has no `git daemon`");
+        return;
+    }
+    let bus = Bus::start().await;
+    let repo = Repo::init("served-repo");
+    let daemon = GitDaemon::start(repo.parent(), free_port()).await;
+    let url = format!("git://127.0.0.1:{}/served-repo", daemon.port);
+    let work = tempfile::tempdir().expect("work dir");
+    let c1 = repo.simple_commit(1);
+
+    let watcher = Watcher::start(config(&bus, &url, work.path()));
+    bus.wait_for_commits(1).await;
+    let c2 = repo.simple_commit(2);
+    let c3 = repo.simple_commit(3);
+    let seen = bus.wait_for_commits(3).await;
+    watcher.stop().await;
+
+    let shas: Vec<&str> = seen.iter().map(|c| c.sha.as_str()).collect();
+    assert_eq!(shas, [c1.as_str(), c2.as_str(), c3.as_str()]);
+    assert!(seen.iter().all(|c| c.repository == url));
+    assert_eq!(seen[2].parents, vec![c2.clone()]);
+    assert!(failures(&bus.events().await).is_empty());
+}

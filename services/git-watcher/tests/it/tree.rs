@@ -1,0 +1,179 @@
+//! Reading the tree at a revision through the shared `git` module (what the validator uses):
+//! files and directories come back with their bytes; symbolic links, paths leaving the tree
+//! and oversized files are refused.
+
+use std::sync::atomic::AtomicBool;
+
+use configsync_core::git::{self, GitError, Limits, Mirror};
+
+use crate::support::{ALICE, Repo};
+
+#[test]
+fn files_and_directories_are_read_at_a_revision_and_unsafe_entries_refused() {
+    let repo = Repo::init("tree-repo");
+    let old = repo.commit(
+        &[("configs/dev/web/deploy.yaml", Some("replicas: 1\n"))],
+        "one",
+        ALICE,
+        ALICE,
+    );
+    std::os::unix::fs::symlink("/etc/passwd", repo.path.join("configs/dev/web/evil.yaml"))
+        .expect("symlink");
+    let big = "x".repeat(2048);
+    let new = repo.commit(
+        &[
+            ("configs/dev/web/deploy.yaml", Some("replicas: 2\n")),
+            ("configs/dev/web/extra/config.yaml", Some("a: b\n")),
+            ("configs/prod/web/deploy.yaml", Some("replicas: 3\n")),
+            ("configs/prod/big/blob.yaml", Some(&big)),
+        ],
+        "two",
+        ALICE,
+        ALICE,
+    );
+    let work = tempfile::tempdir().expect("work dir");
+    let mirror = Mirror::open_or_init(work.path(), &repo.url()).expect("mirror");
+    let tip = mirror
+        .fetch("main", &AtomicBool::new(false))
+        .expect("fetch");
+    assert_eq!(tip.to_string(), new);
+    assert_eq!(
+        mirror.tip("main").expect("tip").map(|t| t.to_string()),
+        Some(new.clone())
+    );
+    let r = mirror.repository().expect("open");
+    let limits = Limits {
+        max_file_bytes: 1024,
+        ..Limits::default()
+    };
+    let (old, new) = (git::parse_sha(&old).unwrap(), git::parse_sha(&new).unwrap());
+
+    let read = |rev, path: &str| git::read_file(&r, rev, path, &limits);
+    assert_eq!(
+        read(old, "configs/dev/web/deploy.yaml").unwrap(),
+        b"replicas: 1\n"
+    );
+    assert_eq!(
+        read(new, "configs/dev/web/deploy.yaml").unwrap(),
+        b"replicas: 2\n"
+    );
+    assert!(matches!(
+        read(old, "configs/prod/web/deploy.yaml"),
+        Err(GitError::PathNotFound { .. })
+    ));
+    assert!(matches!(
+        read(new, "configs/dev/web/evil.yaml"),
+        Err(GitError::Refused {
+            kind: "symbolic link",
+            ..
+        })
+    ));
+    assert!(matches!(
+        read(new, "../etc/passwd"),
+        Err(GitError::InvalidPath { .. })
+    ));
+    assert!(matches!(
+        read(new, "/etc/passwd"),
+        Err(GitError::InvalidPath { .. })
+    ));
+    assert!(matches!(
+        read(new, "configs/prod/big/blob.yaml"),
+        Err(GitError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        read(new, "configs/dev"),
+        Err(GitError::Refused { .. })
+    ));
+
+    let prod = git::read_dir(&r, new, "configs/prod/web", &limits).expect("prod/web reads");
+    assert_eq!(prod.len(), 1);
+    assert_eq!(prod[0].path, "configs/prod/web/deploy.yaml");
+    assert_eq!(prod[0].bytes, b"replicas: 3\n");
+    // The dev directory holds a symbolic link: the whole walk is refused, not silently partial.
+    assert!(matches!(
+        git::read_dir(&r, new, "configs/dev", &limits),
+        Err(GitError::Refused {
+            kind: "symbolic link",
+            ..
+        })
+    ));
+    let nested = git::read_dir(&r, new, "configs/dev/web/extra", &limits).expect("nested reads");
+    assert_eq!(nested[0].path, "configs/dev/web/extra/config.yaml");
+
+    // History helpers used by the watcher.
+    assert!(git::is_ancestor(&r, old, new).unwrap());
+    assert!(!git::is_ancestor(&r, new, old).unwrap());
+    assert_eq!(
+        git::first_parent_range(&r, Some(old), new).unwrap(),
+        vec![new]
+    );
+    let changed = git::changed_paths(&r, new).unwrap();
+    assert!(changed.contains(&"configs/dev/web/evil.yaml".to_string()));
+    assert!(changed.contains(&"configs/prod/big/blob.yaml".to_string()));
+}
+
+#[test]
+fn unsupported_transports_and_missing_branches_are_clear_errors() {
+    let work = tempfile::tempdir().expect("work dir");
+    assert!(matches!(
+        Mirror::open_or_init(work.path(), "https://user:pw@example.com/r.git"),
+        Err(GitError::UnsupportedTransport { ref url, .. }) if url == "https://example.com/r.git"
+    ));
+    // git:// has no authentication: credentials there are a configuration error, said as such
+    // (and, like everywhere, never repeated).
+    let err =
+        Mirror::open_or_init(work.path(), "git://u:s3cret@127.0.0.1:1/r").expect_err("refused");
+    assert!(matches!(err, GitError::InvalidUrl { .. }), "{err}");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+    let repo = Repo::init("branchless");
+    repo.simple_commit(1);
+    let mirror = Mirror::open_or_init(work.path(), &repo.url()).expect("mirror");
+    let err = mirror
+        .fetch("release", &AtomicBool::new(false))
+        .expect_err("no such branch");
+    assert!(matches!(err, GitError::BranchNotFound { .. }), "{err}");
+    assert!(!err.is_transient());
+}
+
+#[test]
+fn a_pulled_merge_lists_the_local_commits_then_the_merge() {
+    // The branch's previous tip `o` comes back as the second parent of a merge (what `git pull`
+    // makes): first-parent history from the merge must stop at what `o` already contains.
+    let repo = Repo::init("merge-repo");
+    let _base = repo.simple_commit(1);
+    let o = repo.simple_commit(2);
+    repo.git(&["checkout", "-q", "-b", "local", "HEAD~1"]);
+    let l = repo.commit(
+        &[("docs/local.md", Some("local\n"))],
+        "local work",
+        ALICE,
+        ALICE,
+    );
+    repo.git(&[
+        "-c",
+        "user.name=A",
+        "-c",
+        "user.email=a@example.com",
+        "merge",
+        "-q",
+        "--no-ff",
+        "--no-edit",
+        "main",
+    ]);
+    let m = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+
+    let work = tempfile::tempdir().expect("work dir");
+    let mirror = Mirror::open_or_init(work.path(), &repo.url()).expect("mirror");
+    let tip = mirror
+        .fetch("local", &AtomicBool::new(false))
+        .expect("fetch");
+    let r = mirror.repository().expect("open");
+    let o = git::parse_sha(&o).unwrap();
+    assert!(git::is_ancestor(&r, o, tip).unwrap());
+    let listed: Vec<String> = git::first_parent_range(&r, Some(o), tip)
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(listed, [l, m]);
+}

@@ -1,0 +1,297 @@
+//! Handling one drift: under `auto`, re-apply the target's desired object (the one of its
+//! latest successful apply) with forced server-side apply and record the outcome; under
+//! `alert` or `off`, the drift event is the whole record.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use configsync_core::cloudevents::AttributesReader;
+use configsync_core::cluster::{
+    ApplyError, ClusterApplier, ClusterTarget, Clusters, mark, object_ref,
+};
+use configsync_core::event::{
+    ApplySucceeded, DriftDetected, EventData, EventPayload, ObjectRef, Outgoing, Received,
+    RemediationFailed, RemediationPolicy, RemediationStarted, RemediationSucceeded,
+};
+use configsync_core::log::bundles::{BundleError, BundleStore};
+use configsync_core::log::{EventLog, HandlerError, Publisher, last_event};
+use configsync_core::subject;
+use serde_json::Value;
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::policy::Policies;
+
+/// The bundle as the validator stored it (only the objects matter here).
+#[derive(serde::Deserialize)]
+struct Bundle {
+    objects: Vec<Value>,
+}
+
+pub struct Remediator {
+    log: EventLog,
+    publisher: Publisher,
+    /// Opened on first use: only `auto` needs it, and the bucket may be created after start.
+    bundles: OnceCell<BundleStore>,
+    clusters: Clusters,
+    policies: Policies,
+    allow_exec_auth: bool,
+    appliers: Mutex<HashMap<String, Arc<ClusterApplier>>>,
+}
+
+/// The desired object to re-apply, and the revision it comes from.
+struct Desired {
+    revision: String,
+    object: Value,
+}
+
+impl Remediator {
+    pub fn new(
+        log: EventLog,
+        clusters: Clusters,
+        policies: Policies,
+        allow_exec_auth: bool,
+    ) -> Self {
+        let publisher = log.publisher(Duration::from_secs(60));
+        Self {
+            log,
+            publisher,
+            bundles: OnceCell::new(),
+            clusters,
+            policies,
+            allow_exec_auth,
+            appliers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn handle(self: Arc<Self>, event: Received) -> Result<(), HandlerError> {
+        let EventData::DriftDetected(drift) = &event.data else {
+            tracing::debug!(r#type = event.type_name(), "event not acted on");
+            return Ok(());
+        };
+        let (env, cluster, object) = (
+            drift.environment.as_str(),
+            drift.cluster.as_str(),
+            &drift.object,
+        );
+        match self.policies.of(env) {
+            RemediationPolicy::Off => {
+                tracing::debug!(environment = env, cluster, kind = %object.kind, name = %object.name, "policy off: drift ignored");
+                Ok(())
+            }
+            RemediationPolicy::Alert => {
+                // The drift event is the record; nothing else is written.
+                tracing::info!(environment = env, cluster, kind = %object.kind, name = %object.name, changed_by = drift.changed_by.as_deref().unwrap_or("unknown"), "policy alert: drift reported, not repaired");
+                Ok(())
+            }
+            // Conflict detection (another controller undoing repairs, `remediation.conflict`)
+            // comes with its own issue: for now every drift under `auto` is repaired.
+            RemediationPolicy::Auto => self.remediate(drift, &event).await,
+        }
+    }
+
+    async fn remediate(&self, drift: &DriftDetected, event: &Received) -> Result<(), HandlerError> {
+        let (env, cluster, object) = (
+            drift.environment.as_str(),
+            drift.cluster.as_str(),
+            &drift.object,
+        );
+        let Some(target) = self
+            .clusters
+            .of(env)
+            .iter()
+            .find(|t| t.cluster.as_str() == cluster)
+        else {
+            tracing::warn!(
+                environment = env,
+                cluster,
+                "drift on a cluster not configured here; not repaired"
+            );
+            return Ok(());
+        };
+        let Some(desired) = self.desired(drift).await? else {
+            return Ok(());
+        };
+        let started = RemediationStarted {
+            environment: env.into(),
+            cluster: cluster.into(),
+            revision: desired.revision.clone(),
+            object: object.clone(),
+            policy: RemediationPolicy::Auto,
+            drift_event: event.id().to_string(),
+        };
+        self.emit(&started, event).await?;
+        let failed = |reason: String, transient: bool| RemediationFailed {
+            environment: env.into(),
+            cluster: cluster.into(),
+            revision: desired.revision.clone(),
+            object: object.clone(),
+            drift_event: event.id().to_string(),
+            reason,
+            transient,
+        };
+        let applier = match self.cluster(target).await {
+            Ok(a) => a,
+            Err(reason) => {
+                // A broken kubeconfig will not fix itself: report it, do not retry forever.
+                tracing::error!(environment = env, cluster, %reason, "cannot build a client for the cluster");
+                return self.emit(&failed(reason, false), event).await;
+            }
+        };
+        match applier.apply(&desired.object).await {
+            Ok(action) => {
+                let succeeded = RemediationSucceeded {
+                    environment: env.into(),
+                    cluster: cluster.into(),
+                    revision: desired.revision.clone(),
+                    object: object.clone(),
+                    drift_event: event.id().to_string(),
+                };
+                tracing::info!(environment = env, cluster, kind = %object.kind, name = %object.name, revision = %desired.revision, ?action, "drift repaired");
+                self.emit(&succeeded, event).await
+            }
+            Err(e @ ApplyError::Unreachable(_)) => {
+                tracing::warn!(environment = env, cluster, kind = %object.kind, name = %object.name, error = %e, "cluster unreachable; the repair is retried");
+                self.emit(&failed(e.to_string(), true), event).await?;
+                Err(HandlerError::Transient(e.to_string()))
+            }
+            Err(e) => {
+                tracing::warn!(environment = env, cluster, kind = %object.kind, name = %object.name, error = %e, "repair refused");
+                self.emit(&failed(e.to_string(), false), event).await
+            }
+        }
+    }
+
+    /// The object as the target's latest successful apply declared it, marked as the applier
+    /// marks it; `None` when the drift is superseded (a later revision was applied since) or the
+    /// object is no longer desired.
+    async fn desired(&self, drift: &DriftDetected) -> Result<Option<Desired>, HandlerError> {
+        let (env, cluster, object) = (
+            drift.environment.as_str(),
+            drift.cluster.as_str(),
+            &drift.object,
+        );
+        let subject = subject::for_event(ApplySucceeded::TYPE, Some(env), Some(cluster))
+            .map_err(|e| HandlerError::Terminal(e.to_string()))?;
+        let last = last_event(&self.log.js, self.log.stream(), &subject)
+            .await
+            .map_err(|e| HandlerError::Transient(e.to_string()))?;
+        let Some(EventData::ApplySucceeded(applied)) = last.map(|l| l.data) else {
+            tracing::warn!(
+                environment = env,
+                cluster,
+                "no successful apply of the target in the log; nothing to repair towards"
+            );
+            return Ok(None);
+        };
+        if applied.revision != drift.revision {
+            tracing::info!(environment = env, cluster, drift_revision = %drift.revision, latest = %applied.revision, "drift superseded by a later apply; skipped");
+            return Ok(None);
+        }
+        let bundles = self
+            .bundles
+            .get_or_try_init(|| BundleStore::open(&self.log.js))
+            .await
+            .map_err(|e| HandlerError::Transient(e.to_string()))?;
+        let bytes = bundles
+            .get(&applied.bundle_digest)
+            .await
+            .map_err(|e| match e {
+                BundleError::NotFound(_)
+                | BundleError::Corrupt { .. }
+                | BundleError::BadDigest(_) => HandlerError::Terminal(e.to_string()),
+                other => HandlerError::Transient(other.to_string()),
+            })?;
+        let bundle: Bundle = serde_json::from_slice(&bytes)
+            .map_err(|e| HandlerError::Terminal(format!("bundle is not readable: {e}")))?;
+        let Some(mut found) = bundle
+            .objects
+            .into_iter()
+            .find(|o| object_ref(o).is_some_and(|r| same_object(&r, object)))
+        else {
+            tracing::info!(environment = env, cluster, kind = %object.kind, name = %object.name, "object no longer desired; not repaired");
+            return Ok(None);
+        };
+        mark(&mut found, env, &applied.revision);
+        Ok(Some(Desired {
+            revision: applied.revision,
+            object: found,
+        }))
+    }
+
+    async fn cluster(&self, target: &ClusterTarget) -> Result<Arc<ClusterApplier>, String> {
+        let key = format!("{}/{}", target.environment, target.cluster);
+        let mut appliers = self.appliers.lock().await;
+        if let Some(a) = appliers.get(&key) {
+            return Ok(a.clone());
+        }
+        let client = target
+            .client(self.allow_exec_auth)
+            .await
+            .map_err(|e| e.to_string())?;
+        let applier = Arc::new(ClusterApplier::new(client));
+        appliers.insert(key, applier.clone());
+        Ok(applier)
+    }
+
+    async fn emit<P: EventPayload>(
+        &self,
+        payload: &P,
+        cause: &Received,
+    ) -> Result<(), HandlerError> {
+        let routing = payload.routing();
+        let event = Outgoing::builder(payload)
+            .caused_by(cause)
+            .subject(cause.event.subject().unwrap_or_default().to_string())
+            .build(&self.log.source)
+            .map_err(|e| HandlerError::Terminal(e.to_string()))?;
+        tracing::debug!(
+            r#type = P::TYPE,
+            environment = routing.environment.unwrap_or_default(),
+            "emitting"
+        );
+        self.publisher
+            .publish(&event)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                if e.is_transient() {
+                    HandlerError::Transient(e.to_string())
+                } else {
+                    HandlerError::Terminal(e.to_string())
+                }
+            })
+    }
+}
+
+/// Whether a bundle object (namespace as written) is the drifted object (namespace as live):
+/// a namespaced object that names no namespace was applied to `default`.
+fn same_object(manifest: &ObjectRef, live: &ObjectRef) -> bool {
+    manifest.api_version == live.api_version
+        && manifest.kind == live.kind
+        && manifest.name == live.name
+        && (manifest.namespace == live.namespace
+            || (manifest.namespace.is_none() && live.namespace.as_deref() == Some("default")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(ns: Option<&str>) -> ObjectRef {
+        ObjectRef {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: ns.map(str::to_string),
+            name: "a".into(),
+        }
+    }
+
+    #[test]
+    fn a_manifest_without_namespace_is_the_object_in_default() {
+        assert!(same_object(&r(None), &r(Some("default"))));
+        assert!(same_object(&r(Some("shop")), &r(Some("shop"))));
+        assert!(!same_object(&r(None), &r(Some("shop"))));
+        assert!(same_object(&r(None), &r(None)));
+    }
+}

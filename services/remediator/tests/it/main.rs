@@ -1,0 +1,338 @@
+//! The remediator in the whole chain, against a real nats-server, kubesim over HTTP and the real
+//! kubectl: the applier applies, the drift-watcher reports a change made with kubectl, and the
+//! remediator repairs it or not according to the environment's policy.
+
+mod remediation;
+
+use std::time::Duration;
+
+use clap::Parser;
+use configsync_core::config::NatsArgs;
+use configsync_core::event::{EventData, ObjectRef, Outgoing, Received, ValidationPassed};
+use configsync_core::harness::NatsServer;
+use configsync_core::log::bundles::{self, BundleStore};
+use configsync_core::log::{Entry, EventLog, Reader, Start, stream};
+use configsync_core::metrics::Metrics;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+type Task = tokio::task::JoinHandle<Result<(), configsync_core::service::ServiceError>>;
+
+/// A running service and how to stop it.
+pub struct Running {
+    pub shutdown: CancellationToken,
+    pub task: Task,
+    pub ops: std::net::SocketAddr,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("the service stops in time")
+            .unwrap()
+            .unwrap();
+    }
+
+    /// Waits until /readyz answers 200.
+    pub async fn ready(&self) {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let Ok(mut s) = tokio::net::TcpStream::connect(self.ops).await {
+                    let _ = s
+                        .write_all(b"GET /readyz HTTP/1.0\r\nHost: x\r\n\r\n")
+                        .await;
+                    let mut answer = String::new();
+                    let _ = s.read_to_string(&mut answer).await;
+                    if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the service becomes ready in time");
+    }
+}
+
+pub struct Setup {
+    pub server: NatsServer,
+    pub log: EventLog,
+    pub sim: kubesim::KubeSim,
+    pub kubeconfig: tempfile::NamedTempFile,
+    pub applier: Running,
+}
+
+fn ops_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Setup {
+    /// nats-server, kubesim and the applier of environment `dev`, cluster `c1`.
+    pub async fn start() -> Self {
+        let sim = kubesim::KubeSim::start(kubesim::Config::default())
+            .await
+            .unwrap();
+        let server = NatsServer::start().await.unwrap();
+        let client = NatsArgs::for_url(server.url()).connect("t").await.unwrap();
+        let log = EventLog::new(client, "configsync://test/t", Metrics::new()).unwrap();
+        stream::ensure(&log.js, &log.spec).await.unwrap();
+        bundles::ensure(&log.js, 1).await.unwrap();
+        let kubeconfig = tempfile::NamedTempFile::new().unwrap();
+        sim.write_kubeconfig(kubeconfig.path(), "dev").unwrap();
+        let ops = ops_addr();
+        let config = configsync_applier::Config::try_parse_from([
+            "applier",
+            "--nats-url",
+            &server.url(),
+            "--ops-addr",
+            &ops.to_string(),
+            "--cluster",
+            &cluster_spec(&kubeconfig),
+        ])
+        .unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(configsync_applier::run(config, shutdown.clone()));
+        Setup {
+            server,
+            log,
+            sim,
+            kubeconfig,
+            applier: Running {
+                shutdown,
+                task,
+                ops,
+            },
+        }
+    }
+
+    /// Starts a remediator with `--policy dev=<policy>`.
+    pub fn remediator(&self, policy: &str) -> Running {
+        let ops = ops_addr();
+        let config = configsync_remediator::Config::try_parse_from([
+            "remediator",
+            "--nats-url",
+            &self.server.url(),
+            "--ops-addr",
+            &ops.to_string(),
+            "--cluster",
+            &cluster_spec(&self.kubeconfig),
+            "--policy",
+            &format!("dev={policy}"),
+        ])
+        .unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(configsync_remediator::run(config, shutdown.clone()));
+        Running {
+            shutdown,
+            task,
+            ops,
+        }
+    }
+
+    /// Waits until the remediator's durable consumer has acknowledged `sequence`: it has
+    /// handled that event, whatever it did about it.
+    pub async fn handled_by_remediator(&self, sequence: u64) {
+        let stream = self.log.js.get_stream(self.log.stream()).await.unwrap();
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let Ok(mut consumer) = stream
+                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>("remediator")
+                    .await
+                    && let Ok(info) = consumer.info().await
+                    && info.ack_floor.stream_sequence >= sequence
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the remediator handles the drift in time");
+    }
+
+    /// Polls the live value of `data.color` of ConfigMap `name` until it is `want`.
+    pub async fn wait_for_color(&self, name: &str, want: &str) {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let path = self.kubeconfig.path().display().to_string();
+                let out = tokio::process::Command::new("kubectl")
+                    .args([
+                        "--kubeconfig",
+                        path.as_str(),
+                        "--context",
+                        "dev",
+                        "get",
+                        "configmap",
+                        name,
+                        "-o",
+                        "jsonpath={.data.color}",
+                    ])
+                    .output()
+                    .await
+                    .expect("kubectl runs");
+                if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == want {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("configmap {name} has color {want} in time"));
+    }
+
+    /// Starts a drift-watcher (resync every second, so that the resync path is exercised too).
+    pub fn drift_watcher(&self) -> Running {
+        let ops = ops_addr();
+        let config = configsync_drift_watcher::Config::try_parse_from([
+            "drift-watcher",
+            "--nats-url",
+            &self.server.url(),
+            "--ops-addr",
+            &ops.to_string(),
+            "--cluster",
+            &cluster_spec(&self.kubeconfig),
+            "--resync",
+            "1s",
+        ])
+        .unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(configsync_drift_watcher::run(config, shutdown.clone()));
+        Running {
+            shutdown,
+            task,
+            ops,
+        }
+    }
+
+    /// Stores a bundle, publishes its validation and waits until the applier applied it.
+    pub async fn apply(&self, revision: &str, objects: Vec<Value>) {
+        let bundle = json!({"environment": "dev", "revision": revision, "objects": objects});
+        let digest = BundleStore::open(&self.log.js)
+            .await
+            .unwrap()
+            .put(&serde_json::to_vec(&bundle).unwrap())
+            .await
+            .unwrap();
+        let payload = ValidationPassed {
+            environment: "dev".into(),
+            revision: revision.into(),
+            bundle_digest: digest,
+            objects: objects
+                .iter()
+                .map(|o| configsync_core::cluster::object_ref(o).unwrap())
+                .collect(),
+            warnings: vec![],
+        };
+        let event = Outgoing::builder(&payload)
+            .cause(revision)
+            .build("configsync://validator/test")
+            .unwrap();
+        self.log
+            .publisher(Duration::from_secs(10))
+            .publish(&event)
+            .await
+            .unwrap();
+        let applied = self
+            .next_event("configsync.evt.dev.c1.apply.>", |e| {
+                e.revision() == Some(revision) && !matches!(e.data, EventData::ApplyStarted(_))
+            })
+            .await;
+        assert!(
+            matches!(applied.data, EventData::ApplySucceeded(_)),
+            "{:?}",
+            applied.data
+        );
+    }
+
+    /// The first event on `filter` (from the beginning of the log) that satisfies `wanted`.
+    pub async fn next_event(&self, filter: &str, wanted: impl Fn(&Received) -> bool) -> Received {
+        let mut reader = Reader::open(
+            &self.log.js,
+            self.log.stream(),
+            Start::Beginning,
+            Some(filter),
+        )
+        .await
+        .unwrap();
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let Some(Ok(Entry::Event(e))) = reader.next().await else {
+                    continue;
+                };
+                if wanted(&e) {
+                    return *e;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("an event on {filter} in time"))
+    }
+
+    /// Every event on `filter` now in the log.
+    pub async fn events(&self, filter: &str) -> Vec<Received> {
+        let mut reader = Reader::open(
+            &self.log.js,
+            self.log.stream(),
+            Start::Beginning,
+            Some(filter),
+        )
+        .await
+        .unwrap();
+        let mut found = Vec::new();
+        while let Ok(Some(Ok(Entry::Event(e)))) =
+            tokio::time::timeout(Duration::from_millis(500), reader.next()).await
+        {
+            found.push(*e);
+        }
+        found
+    }
+
+    /// Runs the real kubectl against kubesim; panics with its output when it fails.
+    pub async fn kubectl(&self, args: &[&str]) -> String {
+        let path = self.kubeconfig.path().display().to_string();
+        let mut all = vec!["--kubeconfig", path.as_str(), "--context", "dev"];
+        all.extend_from_slice(args);
+        let out = tokio::process::Command::new("kubectl")
+            .args(&all)
+            .output()
+            .await
+            .expect("kubectl runs");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub async fn stop(self) {
+        self.applier.stop().await;
+        self.sim.shutdown().await;
+    }
+}
+
+fn cluster_spec(kubeconfig: &tempfile::NamedTempFile) -> String {
+    format!("dev/c1={}#dev", kubeconfig.path().display())
+}
+
+pub fn configmap(name: &str, color: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"color": color, "size": "m"}})
+}
+
+pub fn reference(kind: &str, name: &str) -> ObjectRef {
+    ObjectRef {
+        api_version: "v1".into(),
+        kind: kind.into(),
+        namespace: Some("default".into()),
+        name: name.into(),
+    }
+}

@@ -1,0 +1,132 @@
+//! Policies at work: `auto` reverts a kubectl change (and recreates a deleted object) and
+//! records the repair in the drift's correlation; `alert` leaves the change and writes nothing.
+
+use configsync_core::event::{DriftKind, EventData};
+
+use crate::{Setup, configmap, reference};
+
+const DETECTED: &str = "configsync.evt.dev.c1.drift.detected.v1";
+const REMEDIATION: &str = "configsync.evt.dev.c1.remediation.>";
+
+#[tokio::test]
+async fn under_auto_a_kubectl_change_is_reverted_and_the_repair_is_recorded() {
+    let s = Setup::start().await;
+    s.apply("r1", vec![configmap("settings", "blue")]).await;
+    let watcher = s.drift_watcher();
+    let remediator = s.remediator("auto");
+    watcher.ready().await;
+
+    s.kubectl(&[
+        "patch",
+        "configmap",
+        "settings",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"color":"red"}}"#,
+    ])
+    .await;
+    let drift = s.next_event(DETECTED, |_| true).await;
+    let EventData::DriftDetected(d) = &drift.data else {
+        unreachable!()
+    };
+    assert_eq!(d.changed_by.as_deref(), Some("kubectl-patch"));
+    s.wait_for_color("settings", "blue").await;
+
+    let started = s
+        .next_event(REMEDIATION, |e| {
+            matches!(e.data, EventData::RemediationStarted(_))
+        })
+        .await;
+    let succeeded = s
+        .next_event(REMEDIATION, |e| {
+            matches!(e.data, EventData::RemediationSucceeded(_))
+        })
+        .await;
+    let EventData::RemediationSucceeded(ok) = &succeeded.data else {
+        unreachable!()
+    };
+    assert_eq!(ok.object, reference("ConfigMap", "settings"));
+    assert_eq!(ok.revision, "r1");
+    assert_eq!(ok.drift_event, drift.id());
+    assert!(drift.correlation_id().is_some());
+    assert_eq!(succeeded.correlation_id(), drift.correlation_id());
+    assert_eq!(started.correlation_id(), drift.correlation_id());
+    assert!(started.stream_sequence < succeeded.stream_sequence);
+    // The repaired object matches again: the drift-watcher closes the drift.
+    s.next_event("configsync.evt.dev.c1.drift.resolved.v1", |_| true)
+        .await;
+
+    // A deleted object is recreated, with the markings the applier gives it.
+    s.kubectl(&["delete", "configmap", "settings"]).await;
+    let deleted = s
+        .next_event(
+            DETECTED,
+            |e| matches!(&e.data, EventData::DriftDetected(d) if d.kind == DriftKind::Deleted),
+        )
+        .await;
+    s.wait_for_color("settings", "blue").await;
+    let repaired = s
+        .next_event(REMEDIATION, |e| matches!(&e.data, EventData::RemediationSucceeded(r) if r.drift_event == deleted.id()))
+        .await;
+    assert_eq!(repaired.correlation_id(), deleted.correlation_id());
+    let labels = s
+        .kubectl(&[
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.metadata.labels.app\\.kubernetes\\.io/managed-by}",
+        ])
+        .await;
+    assert_eq!(labels.trim(), "configsync");
+
+    remediator.stop().await;
+    watcher.stop().await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn under_alert_a_kubectl_change_is_only_reported() {
+    only_reported("alert").await;
+}
+
+#[tokio::test]
+async fn under_off_a_kubectl_change_is_left_alone() {
+    only_reported("off").await;
+}
+
+/// The drift is reported and handled by the remediator, the change stays, nothing is written.
+async fn only_reported(policy: &str) {
+    let s = Setup::start().await;
+    s.apply("r1", vec![configmap("settings", "blue")]).await;
+    let watcher = s.drift_watcher();
+    let remediator = s.remediator(policy);
+    watcher.ready().await;
+
+    s.kubectl(&[
+        "patch",
+        "configmap",
+        "settings",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"color":"red"}}"#,
+    ])
+    .await;
+    let drift = s.next_event(DETECTED, |_| true).await;
+    let EventData::DriftDetected(d) = &drift.data else {
+        unreachable!()
+    };
+    assert_eq!(d.changed_by.as_deref(), Some("kubectl-patch"));
+    s.handled_by_remediator(drift.stream_sequence).await;
+
+    s.wait_for_color("settings", "red").await;
+    assert!(
+        s.events(REMEDIATION).await.is_empty(),
+        "{policy} must not repair"
+    );
+    remediator.stop().await;
+    watcher.stop().await;
+    s.stop().await;
+}

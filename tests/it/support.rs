@@ -1,0 +1,184 @@
+//! A whole ConfigSync on one machine (the same stack `configsync up` runs) with a real Git
+//! repository, plus helpers to commit, wait for events and act on clusters with kubectl.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use configsync::commands::scaffold::git;
+use configsync::commands::stack::{Stack, StackOptions};
+use configsync_core::event::Received;
+use configsync_core::log::{Entry, Reader, Start};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(90);
+
+pub struct Pipeline {
+    pub stack: Stack,
+    pub repo: PathBuf,
+    pub js: async_nats::jetstream::Context,
+    _dir: tempfile::TempDir,
+}
+
+impl Pipeline {
+    /// A repository with `files`, committed, and the stack running on it: dev and staging
+    /// repaired automatically, prod only alerted.
+    pub async fn start(files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q"]).unwrap();
+        for (path, text) in files {
+            write(&repo, path, text);
+        }
+        commit(&repo, "Initial configuration");
+        let options = StackOptions {
+            state_dir: dir.path().join("state"),
+            repo: repo.display().to_string(),
+            branch: "main".into(),
+            poll_interval: Duration::from_millis(300),
+            nats_url: None,
+            clusters: Vec::new(),
+            environments: vec!["dev".into(), "prod".into()],
+            policies: vec!["dev=auto".into(), "prod=alert".into()],
+        };
+        let stack = tokio::time::timeout(WAIT, Stack::start(&options, CancellationToken::new()))
+            .await
+            .expect("stack starts in time")
+            .expect("stack starts");
+        let client = async_nats::connect(&stack.endpoints.nats_url)
+            .await
+            .unwrap();
+        Self {
+            stack,
+            repo,
+            js: async_nats::jetstream::new(client),
+            _dir: dir,
+        }
+    }
+
+    /// The first event (from the start of the log) that matches, waiting for it.
+    pub async fn event(&self, what: &str, matches: impl Fn(&Received) -> bool) -> Received {
+        let mut reader = Reader::open(
+            &self.js,
+            "CONFIGSYNC_EVENTS",
+            Start::Beginning,
+            Some("configsync.>"),
+        )
+        .await
+        .unwrap();
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                if let Some(Ok(Entry::Event(e))) = reader.next().await
+                    && matches(&e)
+                {
+                    return *e;
+                }
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    }
+
+    /// Every event so far that matches (reads up to the end of the log).
+    pub async fn all(&self, matches: impl Fn(&Received) -> bool) -> Vec<Received> {
+        let mut out = Vec::new();
+        let mut reader = Reader::open(
+            &self.js,
+            "CONFIGSYNC_EVENTS",
+            Start::Beginning,
+            Some("configsync.>"),
+        )
+        .await
+        .unwrap();
+        while let Ok(Some(Ok(entry))) =
+            tokio::time::timeout(Duration::from_millis(700), reader.next()).await
+        {
+            if let Entry::Event(e) = entry
+                && matches(&e)
+            {
+                out.push(*e);
+            }
+        }
+        out
+    }
+
+    /// Runs kubectl against one environment's cluster. Asynchronously: the clusters are served
+    /// by this very process, so a blocking wait would starve them.
+    pub async fn kubectl(&self, env: &str, args: &[&str]) -> String {
+        let kubeconfig = self
+            .stack
+            .endpoints
+            .kubeconfig
+            .clone()
+            .expect("local clusters");
+        let cache = tempfile::tempdir().unwrap();
+        let out = Command::new("kubectl")
+            .args([
+                "--kubeconfig",
+                &kubeconfig,
+                "--context",
+                env,
+                "--cache-dir",
+                cache.path().to_str().unwrap(),
+            ])
+            .args(args)
+            .output()
+            .await
+            .expect("kubectl runs (tools/install-kubectl.sh installs it)");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls a kubectl jsonpath until it prints `expected`.
+    pub async fn eventually_live(&self, env: &str, args: &[&str], expected: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let kubeconfig = self.stack.endpoints.kubeconfig.clone().unwrap();
+            let out = Command::new("kubectl")
+                .args(["--kubeconfig", &kubeconfig, "--context", env])
+                .args(args)
+                .output()
+                .await
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() && text == expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "kubectl {args:?} in {env} never printed {expected:?} (last: {text:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn stop(self) {
+        assert!(!self.stack.stop().await, "every service stopped cleanly");
+    }
+}
+
+pub fn write(repo: &Path, path: &str, text: &str) {
+    let p = repo.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// Commits everything; returns the SHA.
+pub fn commit(repo: &Path, message: &str) -> String {
+    git(repo, &["add", "-A"]).unwrap();
+    git(repo, &["commit", "-q", "-m", message]).unwrap();
+    git(repo, &["rev-parse", "HEAD"]).unwrap()
+}
+
+pub fn configmap(name: &str, color: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\ndata:\n  color: {color}\n"
+    )
+}
+
+pub const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27.3\n";

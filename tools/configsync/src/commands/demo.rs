@@ -1,0 +1,307 @@
+//! `configsync demo`: scaffolds an example configuration repository, runs the whole stack on
+//! it (local NATS, one kubesim cluster per environment, the six services), then makes a change
+//! and two drifts, printing the timeline of events as they happen.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use configsync_core::event::{EventData, Received};
+use configsync_core::log::{Entry, Reader, Start};
+use configsync_core::service::cancel_on_signal;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::scaffold;
+use super::stack::{Stack, StackOptions};
+
+/// Marks a directory as made by the demo, so that a second run may replace it.
+const MARKER: &str = ".configsync-demo";
+const ENVIRONMENTS: [&str; 3] = ["dev", "staging", "prod"];
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Where the example repository and the demo's state go (replaced if a previous demo made it).
+    #[arg(long, default_value = "configsync-demo")]
+    dir: PathBuf,
+    /// Keep everything running after the demo, to explore with kubectl, `events tail` and
+    /// `audit search`.
+    #[arg(long)]
+    keep_running: bool,
+    /// How long each step may take before the demo gives up.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    step_timeout: Duration,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    prepare_dir(&args.dir)?;
+    let dir = args.dir.canonicalize()?;
+    let repo = dir.join("repo");
+    let environments: Vec<String> = ENVIRONMENTS.iter().map(|e| e.to_string()).collect();
+    let first = scaffold::create(&repo, &environments)?;
+    println!(
+        "1. example repository at {} (dev, staging, prod; apps web and api), commit {}",
+        repo.display(),
+        &first[..8]
+    );
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let options = StackOptions {
+        state_dir: dir.join("state"),
+        repo: repo.display().to_string(),
+        branch: "main".into(),
+        poll_interval: Duration::from_millis(500),
+        nats_url: None,
+        clusters: Vec::new(),
+        environments: environments.clone(),
+        policies: vec![
+            "dev=auto".into(),
+            "staging=auto".into(),
+            "prod=alert".into(),
+        ],
+    };
+    let stack = Stack::start(&options, shutdown.clone()).await?;
+    println!(
+        "2. configsync is up: nats {}, audit {}, kubeconfig {}",
+        stack.endpoints.nats_url,
+        stack.endpoints.audit_url.as_deref().unwrap_or("-"),
+        stack.endpoints.kubeconfig.as_deref().unwrap_or("-")
+    );
+    println!("   timeline (every event, as it is stored):");
+
+    let outcome = script(&stack, &repo, &first, &args, &shutdown).await;
+    match &outcome {
+        Ok(()) => {
+            let k = stack.endpoints.kubeconfig.clone().unwrap_or_default();
+            let state = dir.join("state");
+            println!("\ndone. Explore:");
+            println!("  kubectl --kubeconfig {k} --context dev -n shop get configmaps,deployments");
+            println!(
+                "  configsync events tail --state-dir {} --from begin --no-follow --format human",
+                state.display()
+            );
+            println!(
+                "  configsync audit search --state-dir {} 'green'",
+                state.display()
+            );
+        }
+        Err(e) => eprintln!("\ndemo failed: {e:#}"),
+    }
+    if args.keep_running && outcome.is_ok() {
+        println!("still running; press Ctrl-C to stop");
+        let failed = stack.wait().await;
+        return Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    let failed = stack.stop().await;
+    Ok(if outcome.is_ok() && !failed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The demo's steps, each waiting for the events that prove it.
+async fn script(
+    stack: &Stack,
+    repo: &Path,
+    first: &str,
+    args: &DemoArgs,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let client = async_nats::connect(&stack.endpoints.nats_url)
+        .await
+        .context("cannot reach nats")?;
+    let js = async_nats::jetstream::new(client);
+    let (tx, _) = broadcast::channel::<Received>(4096);
+    let printer = {
+        let tx = tx.clone();
+        let mut reader = Reader::open(
+            &js,
+            "CONFIGSYNC_EVENTS",
+            Start::Beginning,
+            Some("configsync.>"),
+        )
+        .await?;
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    next = reader.next() => next,
+                };
+                match next {
+                    Some(Ok(Entry::Event(e))) => {
+                        println!("   {}", super::timeline::line(&e));
+                        let _ = tx.send(*e);
+                    }
+                    Some(Ok(Entry::Unreadable {
+                        stream_sequence,
+                        reason,
+                        ..
+                    })) => println!("   #{stream_sequence} unreadable: {reason}"),
+                    Some(Err(e)) => println!("   (reader error: {e})"),
+                    None => break,
+                }
+            }
+        })
+    };
+    let mut events = tx.subscribe();
+    let step = args.step_timeout;
+
+    let mut pending: Vec<&str> = ENVIRONMENTS.to_vec();
+    wait_for(&mut events, step, "every environment applied", |e| {
+        if let EventData::ApplySucceeded(a) = &e.data
+            && a.revision == first
+        {
+            pending.retain(|env| *env != a.environment);
+        }
+        pending.is_empty()
+    })
+    .await?;
+    println!("3. every environment runs commit {}", &first[..8]);
+
+    let second = scaffold::change(
+        repo,
+        "configs/dev/web/config.yaml",
+        "color: blue",
+        "color: green",
+        "Make dev's web green",
+    )?;
+    println!("4. committed {} in dev: color blue → green", &second[..8]);
+    wait_for(&mut events, step, "dev applied again", |e| matches!(&e.data, EventData::ApplySucceeded(a) if a.environment == "dev" && a.revision == second)).await?;
+
+    let kubeconfig = stack
+        .endpoints
+        .kubeconfig
+        .clone()
+        .context("the demo runs local clusters")?;
+    drift(&kubeconfig, "dev", "red").await?;
+    println!(
+        "5. someone changed dev's web-settings behind ConfigSync's back (color → red, field manager demo-operator)"
+    );
+    wait_for(
+        &mut events,
+        step,
+        "dev drift detected",
+        |e| matches!(&e.data, EventData::DriftDetected(d) if d.environment == "dev"),
+    )
+    .await?;
+    wait_for(
+        &mut events,
+        step,
+        "dev drift repaired",
+        |e| matches!(&e.data, EventData::RemediationSucceeded(r) if r.environment == "dev"),
+    )
+    .await?;
+    println!(
+        "6. dev (policy auto) was repaired: color is {} again",
+        live_color(&kubeconfig, "dev").await?
+    );
+
+    drift(&kubeconfig, "prod", "red").await?;
+    println!("7. the same change in prod (policy alert)");
+    wait_for(
+        &mut events,
+        step,
+        "prod drift detected",
+        |e| matches!(&e.data, EventData::DriftDetected(d) if d.environment == "prod"),
+    )
+    .await?;
+    println!(
+        "8. prod's drift is reported, not repaired: color stays {}",
+        live_color(&kubeconfig, "prod").await?
+    );
+    printer.abort();
+    Ok(())
+}
+
+async fn wait_for(
+    events: &mut broadcast::Receiver<Received>,
+    timeout: Duration,
+    what: &str,
+    mut matches: impl FnMut(&Received) -> bool,
+) -> anyhow::Result<()> {
+    let found = tokio::time::timeout(timeout, async {
+        loop {
+            match events.recv().await {
+                // Failures are shown in the timeline; a step may still succeed on retry.
+                Ok(e) if matches(&e) => return Ok(()),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => bail!("the event reader stopped"),
+            }
+        }
+    })
+    .await;
+    match found {
+        Ok(result) => result,
+        Err(_) => bail!("timed out after {timeout:?} waiting for: {what}"),
+    }
+}
+
+async fn configmaps(kubeconfig: &str, context: &str) -> anyhow::Result<Api<DynamicObject>> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let options = kube::config::KubeConfigOptions {
+        context: Some(context.into()),
+        ..Default::default()
+    };
+    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &options).await?)?;
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap"));
+    Ok(Api::namespaced_with(client, "shop", &ar))
+}
+
+/// Changes web-settings' color the way a person with kubectl would: another field manager.
+async fn drift(kubeconfig: &str, context: &str, color: &str) -> anyhow::Result<()> {
+    let api = configmaps(kubeconfig, context).await?;
+    let params = PatchParams {
+        field_manager: Some("demo-operator".into()),
+        ..Default::default()
+    };
+    api.patch(
+        "web-settings",
+        &params,
+        &Patch::Merge(serde_json::json!({"data": {"color": color}})),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn live_color(kubeconfig: &str, context: &str) -> anyhow::Result<String> {
+    let api = configmaps(kubeconfig, context).await?;
+    let cm = api.get("web-settings").await?;
+    Ok(cm.data["data"]["color"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// Creates `dir`, or empties one a previous demo made; refuses anything else.
+fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)?.next().is_none();
+        if !empty && !dir.join(MARKER).exists() {
+            bail!(
+                "{} exists and was not made by configsync demo; choose another --dir",
+                dir.display()
+            );
+        }
+        if !empty {
+            std::fs::remove_dir_all(dir)
+                .with_context(|| format!("cannot clear {}", dir.display()))?;
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join(MARKER),
+        "made by configsync demo; safe to delete\n",
+    )?;
+    Ok(())
+}
