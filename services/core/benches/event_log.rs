@@ -21,6 +21,10 @@ use configsync_core::subject;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+// The allocator the binaries use (see the workspace Cargo.toml), for both sides alike.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Acknowledgements in flight for both publishers.
 const WINDOW: usize = 256;
 

@@ -143,24 +143,3 @@ pub async fn cancel_on_signal(token: CancellationToken) {
     tracing::info!("shutdown requested");
     token.cancel();
 }
-
-/// Starts a service, binds its durable consumer (creating it at the start of the log, so its
-/// position is kept and no event is lost while nobody handles it) and serves the ops endpoint
-/// until shutdown. The services run this until their handlers land (see docs/architecture.md,
-/// "Status").
-pub async fn run_bound(
-    name: &'static str,
-    args: &ServiceArgs,
-    default_ops: SocketAddr,
-    consumer: Option<crate::log::ConsumerSpec>,
-    shutdown: CancellationToken,
-) -> Result<(), ServiceError> {
-    let service = Service::start(name, args, default_ops, &shutdown).await?;
-    if let Some(spec) = consumer {
-        service.log.runner(spec).await?;
-    }
-    service.readiness.set(true);
-    shutdown.cancelled().await;
-    service.stop().await;
-    Ok(())
-}

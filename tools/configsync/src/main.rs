@@ -6,6 +6,10 @@ use clap::Parser;
 use configsync::commands;
 use configsync_core::telemetry::{self, LogFormat};
 
+// mimalloc: glibc malloc is the top cost of event handling in profiles (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// ConfigSync: GitOps for Kubernetes with an immutable, replayable event log.
 #[derive(Parser, Debug)]
 #[command(name = "configsync", version, about)]
