@@ -26,9 +26,22 @@ async fn the_six_services_serve_their_ops_endpoints_bind_their_consumers_and_sto
     .await;
     for s in &p.stack.services {
         let addr: SocketAddr = s.ops.trim_start_matches("http://").parse().unwrap();
-        for (path, body) in [("/healthz", "ok"), ("/readyz", "ready")] {
-            let (status, text) = http::get(addr, path).await.unwrap();
-            assert_eq!((status, text.as_str()), (200, body), "{} {path}", s.name);
+        let (status, text) = http::get(addr, "/healthz").await.unwrap();
+        assert_eq!((status, text.as_str()), (200, "ok"), "{} /healthz", s.name);
+        // The git-watcher becomes ready after its first successful poll, which the stack
+        // does not wait for: poll readiness with a deadline.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match http::get(addr, "/readyz").await.unwrap() {
+                (200, text) => {
+                    assert_eq!(text, "ready");
+                    break;
+                }
+                (503, _) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(25)).await
+                }
+                other => panic!("{} /readyz: {other:?}", s.name),
+            }
         }
         let (status, metrics) = http::get(addr, "/metrics").await.unwrap();
         assert_eq!(status, 200, "{}", s.name);
