@@ -14,7 +14,7 @@ use configsync_core::log::bundles::BundleStore;
 use configsync_core::log::{HandlerError, Publisher};
 
 use crate::bundle::Bundle;
-use crate::manifests::{self, Limits};
+use configsync_validation::manifests::{self, Limits};
 
 /// Everything the handler needs, shared by concurrent handlings.
 pub struct Validator {

@@ -5,7 +5,6 @@
 
 pub mod bundle;
 mod handler;
-pub mod manifests;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

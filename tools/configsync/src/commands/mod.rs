@@ -11,6 +11,7 @@ pub mod stack;
 pub mod state_dir;
 pub mod timeline;
 mod up;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,8 @@ pub enum Command {
     /// Search the audit index of a running auditor.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Validate manifests in a checkout (pre-merge), as the validator service does.
+    Validate(validate::ValidateArgs),
     /// Generate or check the event JSON Schemas in schemas/.
     #[command(subcommand)]
     Schemas(schemas::SchemasCommand),
@@ -49,5 +52,6 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Replay(c) => replay::run(c).await,
         Command::Audit(c) => audit::run(c).await,
         Command::Schemas(c) => schemas::run(c),
+        Command::Validate(c) => validate::run(c),
     }
 }

@@ -568,3 +568,89 @@ async fn audit_search_finds_events_through_a_running_auditor() {
     let err = text(&out.stderr);
     assert!(err.contains("cannot reach the auditor at"), "{err}");
 }
+
+/// Runs `configsync validate ARGS` in `root`.
+fn validate(root: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_configsync"))
+        .arg("validate")
+        .args(["--root", root.to_str().unwrap()])
+        .args(args)
+        .output()
+        .expect("configsync validate runs")
+}
+
+#[test]
+fn validate_exits_by_verdict_in_every_format_and_reads_nothing_outside_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  color: blue\n";
+    std::fs::create_dir_all(root.join("configs/dev/web")).unwrap();
+    std::fs::create_dir_all(root.join("configs/prod/web")).unwrap();
+    std::fs::write(root.join("configs/dev/web/config.yaml"), cm).unwrap();
+    std::fs::write(
+        root.join("configs/prod/web/config.yaml"),
+        format!(
+            "{cm}---\nkind: Secret\nmetadata: {{name: s}}\nstringData: {{password: hunter2}}\n"
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("configs/prod/web/passwd.yaml")).unwrap();
+
+    let ok = validate(root, &["--env", "dev"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stdout));
+    assert!(text(&ok.stdout).contains("configs/dev/web/config.yaml - ConfigMap settings is valid"));
+
+    let bad = validate(root, &["--env", "prod"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let out = text(&bad.stdout);
+    assert!(out.contains("object is missing apiVersion"), "{out}");
+    assert!(
+        out.contains(
+            "passwd.yaml - error: symbolic link to /etc/passwd leaves the repository root"
+        ),
+        "{out}"
+    );
+    assert!(
+        !out.contains("hunter2") && !out.contains("root:"),
+        "no secret and nothing of /etc/passwd in the output"
+    );
+
+    let json = validate(root, &["--env", "prod", "-o", "json"]);
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("json output parses");
+    assert_eq!(parsed["valid"], false);
+    assert_eq!(parsed["resources"][0]["kind"], "ConfigMap");
+    let gh = text(&validate(root, &["--env", "prod", "-o", "github"]).stdout);
+    assert!(
+        gh.lines()
+            .any(|l| l.starts_with("::error file=configs/prod/web/config.yaml,line=")),
+        "{gh}"
+    );
+
+    let usage = validate(root, &["-o", "nonsense"]);
+    assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
+    let outside = validate(root, &["../"]);
+    assert_eq!(outside.status.code(), Some(1));
+    assert!(text(&outside.stdout).contains("leaves the repository root"));
+}
+
+#[test]
+fn validate_loads_the_shared_corpus_without_findings() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    if !corpus.exists() {
+        eprintln!("skipped: {} is absent", corpus.display());
+        return;
+    }
+    for (root, path, resources) in [
+        ("kube-prometheus", "manifests", 131),
+        ("microservices-demo", "release", 40),
+    ] {
+        let out = validate(&corpus.join(root), &["--summary", path]);
+        let summary = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{root}: {summary}");
+        assert!(
+            summary.starts_with(&format!("Summary: {resources} resources")),
+            "{root}: {summary}"
+        );
+    }
+}

@@ -217,8 +217,14 @@ fn add_object(path: &str, line: u32, value: Value, out: &mut Loaded) {
         ));
         return;
     };
-    // A `List` contributes its items.
-    if map.get("kind").and_then(Value::as_str) == Some("List") {
+    // A `List` (or a typed list such as `RoleBindingList`, which kubectl accepts too)
+    // contributes its items.
+    let is_list = map
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k.ends_with("List"))
+        && map.contains_key("items");
+    if is_list {
         match map.get("items") {
             Some(Value::Array(items)) => {
                 for item in items.clone() {
@@ -401,6 +407,14 @@ mod tests {
         );
         assert_eq!(loaded.findings[1].rule, "object.shape");
         assert!(loaded.has_errors());
+    }
+
+    #[test]
+    fn typed_lists_expand_too() {
+        let list = r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleList","items":[{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"r","namespace":"a"}}]}"#;
+        let loaded = load(&files(&[("l.json", list)]), Limits::default());
+        assert!(loaded.findings.is_empty(), "{:?}", loaded.findings);
+        assert_eq!(loaded.manifests[0].reference.kind, "Role");
     }
 
     #[test]

@@ -1,0 +1,10 @@
+//! ConfigSync's validation engine, shared by the validator service (on bundles read from Git)
+//! and `configsync validate` (on files in a checkout, pre-merge in CI): loading manifests with
+//! limits, checking them, and reporting findings in the formats CI systems read.
+//!
+//! Today: plain YAML/JSON manifests, syntax and object shape, duplicates. Kubernetes schemas,
+//! policies, references and Kustomize/Helm rendering are the next steps (docs/architecture.md).
+
+pub mod manifests;
+pub mod report;
+pub mod sources;
