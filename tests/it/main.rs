@@ -1,7 +1,10 @@
 //! End-to-end tests: the services as they run in production, against a real nats-server,
 //! kubesim clusters over HTTP, the real `kubectl`, and real Git repositories.
 
+mod chain;
+mod drift;
 mod http;
 mod pipeline;
+mod remediation;
 mod services;
 mod support;

@@ -1,7 +1,6 @@
-//! The drift-watcher against a real nats-server, kubesim over HTTP, the real applier and the
-//! real kubectl: changes made behind ConfigSync's back are reported once, with who made them.
-
-mod drift;
+//! Shared setup for the tests of services that need something applied first: a real
+//! nats-server, kubesim over HTTP, the real applier, and the drift-watcher and remediator run
+//! in-process; helpers to apply a bundle, wait for events and read live values with kubectl.
 
 use std::time::Duration;
 
@@ -111,6 +110,81 @@ impl Setup {
                 ops,
             },
         }
+    }
+
+    /// Starts a remediator with `--policy dev=<policy>`.
+    pub fn remediator(&self, policy: &str) -> Running {
+        let ops = ops_addr();
+        let config = configsync_remediator::Config::try_parse_from([
+            "remediator",
+            "--nats-url",
+            &self.server.url(),
+            "--ops-addr",
+            &ops.to_string(),
+            "--cluster",
+            &cluster_spec(&self.kubeconfig),
+            "--policy",
+            &format!("dev={policy}"),
+        ])
+        .unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(configsync_remediator::run(config, shutdown.clone()));
+        Running {
+            shutdown,
+            task,
+            ops,
+        }
+    }
+
+    /// Waits until the remediator's durable consumer has acknowledged `sequence`: it has
+    /// handled that event, whatever it did about it.
+    pub async fn handled_by_remediator(&self, sequence: u64) {
+        let stream = self.log.js.get_stream(self.log.stream()).await.unwrap();
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let Ok(mut consumer) = stream
+                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>("remediator")
+                    .await
+                    && let Ok(info) = consumer.info().await
+                    && info.ack_floor.stream_sequence >= sequence
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the remediator handles the drift in time");
+    }
+
+    /// Polls the live value of `data.color` of ConfigMap `name` until it is `want`.
+    pub async fn wait_for_color(&self, name: &str, want: &str) {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let path = self.kubeconfig.path().display().to_string();
+                let out = tokio::process::Command::new("kubectl")
+                    .args([
+                        "--kubeconfig",
+                        path.as_str(),
+                        "--context",
+                        "dev",
+                        "get",
+                        "configmap",
+                        name,
+                        "-o",
+                        "jsonpath={.data.color}",
+                    ])
+                    .output()
+                    .await
+                    .expect("kubectl runs");
+                if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == want {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("configmap {name} has color {want} in time"));
     }
 
     /// Starts a drift-watcher (resync every second, so that the resync path is exercised too).
@@ -252,10 +326,6 @@ pub fn configmap(name: &str, color: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"color": color, "size": "m"}})
 }
 
-pub fn secret(name: &str, password_b64: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "default"}, "type": "Opaque", "data": {"password": password_b64}})
-}
-
 pub fn reference(kind: &str, name: &str) -> ObjectRef {
     ObjectRef {
         api_version: "v1".into(),
@@ -263,4 +333,8 @@ pub fn reference(kind: &str, name: &str) -> ObjectRef {
         namespace: Some("default".into()),
         name: name.into(),
     }
+}
+
+pub fn secret(name: &str, password_b64: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "default"}, "type": "Opaque", "data": {"password": password_b64}})
 }

@@ -4,7 +4,7 @@
 use configsync_core::event::{DriftDetected, DriftKind, EventData, Received};
 use serde_json::json;
 
-use crate::{Setup, configmap, reference, secret};
+use crate::chain::{Setup, configmap, reference, secret};
 
 const DETECTED: &str = "configsync.evt.dev.c1.drift.detected.v1";
 const RESOLVED: &str = "configsync.evt.dev.c1.drift.resolved.v1";

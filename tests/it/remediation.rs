@@ -3,7 +3,7 @@
 
 use configsync_core::event::{DriftKind, EventData};
 
-use crate::{Setup, configmap, reference};
+use crate::chain::{Setup, configmap, reference};
 
 const DETECTED: &str = "configsync.evt.dev.c1.drift.detected.v1";
 const REMEDIATION: &str = "configsync.evt.dev.c1.remediation.>";
