@@ -1,12 +1,11 @@
 //! Handling one validated revision: skip it if a later one exists, fetch its bundle, and apply
 //! it to each cluster of the environment that does not already run it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use configsync_core::cluster::{
-    ApplyError, ClusterApplier, ClusterTarget, Clusters, mark, object_ref, order,
+    ApplyError, ClusterAppliers, ClusterTarget, Clusters, mark, object_ref, order,
 };
 use configsync_core::event::{
     ApplyFailed, ApplyStarted, ApplySucceeded, EventData, EventPayload, ObjectAction, ObjectResult,
@@ -16,7 +15,6 @@ use configsync_core::log::bundles::{BundleError, BundleStore};
 use configsync_core::log::{EventLog, HandlerError, Publisher, last_event};
 use configsync_core::subject;
 use serde_json::Value;
-use tokio::sync::Mutex;
 
 /// The bundle as the validator stored it (only the objects matter here).
 #[derive(serde::Deserialize)]
@@ -29,8 +27,7 @@ pub struct Applier {
     publisher: Publisher,
     bundles: BundleStore,
     clusters: Clusters,
-    allow_exec_auth: bool,
-    appliers: Mutex<HashMap<String, Arc<ClusterApplier>>>,
+    appliers: ClusterAppliers,
 }
 
 /// How applying to one cluster ended.
@@ -53,8 +50,7 @@ impl Applier {
             publisher,
             bundles,
             clusters,
-            allow_exec_auth,
-            appliers: Mutex::new(HashMap::new()),
+            appliers: ClusterAppliers::new(allow_exec_auth),
         }
     }
 
@@ -154,21 +150,6 @@ impl Applier {
         )
     }
 
-    async fn cluster(&self, target: &ClusterTarget) -> Result<Arc<ClusterApplier>, String> {
-        let key = format!("{}/{}", target.environment, target.cluster);
-        let mut appliers = self.appliers.lock().await;
-        if let Some(a) = appliers.get(&key) {
-            return Ok(a.clone());
-        }
-        let client = target
-            .client(self.allow_exec_auth)
-            .await
-            .map_err(|e| e.to_string())?;
-        let applier = Arc::new(ClusterApplier::new(client));
-        appliers.insert(key, applier.clone());
-        Ok(applier)
-    }
-
     async fn apply_to(
         &self,
         target: &ClusterTarget,
@@ -186,7 +167,7 @@ impl Applier {
         };
         self.emit(&started, cause, cluster).await?;
         let clock = Instant::now();
-        let applier = match self.cluster(target).await {
+        let applier = match self.appliers.get(target).await.map_err(|e| e.to_string()) {
             Ok(a) => a,
             Err(reason) => {
                 // A broken kubeconfig will not fix itself: report it, do not retry forever.
@@ -298,18 +279,11 @@ impl Applier {
                 payload.routing().environment.unwrap_or_default(),
                 cluster
             ))
-            .build(&self.log.source)
-            .map_err(|e| HandlerError::Terminal(e.to_string()))?;
+            .build(&self.log.source)?;
         self.publisher
             .publish(&event)
             .await
             .map(|_| ())
-            .map_err(|e| {
-                if e.is_transient() {
-                    HandlerError::Transient(e.to_string())
-                } else {
-                    HandlerError::Terminal(e.to_string())
-                }
-            })
+            .map_err(HandlerError::from)
     }
 }

@@ -2,14 +2,11 @@
 //! latest successful apply) with forced server-side apply and record the outcome; under
 //! `alert` or `off`, the drift event is the whole record.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use configsync_core::cloudevents::AttributesReader;
-use configsync_core::cluster::{
-    ApplyError, ClusterApplier, ClusterTarget, Clusters, mark, object_ref,
-};
+use configsync_core::cluster::{ApplyError, ClusterAppliers, Clusters, mark, object_ref};
 use configsync_core::event::{
     ApplySucceeded, DriftDetected, EventData, EventPayload, ObjectRef, Outgoing, Received,
     RemediationFailed, RemediationPolicy, RemediationStarted, RemediationSucceeded,
@@ -18,7 +15,7 @@ use configsync_core::log::bundles::{BundleError, BundleStore};
 use configsync_core::log::{EventLog, HandlerError, Publisher, last_event};
 use configsync_core::subject;
 use serde_json::Value;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::OnceCell;
 
 use crate::policy::Policies;
 
@@ -35,8 +32,7 @@ pub struct Remediator {
     bundles: OnceCell<BundleStore>,
     clusters: Clusters,
     policies: Policies,
-    allow_exec_auth: bool,
-    appliers: Mutex<HashMap<String, Arc<ClusterApplier>>>,
+    appliers: ClusterAppliers,
 }
 
 /// The desired object to re-apply, and the revision it comes from.
@@ -59,8 +55,7 @@ impl Remediator {
             bundles: OnceCell::new(),
             clusters,
             policies,
-            allow_exec_auth,
-            appliers: Mutex::new(HashMap::new()),
+            appliers: ClusterAppliers::new(allow_exec_auth),
         }
     }
 
@@ -130,7 +125,7 @@ impl Remediator {
             reason,
             transient,
         };
-        let applier = match self.cluster(target).await {
+        let applier = match self.appliers.get(target).await.map_err(|e| e.to_string()) {
             Ok(a) => a,
             Err(reason) => {
                 // A broken kubeconfig will not fix itself: report it, do not retry forever.
@@ -219,21 +214,6 @@ impl Remediator {
         }))
     }
 
-    async fn cluster(&self, target: &ClusterTarget) -> Result<Arc<ClusterApplier>, String> {
-        let key = format!("{}/{}", target.environment, target.cluster);
-        let mut appliers = self.appliers.lock().await;
-        if let Some(a) = appliers.get(&key) {
-            return Ok(a.clone());
-        }
-        let client = target
-            .client(self.allow_exec_auth)
-            .await
-            .map_err(|e| e.to_string())?;
-        let applier = Arc::new(ClusterApplier::new(client));
-        appliers.insert(key, applier.clone());
-        Ok(applier)
-    }
-
     async fn emit<P: EventPayload>(
         &self,
         payload: &P,
@@ -243,8 +223,7 @@ impl Remediator {
         let event = Outgoing::builder(payload)
             .caused_by(cause)
             .subject(cause.event.subject().unwrap_or_default().to_string())
-            .build(&self.log.source)
-            .map_err(|e| HandlerError::Terminal(e.to_string()))?;
+            .build(&self.log.source)?;
         tracing::debug!(
             r#type = P::TYPE,
             environment = routing.environment.unwrap_or_default(),
@@ -254,13 +233,7 @@ impl Remediator {
             .publish(&event)
             .await
             .map(|_| ())
-            .map_err(|e| {
-                if e.is_transient() {
-                    HandlerError::Transient(e.to_string())
-                } else {
-                    HandlerError::Terminal(e.to_string())
-                }
-            })
+            .map_err(HandlerError::from)
     }
 }
 

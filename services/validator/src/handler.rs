@@ -59,13 +59,7 @@ impl Validator {
             .await?;
         for (environment, files) in files {
             let outgoing = self.validate(commit, &environment, files, &event).await?;
-            self.publisher.publish(&outgoing).await.map_err(|e| {
-                if e.is_transient() {
-                    HandlerError::Transient(e.to_string())
-                } else {
-                    HandlerError::Terminal(e.to_string())
-                }
-            })?;
+            self.publisher.publish(&outgoing).await?;
         }
         Ok(())
     }

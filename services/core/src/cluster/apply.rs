@@ -235,6 +235,39 @@ impl ClusterApplier {
     }
 }
 
+/// One [`ClusterApplier`] per target, built on first use and kept (a kube client reconnects by
+/// itself, so a cluster that was down needs no new client).
+pub struct ClusterAppliers {
+    allow_exec: bool,
+    by_target: Mutex<HashMap<String, std::sync::Arc<ClusterApplier>>>,
+}
+
+impl ClusterAppliers {
+    /// `allow_exec`: accept kubeconfigs whose users run `exec` plugins or auth providers.
+    pub fn new(allow_exec: bool) -> Self {
+        Self {
+            allow_exec,
+            by_target: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The applier of `target`.
+    pub async fn get(
+        &self,
+        target: &super::ClusterTarget,
+    ) -> Result<std::sync::Arc<ClusterApplier>, super::ClusterError> {
+        let key = format!("{}/{}", target.environment, target.cluster);
+        let mut by_target = self.by_target.lock().await;
+        if let Some(applier) = by_target.get(&key) {
+            return Ok(applier.clone());
+        }
+        let applier =
+            std::sync::Arc::new(ClusterApplier::new(target.client(self.allow_exec).await?));
+        by_target.insert(key, applier.clone());
+        Ok(applier)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ mod apply;
 mod targets;
 
 pub use apply::{
-    ANNOTATION_ENVIRONMENT, ANNOTATION_REVISION, ApplyError, ClusterApplier, FIELD_MANAGER,
-    MANAGED_BY_LABEL, mark, object_ref, order,
+    ANNOTATION_ENVIRONMENT, ANNOTATION_REVISION, ApplyError, ClusterApplier, ClusterAppliers,
+    FIELD_MANAGER, MANAGED_BY_LABEL, mark, object_ref, order,
 };
 pub use targets::{ClusterError, ClusterTarget, Clusters};

@@ -30,6 +30,24 @@ pub enum HandlerError {
     Terminal(String),
 }
 
+impl From<super::publish::PublishError> for HandlerError {
+    /// A publish that may succeed later is retried with the event; one that cannot is poison.
+    fn from(e: super::publish::PublishError) -> Self {
+        if e.is_transient() {
+            Self::Transient(e.to_string())
+        } else {
+            Self::Terminal(e.to_string())
+        }
+    }
+}
+
+impl From<crate::event::BuildError> for HandlerError {
+    /// An event that cannot be built never will be.
+    fn from(e: crate::event::BuildError) -> Self {
+        Self::Terminal(e.to_string())
+    }
+}
+
 /// Handles one event. Must be idempotent: a message can be delivered again after a crash
 /// between the handler's effect and the ack.
 pub trait Handler: Send + Sync + 'static {
