@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use configsync_core::cluster::Clusters;
+use configsync_core::cluster::ClusterArgs;
 use configsync_core::config::ServiceArgs;
 use configsync_core::event::{
     ApprovalGranted, EventPayload, Received, RollbackRequested, ValidationPassed,
@@ -36,14 +36,8 @@ pub const DEFAULT_OPS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LO
 pub struct Config {
     #[command(flatten)]
     pub service: ServiceArgs,
-    /// A cluster of an environment: `ENV/NAME=KUBECONFIG[#CONTEXT]`. Repeat for every cluster;
-    /// in the env var, separate them with `;`.
-    #[arg(long = "cluster", env = "CONFIGSYNC_CLUSTERS", value_delimiter = ';')]
-    pub clusters: Vec<String>,
-    /// Accept kubeconfigs whose users authenticate with `exec` plugins or auth providers
-    /// (they run programs on this machine).
-    #[arg(long, env = "CONFIGSYNC_ALLOW_EXEC_AUTH")]
-    pub allow_exec_auth: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 impl ServiceConfig for Config {
@@ -76,8 +70,10 @@ pub fn consumer() -> ConsumerSpec {
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
-    let clusters =
-        Clusters::from_specs(&config.clusters).map_err(|e| ServiceError::Other(e.to_string()))?;
+    let clusters = config
+        .cluster
+        .clusters()
+        .map_err(|e| ServiceError::Other(e.to_string()))?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
     for target in clusters.all() {
         tracing::info!(environment = %target.environment, cluster = %target.cluster, kubeconfig = %target.kubeconfig.display(), "cluster configured");
@@ -89,7 +85,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         service.log.clone(),
         bundles,
         clusters,
-        config.allow_exec_auth,
+        config.cluster.allow_exec_auth,
     ));
     let runner = service.log.runner(consumer()).await?;
     service.readiness.set(true);

@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use configsync_core::cluster::Clusters;
+use configsync_core::cluster::ClusterArgs;
 use configsync_core::config::ServiceArgs;
 use configsync_core::event::{EventData, Received};
 use configsync_core::log::{ConsumerSpec, HandlerError};
@@ -48,14 +48,8 @@ pub const DEFAULT_OPS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LO
 pub struct Config {
     #[command(flatten)]
     pub service: ServiceArgs,
-    /// A cluster of an environment: `ENV/NAME=KUBECONFIG[#CONTEXT]`. Repeat for every cluster;
-    /// in the env var, separate them with `;`.
-    #[arg(long = "cluster", env = "CONFIGSYNC_CLUSTERS", value_delimiter = ';')]
-    pub clusters: Vec<String>,
-    /// Accept kubeconfigs whose users authenticate with `exec` plugins or auth providers
-    /// (they run programs on this machine).
-    #[arg(long, env = "CONFIGSYNC_ALLOW_EXEC_AUTH")]
-    pub allow_exec_auth: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// How often every desired object is compared with the live one, besides watch events.
     #[arg(long, env = "CONFIGSYNC_DRIFT_RESYNC", default_value = "30s", value_parser = humantime::parse_duration)]
     pub resync: Duration,
@@ -87,8 +81,10 @@ fn spec() -> ConsumerSpec {
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
-    let clusters =
-        Clusters::from_specs(&config.clusters).map_err(|e| ServiceError::Other(e.to_string()))?;
+    let clusters = config
+        .cluster
+        .clusters()
+        .map_err(|e| ServiceError::Other(e.to_string()))?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
     let log = service.log.clone();
     let publisher = log.publisher(Duration::from_secs(60));
@@ -139,7 +135,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         ));
         let task = TargetWatch {
             target,
-            allow_exec_auth: config.allow_exec_auth,
+            allow_exec_auth: config.cluster.allow_exec_auth,
             resync: config.resync,
             desired: rx,
             reporter,

@@ -13,7 +13,7 @@ pub mod policy;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use configsync_core::cluster::Clusters;
+use configsync_core::cluster::ClusterArgs;
 use configsync_core::config::ServiceArgs;
 use configsync_core::event::Received;
 use configsync_core::log::ConsumerSpec;
@@ -38,14 +38,8 @@ pub const DEFAULT_OPS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LO
 pub struct Config {
     #[command(flatten)]
     pub service: ServiceArgs,
-    /// A cluster of an environment: `ENV/NAME=KUBECONFIG[#CONTEXT]`. Repeat for every cluster;
-    /// in the env var, separate them with `;`.
-    #[arg(long = "cluster", env = "CONFIGSYNC_CLUSTERS", value_delimiter = ';')]
-    pub clusters: Vec<String>,
-    /// Accept kubeconfigs whose users authenticate with `exec` plugins or auth providers
-    /// (they run programs on this machine).
-    #[arg(long, env = "CONFIGSYNC_ALLOW_EXEC_AUTH")]
-    pub allow_exec_auth: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// An environment's remediation policy: `ENV=auto|alert|off`. Repeat for every
     /// environment; in the env var, separate them with `;`. Unlisted environments: `alert`.
     #[arg(long = "policy", env = "CONFIGSYNC_POLICIES", value_delimiter = ';')]
@@ -74,8 +68,10 @@ fn spec() -> ConsumerSpec {
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
-    let clusters =
-        Clusters::from_specs(&config.clusters).map_err(|e| ServiceError::Other(e.to_string()))?;
+    let clusters = config
+        .cluster
+        .clusters()
+        .map_err(|e| ServiceError::Other(e.to_string()))?;
     let policies =
         Policies::from_specs(&config.policies).map_err(|e| ServiceError::Other(e.to_string()))?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
@@ -86,7 +82,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         service.log.clone(),
         clusters,
         policies,
-        config.allow_exec_auth,
+        config.cluster.allow_exec_auth,
     ));
     let runner = service.log.runner(spec()).await?;
     service.readiness.set(true);

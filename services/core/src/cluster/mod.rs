@@ -9,4 +9,4 @@ pub use apply::{
     ANNOTATION_ENVIRONMENT, ANNOTATION_REVISION, ApplyError, ClusterApplier, ClusterAppliers,
     FIELD_MANAGER, MANAGED_BY_LABEL, mark, object_ref, order,
 };
-pub use targets::{ClusterError, ClusterTarget, Clusters};
+pub use targets::{ClusterArgs, ClusterError, ClusterTarget, Clusters};

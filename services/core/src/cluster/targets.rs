@@ -112,6 +112,26 @@ impl ClusterTarget {
     }
 }
 
+/// The flags of every service that reaches clusters (applier, drift-watcher, remediator).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ClusterArgs {
+    /// A cluster of an environment: `ENV/NAME=KUBECONFIG[#CONTEXT]`. Repeat for every cluster;
+    /// in the env var, separate them with `;`.
+    #[arg(long = "cluster", env = "CONFIGSYNC_CLUSTERS", value_delimiter = ';')]
+    pub clusters: Vec<String>,
+    /// Accept kubeconfigs whose users authenticate with `exec` plugins or auth providers
+    /// (they run programs on this machine).
+    #[arg(long, env = "CONFIGSYNC_ALLOW_EXEC_AUTH")]
+    pub allow_exec_auth: bool,
+}
+
+impl ClusterArgs {
+    /// The configured clusters, by environment.
+    pub fn clusters(&self) -> Result<Clusters, ClusterError> {
+        Clusters::from_specs(&self.clusters)
+    }
+}
+
 /// Every environment's clusters.
 #[derive(Debug, Clone, Default)]
 pub struct Clusters {
