@@ -144,80 +144,33 @@ pub fn incompatibilities(existing: &stream::Config, wanted: &stream::Config) -> 
 /// Differences in the properties ConfigSync relies on.
 pub fn drifted_fields(actual: &stream::Config, wanted: &stream::Config) -> Vec<String> {
     let mut out = Vec::new();
-    let mut check = |name: &str, differs: bool, have: String, want: String| {
-        if differs {
-            out.push(format!("{name} is {have}, want {want}"));
-        }
+    let sorted = |subjects: &[String]| {
+        let mut v = subjects.to_vec();
+        v.sort();
+        v
     };
-    let mut have_subjects = actual.subjects.clone();
-    let mut want_subjects = wanted.subjects.clone();
-    have_subjects.sort();
-    want_subjects.sort();
-    check(
-        "subjects",
-        have_subjects != want_subjects,
-        format!("{have_subjects:?}"),
-        format!("{want_subjects:?}"),
-    );
-    check(
-        "deny_delete",
-        actual.deny_delete != wanted.deny_delete,
-        actual.deny_delete.to_string(),
-        wanted.deny_delete.to_string(),
-    );
-    check(
-        "deny_purge",
-        actual.deny_purge != wanted.deny_purge,
-        actual.deny_purge.to_string(),
-        wanted.deny_purge.to_string(),
-    );
-    check(
-        "allow_rollup",
-        actual.allow_rollup != wanted.allow_rollup,
-        actual.allow_rollup.to_string(),
-        wanted.allow_rollup.to_string(),
-    );
-    check(
-        "duplicate_window",
-        actual.duplicate_window != wanted.duplicate_window,
-        format!("{:?}", actual.duplicate_window),
-        format!("{:?}", wanted.duplicate_window),
-    );
-    check(
-        "max_msg_size",
-        actual.max_message_size != wanted.max_message_size,
-        actual.max_message_size.to_string(),
-        wanted.max_message_size.to_string(),
-    );
-    check(
-        "num_replicas",
-        actual.num_replicas != wanted.num_replicas,
-        actual.num_replicas.to_string(),
-        wanted.num_replicas.to_string(),
-    );
-    check(
-        "max_age",
-        actual.max_age != wanted.max_age,
-        format!("{:?}", actual.max_age),
-        format!("{:?}", wanted.max_age),
-    );
-    check(
-        "max_msgs",
-        actual.max_messages != wanted.max_messages,
-        actual.max_messages.to_string(),
-        wanted.max_messages.to_string(),
-    );
-    check(
-        "max_bytes",
-        actual.max_bytes != wanted.max_bytes,
-        actual.max_bytes.to_string(),
-        wanted.max_bytes.to_string(),
-    );
-    check(
-        "discard",
-        actual.discard != wanted.discard,
-        format!("{:?}", actual.discard),
-        format!("{:?}", wanted.discard),
+    let (have, want) = (sorted(&actual.subjects), sorted(&wanted.subjects));
+    if have != want {
+        out.push(format!("subjects is {have:?}, want {want:?}"));
+    }
+    macro_rules! compare {
+        ($($field:ident),*) => {$(
+            if actual.$field != wanted.$field {
+                out.push(format!("{} is {:?}, want {:?}", stringify!($field), actual.$field, wanted.$field));
+            }
+        )*};
+    }
+    compare!(
+        deny_delete,
+        deny_purge,
+        allow_rollup,
+        duplicate_window,
+        max_message_size,
+        num_replicas,
+        max_age,
+        max_messages,
+        max_bytes,
+        discard
     );
     out
 }
