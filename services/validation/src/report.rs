@@ -15,6 +15,10 @@ pub enum Format {
     Text,
     Json,
     Github,
+    /// JUnit XML, which GitHub and GitLab test reports read.
+    Junit,
+    /// SARIF 2.1.0, which GitHub code scanning reads.
+    Sarif,
 }
 
 /// A resource and its verdict.
@@ -99,6 +103,8 @@ impl Report {
             Format::Json => serde_json::to_string_pretty(self).unwrap_or_default() + "\n",
             Format::Text => self.text(summary_only),
             Format::Github => self.github(),
+            Format::Junit => self.junit(),
+            Format::Sarif => serde_json::to_string_pretty(&self.sarif()).unwrap_or_default() + "\n",
         }
     }
 
@@ -139,6 +145,80 @@ impl Report {
             .map(|f| f.message.clone())
             .collect::<Vec<_>>()
             .join("; ")
+    }
+
+    /// One test case per resource (failed when invalid) and per file-level finding.
+    fn junit(&self) -> String {
+        let file_level: Vec<&Finding> = self
+            .findings
+            .iter()
+            .filter(|f| f.object.is_none() && f.severity == Severity::Error)
+            .collect();
+        let failures = self.resources.iter().filter(|r| !r.valid).count();
+        let tests = self.resources.len() + file_level.len();
+        let mut out = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"configsync validate\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{}\">\n  <testsuite name=\"configsync validate\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{}\">\n",
+            file_level.len(),
+            file_level.len()
+        );
+        for r in &self.resources {
+            let name = xml(&format!("{} {}", r.kind, r.name));
+            if r.valid {
+                out.push_str(&format!(
+                    "    <testcase classname=\"{}\" name=\"{name}\"/>\n",
+                    xml(&r.file)
+                ));
+            } else {
+                let reasons = xml(&self.reasons(r));
+                out.push_str(&format!(
+                    "    <testcase classname=\"{}\" name=\"{name}\">\n      <failure message=\"{reasons}\" type=\"invalid\">{reasons}</failure>\n    </testcase>\n",
+                    xml(&r.file)
+                ));
+            }
+        }
+        for f in file_level {
+            let file = xml(f.file.as_deref().unwrap_or("-"));
+            out.push_str(&format!(
+                "    <testcase classname=\"{file}\" name=\"{}\">\n      <error message=\"{}\" type=\"{}\">{}</error>\n    </testcase>\n",
+                xml(&position(f)),
+                xml(&f.message),
+                xml(&f.rule),
+                xml(&f.message)
+            ));
+        }
+        out.push_str("  </testsuite>\n</testsuites>\n");
+        out
+    }
+
+    /// The SARIF 2.1.0 log: one result per finding, with its rule and location.
+    fn sarif(&self) -> serde_json::Value {
+        let rules: BTreeSet<&str> = self.findings.iter().map(|f| f.rule.as_str()).collect();
+        let results: Vec<serde_json::Value> = self
+            .findings
+            .iter()
+            .map(|f| {
+                let mut region = serde_json::Map::new();
+                if let Some(l) = f.line {
+                    region.insert("startLine".into(), l.into());
+                }
+                if let Some(c) = f.column {
+                    region.insert("startColumn".into(), c.into());
+                }
+                let mut location = serde_json::json!({"physicalLocation": {"artifactLocation": {"uri": f.file.clone().unwrap_or_default()}}});
+                if !region.is_empty() {
+                    location["physicalLocation"]["region"] = serde_json::Value::Object(region);
+                }
+                serde_json::json!({"ruleId": f.rule, "level": level(f), "message": {"text": f.message}, "locations": [location]})
+            })
+            .collect();
+        serde_json::json!({
+            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+            "version": "2.1.0",
+            "runs": [{
+                "tool": {"driver": {"name": "configsync validate", "version": env!("CARGO_PKG_VERSION"), "rules": rules.iter().map(|r| serde_json::json!({"id": r})).collect::<Vec<_>>()}},
+                "results": results,
+            }]
+        })
     }
 
     fn github(&self) -> String {
@@ -184,6 +264,15 @@ fn position(f: &Finding) -> String {
         (Some(file), None, _) => file.clone(),
         _ => "-".into(),
     }
+}
+
+/// XML attribute and text escaping.
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
 }
 
 /// GitHub's workflow-command escaping for the message part.
@@ -233,6 +322,27 @@ mod tests {
             text.contains("ConfigMap a is invalid: ConfigMap a is also defined at a.yaml:1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn junit_and_sarif_carry_every_verdict() {
+        let r = report(&[
+            ("a.yaml", &format!("{CM}---\n{CM}")),
+            ("b<&>.yaml", "kind: [x\n"),
+        ]);
+        let junit = r.render(Format::Junit, false);
+        assert!(
+            junit.contains(r#"tests="3" failures="1" errors="1""#),
+            "{junit}"
+        );
+        assert!(junit.contains("b&lt;&amp;&gt;.yaml"), "{junit}");
+        let sarif: serde_json::Value =
+            serde_json::from_str(&r.render(Format::Sarif, false)).unwrap();
+        assert_eq!(sarif["version"], "2.1.0");
+        let results = sarif["runs"][0]["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2);
+        assert!(results.iter().any(|x| x["ruleId"] == "yaml.syntax"
+            && x["locations"][0]["physicalLocation"]["region"]["startLine"] == 2));
     }
 
     #[test]

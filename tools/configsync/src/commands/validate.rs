@@ -17,6 +17,10 @@ pub enum Output {
     Json,
     /// GitHub Actions workflow annotations.
     Github,
+    /// JUnit XML (GitHub and GitLab test reports).
+    Junit,
+    /// SARIF 2.1.0 (GitHub code scanning).
+    Sarif,
 }
 
 #[derive(clap::Args, Debug)]
@@ -56,6 +60,8 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         Output::Text => Format::Text,
         Output::Json => Format::Json,
         Output::Github => Format::Github,
+        Output::Junit => Format::Junit,
+        Output::Sarif => Format::Sarif,
     };
     print!("{}", report.render(format, args.summary));
     Ok(ExitCode::from(report.exit_code()))

@@ -627,6 +627,38 @@ fn validate_exits_by_verdict_in_every_format_and_reads_nothing_outside_the_root(
         "{gh}"
     );
 
+    // JUnit XML read by a real XML parser (Python's), SARIF by a JSON one.
+    let junit = validate(root, &["--env", "prod", "-o", "junit"]);
+    assert_eq!(junit.status.code(), Some(1));
+    let parsed = Command::new("python3")
+        .args(["-c", "import sys, xml.etree.ElementTree as E; r = E.fromstring(sys.stdin.read()); s = r.find('testsuite'); print(s.get('tests'), s.get('failures'), s.get('errors'), len(s.findall('testcase')))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&junit.stdout)?;
+            child.wait_with_output()
+        })
+        .expect("python3 parses the junit report");
+    assert_eq!(
+        text(&parsed.stdout).trim(),
+        "3 0 2 3",
+        "tests, failures, errors, testcases: {}",
+        text(&junit.stdout)
+    );
+    let sarif: serde_json::Value =
+        serde_json::from_slice(&validate(root, &["--env", "prod", "-o", "sarif"]).stdout)
+            .expect("sarif is json");
+    assert_eq!(sarif["version"], "2.1.0");
+    assert!(
+        sarif["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["ruleId"].is_string() && r["message"]["text"].is_string())
+    );
+
     let usage = validate(root, &["-o", "nonsense"]);
     assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
     let outside = validate(root, &["../"]);
