@@ -75,20 +75,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let outcome = script(&stack, &repo, &first, &args, &shutdown).await;
     match &outcome {
-        Ok(()) => {
+        Ok(()) if args.keep_running => {
             let k = stack.endpoints.kubeconfig.clone().unwrap_or_default();
-            let state = dir.join("state");
-            println!("\ndone. Explore:");
+            let state = dir.join("state").display().to_string();
+            // The full path of this binary, so the commands work whether or not it is installed.
+            let me = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "configsync".into());
+            println!("\ndone. Explore, in another terminal:");
             println!("  kubectl --kubeconfig {k} --context dev -n shop get configmaps,deployments");
             println!(
-                "  configsync events tail --state-dir {} --from begin --no-follow --format human",
-                state.display()
+                "  {me} events tail --state-dir {state} --from begin --no-follow --format human"
             );
-            println!(
-                "  configsync audit search --state-dir {} 'green'",
-                state.display()
-            );
+            println!("  {me} audit search --state-dir {state} green --format human");
+            println!("  {me} replay --state-dir {state} --target dev/local");
         }
+        Ok(()) => println!(
+            "\ndone. To explore afterwards (kubectl, events tail, audit search), run it with --keep-running."
+        ),
         Err(e) => eprintln!("\ndemo failed: {e:#}"),
     }
     if args.keep_running && outcome.is_ok() {
