@@ -335,3 +335,75 @@ async fn a_cluster_down_at_apply_time_gets_the_change_when_it_is_back() {
     s.shutdown.cancel();
     s.task.await.unwrap().unwrap();
 }
+
+/// Polls `GET /readyz` on `addr` until it answers 200.
+async fn ready(addr: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+                let _ = s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").await;
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer).await;
+                if answer.contains(" 200 ") {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the binary becomes ready in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_from_environment_variables_applies_and_stops_on_sigterm() {
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let server = NatsServer::start().await.unwrap();
+    let client = NatsArgs::for_url(server.url()).connect("t").await.unwrap();
+    let log = EventLog::new(client, "configsync://validator/test", Metrics::new()).unwrap();
+    stream::ensure(&log.js, &log.spec).await.unwrap();
+    bundles::ensure(&log.js, 1).await.unwrap();
+    let kubeconfig = tempfile::NamedTempFile::new().unwrap();
+    sim.write_kubeconfig(kubeconfig.path(), "dev").unwrap();
+    let ops = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+
+    // Configured only through the environment, as a Deployment would configure it.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_applier"))
+        .env("CONFIGSYNC_NATS_URL", server.url())
+        .env("CONFIGSYNC_OPS_ADDR", ops.to_string())
+        .env(
+            "CONFIGSYNC_CLUSTERS",
+            format!("dev/c1={}#dev", kubeconfig.path().display()),
+        )
+        .env("CONFIGSYNC_LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the applier binary starts");
+    ready(ops).await;
+    validated(
+        &log,
+        "r1",
+        vec![configmap("from-binary", "default", "blue")],
+    )
+    .await;
+    outcome(&log, "r1", false).await;
+    assert!(live_configmap(&sim, "from-binary").await.is_some());
+
+    let pid = child.id().expect("running").to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("stops on SIGTERM in time")
+        .unwrap();
+    assert!(status.success(), "a clean shutdown exits 0: {status:?}");
+}
