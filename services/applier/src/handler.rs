@@ -11,16 +11,10 @@ use configsync_core::event::{
     ApplyFailed, ApplyStarted, ApplySucceeded, EventData, EventPayload, ObjectAction, ObjectResult,
     Outgoing, Received, ValidationPassed,
 };
-use configsync_core::log::bundles::{BundleError, BundleStore};
+use configsync_core::log::bundles::BundleStore;
 use configsync_core::log::{EventLog, HandlerError, Publisher, last_event};
 use configsync_core::subject;
 use serde_json::Value;
-
-/// The bundle as the validator stored it (only the objects matter here).
-#[derive(serde::Deserialize)]
-struct Bundle {
-    objects: Vec<Value>,
-}
 
 pub struct Applier {
     log: EventLog,
@@ -80,18 +74,7 @@ impl Applier {
             tracing::warn!(environment = env, revision = %passed.revision, "no clusters configured for this environment; nothing applied");
             return Ok(());
         }
-        let bundle = self
-            .bundles
-            .get(&passed.bundle_digest)
-            .await
-            .map_err(|e| match e {
-                BundleError::NotFound(_)
-                | BundleError::Corrupt { .. }
-                | BundleError::BadDigest(_) => HandlerError::Terminal(e.to_string()),
-                other => HandlerError::Transient(other.to_string()),
-            })?;
-        let bundle: Bundle = serde_json::from_slice(&bundle)
-            .map_err(|e| HandlerError::Terminal(format!("bundle is not readable: {e}")))?;
+        let bundle = self.bundles.get_bundle(&passed.bundle_digest).await?;
 
         let mut waiting = Vec::new();
         for target in targets {

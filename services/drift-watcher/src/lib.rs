@@ -29,9 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 use configsync_core::retry::Backoff;
 
-use crate::desired::{AppliedBundle, DesiredError, DesiredSource};
 use crate::report::Reporter;
 use crate::watch::TargetWatch;
+use configsync_core::cluster::{AppliedBundle, DesiredError, DesiredSource};
 
 /// The service's name: its durable consumer, NATS user and event source.
 pub const NAME: &str = "drift-watcher";
@@ -196,13 +196,7 @@ impl Refresher {
             EventData::ResourcePruned(p) => (p.environment.as_str(), p.cluster.as_str()),
             _ => return Ok(()),
         };
-        self.reload(env, cluster).await.map_err(|e| {
-            if e.is_transient() {
-                HandlerError::Transient(e.to_string())
-            } else {
-                HandlerError::Terminal(e.to_string())
-            }
-        })
+        Ok(self.reload(env, cluster).await?)
     }
 
     /// Reads the target's latest apply from the log and publishes it to the target's watch.

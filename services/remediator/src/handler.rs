@@ -6,30 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use configsync_core::cloudevents::AttributesReader;
-use configsync_core::cluster::{ApplyError, ClusterAppliers, Clusters, mark, object_ref};
+use configsync_core::cluster::{ApplyError, ClusterAppliers, Clusters, DesiredSource, object_ref};
 use configsync_core::event::{
-    ApplySucceeded, DriftDetected, EventData, EventPayload, ObjectRef, Outgoing, Received,
-    RemediationFailed, RemediationPolicy, RemediationStarted, RemediationSucceeded,
+    DriftDetected, EventData, EventPayload, ObjectRef, Outgoing, Received, RemediationFailed,
+    RemediationPolicy, RemediationStarted, RemediationSucceeded,
 };
-use configsync_core::log::bundles::{BundleError, BundleStore};
-use configsync_core::log::{EventLog, HandlerError, Publisher, last_event};
-use configsync_core::subject;
+use configsync_core::log::{EventLog, HandlerError, Publisher};
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
 use crate::policy::Policies;
-
-/// The bundle as the validator stored it (only the objects matter here).
-#[derive(serde::Deserialize)]
-struct Bundle {
-    objects: Vec<Value>,
-}
 
 pub struct Remediator {
     log: EventLog,
     publisher: Publisher,
-    /// Opened on first use: only `auto` needs it, and the bucket may be created after start.
-    bundles: OnceCell<BundleStore>,
+    /// The targets' desired states (the bundle store is opened on first use: only `auto`
+    /// needs it, and the bucket may be created after start).
+    desired: DesiredSource,
     clusters: Clusters,
     policies: Policies,
     appliers: ClusterAppliers,
@@ -50,9 +42,9 @@ impl Remediator {
     ) -> Self {
         let publisher = log.publisher(Duration::from_secs(60));
         Self {
+            desired: DesiredSource::new(log.clone()),
             log,
             publisher,
-            bundles: OnceCell::new(),
             clusters,
             policies,
             appliers: ClusterAppliers::new(allow_exec_auth),
@@ -166,12 +158,7 @@ impl Remediator {
             drift.cluster.as_str(),
             &drift.object,
         );
-        let subject = subject::for_event(ApplySucceeded::TYPE, Some(env), Some(cluster))
-            .map_err(|e| HandlerError::Terminal(e.to_string()))?;
-        let last = last_event(&self.log.js, self.log.stream(), &subject)
-            .await
-            .map_err(|e| HandlerError::Transient(e.to_string()))?;
-        let Some(EventData::ApplySucceeded(applied)) = last.map(|l| l.data) else {
+        let Some(applied) = self.desired.latest(env, cluster).await? else {
             tracing::warn!(
                 environment = env,
                 cluster,
@@ -183,23 +170,8 @@ impl Remediator {
             tracing::info!(environment = env, cluster, drift_revision = %drift.revision, latest = %applied.revision, "drift superseded by a later apply; skipped");
             return Ok(None);
         }
-        let bundles = self
-            .bundles
-            .get_or_try_init(|| BundleStore::open(&self.log.js))
-            .await
-            .map_err(|e| HandlerError::Transient(e.to_string()))?;
-        let bytes = bundles
-            .get(&applied.bundle_digest)
-            .await
-            .map_err(|e| match e {
-                BundleError::NotFound(_)
-                | BundleError::Corrupt { .. }
-                | BundleError::BadDigest(_) => HandlerError::Terminal(e.to_string()),
-                other => HandlerError::Transient(other.to_string()),
-            })?;
-        let bundle: Bundle = serde_json::from_slice(&bytes)
-            .map_err(|e| HandlerError::Terminal(format!("bundle is not readable: {e}")))?;
-        let Some(mut found) = bundle
+        // The objects are marked already, as the applier marked them.
+        let Some(found) = applied
             .objects
             .into_iter()
             .find(|o| object_ref(o).is_some_and(|r| same_object(&r, object)))
@@ -207,7 +179,6 @@ impl Remediator {
             tracing::info!(environment = env, cluster, kind = %object.kind, name = %object.name, "object no longer desired; not repaired");
             return Ok(None);
         };
-        mark(&mut found, env, &applied.revision);
         Ok(Some(Desired {
             revision: applied.revision,
             object: found,

@@ -10,10 +10,9 @@ use configsync_core::event::{
     ValidationPassed,
 };
 use configsync_core::git::{self, GitError, Mirror, TreeFile};
-use configsync_core::log::bundles::BundleStore;
+use configsync_core::log::bundles::{Bundle, BundleStore};
 use configsync_core::log::{HandlerError, Publisher};
 
-use crate::bundle::Bundle;
 use configsync_validation::manifests::{self, Limits};
 
 /// Everything the handler needs, shared by concurrent handlings.
@@ -136,13 +135,7 @@ impl Validator {
                         revision: commit.sha.clone(),
                         objects: loaded.manifests.iter().map(|m| m.object.clone()).collect(),
                     };
-                    let digest = self.bundles.put(&bundle.to_bytes()).await.map_err(|e| {
-                        if e.is_transient() {
-                            HandlerError::Transient(e.to_string())
-                        } else {
-                            HandlerError::Terminal(e.to_string())
-                        }
-                    })?;
+                    let digest = self.bundles.put(&bundle.to_bytes()).await?;
                     let passed = ValidationPassed {
                         environment: environment.into(),
                         revision: commit.sha.clone(),
@@ -208,9 +201,6 @@ fn content_finding(error: &GitError, dir: &str) -> Option<Finding> {
 }
 
 fn git_error(e: GitError) -> HandlerError {
-    if e.is_transient() {
-        HandlerError::Transient(e.to_string())
-    } else {
-        HandlerError::Terminal(e.to_string())
-    }
+    let transient = e.is_transient();
+    HandlerError::classify(e, transient)
 }

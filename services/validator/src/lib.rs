@@ -3,7 +3,6 @@
 //!
 //! Runs alone (the `validator` binary) or inside `configsync up`, with the same code.
 
-pub mod bundle;
 mod handler;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

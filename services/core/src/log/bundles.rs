@@ -3,6 +3,8 @@
 //! and checks them against the digest.
 
 use async_nats::jetstream::{self, object_store};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
@@ -18,6 +20,8 @@ pub enum BundleError {
     NotFound(String),
     #[error("bundle {digest} is corrupt: its content hashes to {actual}")]
     Corrupt { digest: String, actual: String },
+    #[error("bundle {digest} is not a ConfigSync bundle: {reason}")]
+    Unreadable { digest: String, reason: String },
     #[error("malformed digest {0:?}: expected sha256:<64 hex>")]
     BadDigest(String),
     #[error("bundle store request failed: {0}")]
@@ -28,6 +32,24 @@ impl BundleError {
     /// Whether retrying can help.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable(_) | Self::Request(_))
+    }
+}
+
+/// The rendered bundle of one environment at one revision: what the validator stores, the
+/// applier applies, and the drift-watcher and remediator hold as the desired state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bundle {
+    pub environment: String,
+    pub revision: String,
+    /// The objects, in the order they were loaded (path order, then document order).
+    pub objects: Vec<Value>,
+}
+
+impl Bundle {
+    /// Canonical bytes: serde_json writes object keys in sorted order (no `preserve_order`), so
+    /// the same manifests always give the same bytes and the same digest.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
     }
 }
 
@@ -112,6 +134,17 @@ impl BundleStore {
     }
 }
 
+impl BundleStore {
+    /// Reads, verifies and decodes the bundle with `digest`.
+    pub async fn get_bundle(&self, digest: &str) -> Result<Bundle, BundleError> {
+        let bytes = self.get(digest).await?;
+        serde_json::from_slice(&bytes).map_err(|e| BundleError::Unreadable {
+            digest: digest.into(),
+            reason: e.to_string(),
+        })
+    }
+}
+
 /// The object name of a digest: its hex part (validated, so a hostile digest in an event
 /// cannot name anything else).
 fn object_name(digest: &str) -> Result<String, BundleError> {
@@ -131,6 +164,18 @@ fn object_name(digest: &str) -> Result<String, BundleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equal_content_gives_equal_bytes_whatever_the_key_order() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":1}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":{"x":1,"y":2},"b":1}"#).unwrap();
+        let bundle = |o| Bundle {
+            environment: "dev".into(),
+            revision: "r".into(),
+            objects: vec![o],
+        };
+        assert_eq!(bundle(a).to_bytes(), bundle(b).to_bytes());
+    }
 
     #[test]
     fn digests_are_validated_before_use() {

@@ -30,14 +30,30 @@ pub enum HandlerError {
     Terminal(String),
 }
 
+impl HandlerError {
+    /// `error` as transient or terminal, as the error itself says.
+    pub fn classify(error: impl std::fmt::Display, transient: bool) -> Self {
+        if transient {
+            Self::Transient(error.to_string())
+        } else {
+            Self::Terminal(error.to_string())
+        }
+    }
+}
+
 impl From<super::publish::PublishError> for HandlerError {
     /// A publish that may succeed later is retried with the event; one that cannot is poison.
     fn from(e: super::publish::PublishError) -> Self {
-        if e.is_transient() {
-            Self::Transient(e.to_string())
-        } else {
-            Self::Terminal(e.to_string())
-        }
+        let transient = e.is_transient();
+        Self::classify(e, transient)
+    }
+}
+
+impl From<super::bundles::BundleError> for HandlerError {
+    /// A store that is unavailable may come back; a missing or corrupt bundle will not.
+    fn from(e: super::bundles::BundleError) -> Self {
+        let transient = e.is_transient();
+        Self::classify(e, transient)
     }
 }
 

@@ -198,7 +198,7 @@ async fn a_valid_environment_passes_and_its_bundle_is_stored_by_digest() {
         .get(&passed.bundle_digest)
         .await
         .expect("bundle stored");
-    let bundle: configsync_validator::bundle::Bundle = serde_json::from_slice(&bytes).unwrap();
+    let bundle: configsync_core::log::bundles::Bundle = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(bundle.objects.len(), 2);
     assert_eq!(bundle.objects[0]["data"]["color"], "blue");
     s.shutdown.cancel();
