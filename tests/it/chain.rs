@@ -12,7 +12,6 @@ use configsync_core::log::bundles::{self, BundleStore};
 use configsync_core::log::{Entry, EventLog, Reader, Start, stream};
 use configsync_core::metrics::Metrics;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -40,15 +39,8 @@ impl Running {
     pub async fn ready(&self) {
         tokio::time::timeout(WAIT, async {
             loop {
-                if let Ok(mut s) = tokio::net::TcpStream::connect(self.ops).await {
-                    let _ = s
-                        .write_all(b"GET /readyz HTTP/1.0\r\nHost: x\r\n\r\n")
-                        .await;
-                    let mut answer = String::new();
-                    let _ = s.read_to_string(&mut answer).await;
-                    if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
-                        return;
-                    }
+                if configsync::commands::http::status(self.ops, "/readyz").await == Some(200) {
+                    return;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::events::Format;
 use super::state_dir::Endpoints;
@@ -60,12 +59,13 @@ async fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
         utf8_percent_encode(&args.query, NON_ALPHANUMERIC),
         args.limit
     );
-    let (status, body) = tokio::time::timeout(REQUEST_TIMEOUT, get(&host, port, &path))
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!("the auditor at {base} did not answer in {REQUEST_TIMEOUT:?}")
-        })?
-        .with_context(|| format!("cannot reach the auditor at {base}"))?;
+    let (status, body) =
+        tokio::time::timeout(REQUEST_TIMEOUT, super::http::get(&host, port, &path))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!("the auditor at {base} did not answer in {REQUEST_TIMEOUT:?}")
+            })?
+            .with_context(|| format!("cannot reach the auditor at {base}"))?;
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if status != 200 {
         let reason = json["error"]
@@ -125,54 +125,6 @@ fn split_url(base: &str) -> anyhow::Result<(String, u16, String)> {
     Ok((host, port, url.path().trim_end_matches('/').to_string()))
 }
 
-/// A minimal HTTP/1.1 GET: the status and the (de-chunked) body.
-async fn get(host: &str, port: u16, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
-    let mut stream = tokio::net::TcpStream::connect((host, port)).await?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("malformed HTTP response")?;
-    let head = String::from_utf8_lossy(&response[..split]).to_string();
-    let body = response[split + 4..].to_vec();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("malformed HTTP status line")?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    Ok((status, if chunked { dechunk(&body)? } else { body }))
-}
-
-/// Decodes a chunked transfer-encoded body.
-fn dechunk(mut body: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = body
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .context("malformed chunk")?;
-        let size_text = String::from_utf8_lossy(&body[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .context("malformed chunk size")?;
-        body = &body[eol + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        let chunk = body.get(..size).context("truncated chunk")?;
-        out.extend_from_slice(chunk);
-        body = body.get(size + 2..).context("truncated chunk")?;
-    }
-}
-
 /// One readable line: position, time, type, routing, and what the event is about.
 fn human(hit: &Value) -> String {
     let s = |v: &Value| v.as_str().map(str::to_string);
@@ -227,14 +179,5 @@ mod tests {
             ("audit.local".into(), 80, "/api".into())
         );
         assert!(split_url("https://x").is_err());
-    }
-
-    #[test]
-    fn chunked_bodies_are_decoded() {
-        assert_eq!(
-            dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap(),
-            b"abcde"
-        );
-        assert!(dechunk(b"9\r\nab").is_err());
     }
 }

@@ -3,6 +3,7 @@
 mod audit;
 mod demo;
 mod events;
+pub mod http;
 mod nats;
 mod replay;
 pub mod scaffold;

@@ -399,7 +399,7 @@ async fn wait_ready(ops: &str, shutdown: &CancellationToken) -> anyhow::Result<(
     let addr: SocketAddr = ops.trim_start_matches("http://").parse()?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        if super::state_dir::http_status(addr, "/readyz").await == Some(200) {
+        if super::http::status(addr, "/readyz").await == Some(200) {
             return Ok(());
         }
         if shutdown.is_cancelled() || tokio::time::Instant::now() >= deadline {

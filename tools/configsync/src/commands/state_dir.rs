@@ -1,12 +1,10 @@
 //! The state directory that `configsync up` writes and other commands read: where to find
 //! NATS, the audit API and the clusters of a running instance.
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The file `configsync up` writes once everything is ready.
 pub const ENDPOINTS_FILE: &str = "endpoints.json";
@@ -35,21 +33,6 @@ impl Endpoints {
         serde_json::from_str(&text)
             .with_context(|| format!("{} is not a ConfigSync endpoints file", path.display()))
     }
-}
-
-/// The HTTP status of GET `path` on `addr`, or None when it cannot be reached.
-pub async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut head = [0u8; 16];
-    let n = stream.read(&mut head).await.ok()?;
-    std::str::from_utf8(&head[..n])
-        .ok()?
-        .split(' ')
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// How a command finds NATS: `--nats-url`, or the endpoints of a running `configsync up`.
