@@ -19,15 +19,18 @@ use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(60);
 
+type Task = tokio::task::JoinHandle<Result<(), configsync_core::service::ServiceError>>;
+
 struct Setup {
     _server: NatsServer,
     log: EventLog,
     kubeconfig: tempfile::NamedTempFile,
     shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), configsync_core::service::ServiceError>>,
+    task: Task,
 }
 
-async fn setup(sim: &kubesim::KubeSim) -> Setup {
+/// A nats-server with the stream and bundle store, and a kubeconfig for `sim` (context `dev`).
+async fn bus(sim: &kubesim::KubeSim) -> (NatsServer, EventLog, tempfile::NamedTempFile) {
     let server = NatsServer::start().await.unwrap();
     let client = NatsArgs::for_url(server.url()).connect("t").await.unwrap();
     let log = EventLog::new(client, "configsync://validator/test", Metrics::new()).unwrap();
@@ -35,23 +38,41 @@ async fn setup(sim: &kubesim::KubeSim) -> Setup {
     bundles::ensure(&log.js, 1).await.unwrap();
     let kubeconfig = tempfile::NamedTempFile::new().unwrap();
     sim.write_kubeconfig(kubeconfig.path(), "dev").unwrap();
-    let ops = std::net::TcpListener::bind("127.0.0.1:0")
+    (server, log, kubeconfig)
+}
+
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs the applier in process for cluster `dev/c1` of `kubeconfig`.
+fn start_applier(
+    nats_url: &str,
+    kubeconfig: &tempfile::NamedTempFile,
+) -> (CancellationToken, Task) {
     let cluster = format!("dev/c1={}#dev", kubeconfig.path().display());
-    let config = configsync_applier::Config::try_parse_from([
+    let ops = free_addr().to_string();
+    let args = [
         "applier",
         "--nats-url",
-        &server.url(),
+        nats_url,
         "--ops-addr",
-        &ops.to_string(),
+        &ops,
         "--cluster",
         &cluster,
-    ])
-    .unwrap();
+    ];
+    let config = configsync_applier::Config::try_parse_from(args).unwrap();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(configsync_applier::run(config, shutdown.clone()));
+    (shutdown, task)
+}
+
+async fn setup(sim: &kubesim::KubeSim) -> Setup {
+    let (server, log, kubeconfig) = bus(sim).await;
+    let (shutdown, task) = start_applier(&server.url(), &kubeconfig);
     Setup {
         _server: server,
         log,
@@ -263,24 +284,7 @@ async fn an_older_revision_never_overwrites_a_newer_one() {
     s.task.await.unwrap().unwrap();
     validated(&s.log, "old", vec![configmap("settings", "default", "old")]).await;
     validated(&s.log, "new", vec![configmap("settings", "default", "new")]).await;
-    let ops = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let cluster = format!("dev/c1={}#dev", s.kubeconfig.path().display());
-    let url = s._server.url();
-    let config = configsync_applier::Config::try_parse_from([
-        "applier",
-        "--nats-url",
-        &url,
-        "--ops-addr",
-        &ops.to_string(),
-        "--cluster",
-        &cluster,
-    ])
-    .unwrap();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(configsync_applier::run(config, shutdown.clone()));
+    let (shutdown, task) = start_applier(&s._server.url(), &s.kubeconfig);
     outcome(&s.log, "new", false).await;
     assert_eq!(
         live_configmap(&sim, "settings").await.unwrap().data["data"]["color"],
@@ -361,17 +365,8 @@ async fn the_binary_runs_from_environment_variables_applies_and_stops_on_sigterm
     let sim = kubesim::KubeSim::start(kubesim::Config::default())
         .await
         .unwrap();
-    let server = NatsServer::start().await.unwrap();
-    let client = NatsArgs::for_url(server.url()).connect("t").await.unwrap();
-    let log = EventLog::new(client, "configsync://validator/test", Metrics::new()).unwrap();
-    stream::ensure(&log.js, &log.spec).await.unwrap();
-    bundles::ensure(&log.js, 1).await.unwrap();
-    let kubeconfig = tempfile::NamedTempFile::new().unwrap();
-    sim.write_kubeconfig(kubeconfig.path(), "dev").unwrap();
-    let ops = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let (server, log, kubeconfig) = bus(&sim).await;
+    let ops = free_addr();
 
     // Configured only through the environment, as a Deployment would configure it.
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_applier"))
