@@ -287,6 +287,13 @@ impl Setup {
     }
 
     /// Runs the real kubectl against kubesim; panics with its output when it fails.
+    /// `kubectl patch KIND NAME --type merge -p PATCH`: a change made behind ConfigSync's back
+    /// (field manager `kubectl-patch`).
+    pub async fn merge_patch(&self, kind: &str, name: &str, patch: &str) -> String {
+        self.kubectl(&["patch", kind, name, "--type", "merge", "-p", patch])
+            .await
+    }
+
     pub async fn kubectl(&self, args: &[&str]) -> String {
         let path = self.kubeconfig.path().display().to_string();
         let mut all = vec!["--kubeconfig", path.as_str(), "--context", "dev"];

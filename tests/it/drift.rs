@@ -23,16 +23,8 @@ async fn a_kubectl_change_is_reported_with_its_manager_then_resolved_and_a_delet
     let watcher = s.drift_watcher();
     watcher.ready().await;
 
-    s.kubectl(&[
-        "patch",
-        "configmap",
-        "settings",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"data":{"color":"red"}}"#,
-    ])
-    .await;
+    s.merge_patch("configmap", "settings", r#"{"data":{"color":"red"}}"#)
+        .await;
     let event = s.next_event(DETECTED, |_| true).await;
     let drift = detected(&event);
     assert_eq!(drift.object, reference("ConfigMap", "settings"));
@@ -45,16 +37,8 @@ async fn a_kubectl_change_is_reported_with_its_manager_then_resolved_and_a_delet
     assert_eq!(drift.changed_by.as_deref(), Some("kubectl-patch"));
     assert!(drift.resource_version.is_some());
 
-    s.kubectl(&[
-        "patch",
-        "configmap",
-        "settings",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"data":{"color":"blue"}}"#,
-    ])
-    .await;
+    s.merge_patch("configmap", "settings", r#"{"data":{"color":"blue"}}"#)
+        .await;
     let resolved = s.next_event(RESOLVED, |_| true).await;
     let EventData::DriftResolved(r) = &resolved.data else {
         unreachable!()
@@ -80,16 +64,8 @@ async fn secret_values_never_appear_in_drift_events() {
     // "hunter2" and "other".
     s.apply("r1", vec![secret("creds", "aHVudGVyMg==")]).await;
     let watcher = s.drift_watcher();
-    s.kubectl(&[
-        "patch",
-        "secret",
-        "creds",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"data":{"password":"b3RoZXI="}}"#,
-    ])
-    .await;
+    s.merge_patch("secret", "creds", r#"{"data":{"password":"b3RoZXI="}}"#)
+        .await;
     let event = s.next_event(DETECTED, |_| true).await;
     let drift = detected(&event);
     assert_eq!(drift.object, reference("Secret", "creds"));
@@ -111,16 +87,8 @@ async fn a_restart_does_not_report_a_drift_already_reported_and_sees_new_ones() 
     let s = Setup::start().await;
     s.apply("r1", vec![configmap("settings", "blue")]).await;
     let watcher = s.drift_watcher();
-    s.kubectl(&[
-        "patch",
-        "configmap",
-        "settings",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"data":{"color":"red"}}"#,
-    ])
-    .await;
+    s.merge_patch("configmap", "settings", r#"{"data":{"color":"red"}}"#)
+        .await;
     s.next_event(DETECTED, |_| true).await;
     watcher.stop().await;
 
@@ -133,16 +101,8 @@ async fn a_restart_does_not_report_a_drift_already_reported_and_sees_new_ones() 
         "the same drift was reported twice"
     );
 
-    s.kubectl(&[
-        "patch",
-        "configmap",
-        "settings",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"data":{"color":"green"}}"#,
-    ])
-    .await;
+    s.merge_patch("configmap", "settings", r#"{"data":{"color":"green"}}"#)
+        .await;
     let newer = s
         .next_event(DETECTED, |e| {
             detected(e).fields[0].live == Some(json!("green"))
@@ -165,16 +125,8 @@ async fn a_new_revision_applied_by_configsync_is_not_drift() {
     watcher.ready().await;
     s.apply("r2", vec![configmap("settings", "green")]).await;
     // A later, real drift is reported against r2: nothing was reported in between.
-    s.kubectl(&[
-        "patch",
-        "configmap",
-        "settings",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"data":{"size":"xl"}}"#,
-    ])
-    .await;
+    s.merge_patch("configmap", "settings", r#"{"data":{"size":"xl"}}"#)
+        .await;
     let event = s.next_event(DETECTED, |_| true).await;
     let drift = detected(&event);
     assert_eq!(drift.revision, "r2");
@@ -230,16 +182,8 @@ async fn a_target_first_applied_after_the_start_is_watched() {
     s.apply("r1", vec![configmap("settings", "blue")]).await;
     // The apply reaches the drift-watcher through its consumer; a change made before it knows
     // the desired state is compared when it learns it.
-    s.kubectl(&[
-        "patch",
-        "configmap",
-        "settings",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"data":{"color":"red"}}"#,
-    ])
-    .await;
+    s.merge_patch("configmap", "settings", r#"{"data":{"color":"red"}}"#)
+        .await;
     let event = s.next_event(DETECTED, |_| true).await;
     assert_eq!(detected(&event).revision, "r1");
     assert_eq!(detected(&event).fields[0].path, "/data/color");

@@ -16,16 +16,8 @@ async fn under_auto_a_kubectl_change_is_reverted_and_the_repair_is_recorded() {
     let remediator = s.remediator("auto");
     watcher.ready().await;
 
-    s.kubectl(&[
-        "patch",
-        "configmap",
-        "settings",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"data":{"color":"red"}}"#,
-    ])
-    .await;
+    s.merge_patch("configmap", "settings", r#"{"data":{"color":"red"}}"#)
+        .await;
     let drift = s.next_event(DETECTED, |_| true).await;
     let EventData::DriftDetected(d) = &drift.data else {
         unreachable!()
@@ -104,16 +96,8 @@ async fn only_reported(policy: &str) {
     let remediator = s.remediator(policy);
     watcher.ready().await;
 
-    s.kubectl(&[
-        "patch",
-        "configmap",
-        "settings",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"data":{"color":"red"}}"#,
-    ])
-    .await;
+    s.merge_patch("configmap", "settings", r#"{"data":{"color":"red"}}"#)
+        .await;
     let drift = s.next_event(DETECTED, |_| true).await;
     let EventData::DriftDetected(d) = &drift.data else {
         unreachable!()
