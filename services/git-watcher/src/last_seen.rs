@@ -3,7 +3,7 @@
 
 use configsync_core::event::{EventData, Received};
 use configsync_core::fold::LogState;
-use configsync_core::log::{EventLog, Fold, ReplayError, Start, Until, replay};
+use configsync_core::log::{EventLog, Fold, ReplayError, Start, Until, replay_filtered};
 
 /// What the log says about one `<repository>#<branch>`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,8 +47,12 @@ impl Fold for SourceFold {
     }
 }
 
-/// Replays the whole log to find what was last seen of `repository` (already redacted) and
-/// `branch`.
+/// Events that concern no environment or cluster: commits and rewrites among them. The replay
+/// reads only these, not every apply and drift of the log.
+const SOURCE_EVENTS: &str = "configsync.evt._._.>";
+
+/// Replays the log's source events to find what was last seen of `repository` (already
+/// redacted) and `branch`.
 pub async fn last_seen(
     log: &EventLog,
     repository: &str,
@@ -60,9 +64,10 @@ pub async fn last_seen(
         state: LogState::default(),
         tip_unannounced: false,
     };
-    replay(
+    replay_filtered(
         &log.js,
         log.stream(),
+        SOURCE_EVENTS,
         Start::Beginning,
         Until::End,
         &mut fold,

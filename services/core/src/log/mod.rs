@@ -14,7 +14,10 @@ use async_nats::jetstream;
 pub use consume::{ConsumeError, ConsumerSpec, Handler, HandlerError, RunStats, Runner};
 pub use dead_letter::{DEAD_LETTER_TYPE, DeadLetters};
 pub use publish::{PendingAck, PublishError, Published, Publisher};
-pub use replay::{Entry, Fold, Reader, ReplayError, ReplayStats, Start, Until, last_event, replay};
+pub use replay::{
+    Entry, Fold, Reader, ReplayError, ReplayStats, Start, Until, last_event, replay,
+    replay_filtered,
+};
 pub use stream::{Ensured, StreamError, StreamSpec};
 
 use crate::metrics::Metrics;

@@ -110,6 +110,9 @@ pub struct ReplayStats {
 pub struct Reader {
     messages: jetstream::consumer::pull::Ordered,
     stream: String,
+    /// Messages matching the filter not yet delivered, as the server last said (at open, then
+    /// with each message): 0 means the reader has caught up with the log.
+    pending: Option<u64>,
 }
 
 impl Reader {
@@ -139,15 +142,22 @@ impl Reader {
             filter_subject: filter.unwrap_or(">").to_string(),
             ..Default::default()
         };
-        let consumer = handle
+        let mut consumer = handle
             .create_consumer(config)
             .await
             .map_err(|e| err(e.to_string()))?;
+        let pending = consumer.info().await.ok().map(|info| info.num_pending);
         let messages = consumer.messages().await.map_err(|e| err(e.to_string()))?;
         Ok(Self {
             messages,
             stream: stream.to_string(),
+            pending,
         })
+    }
+
+    /// Whether every message matching the filter has been delivered (as of the last one).
+    pub fn caught_up(&self) -> bool {
+        self.pending == Some(0)
     }
 
     /// The next entry, or `None` if the server closed the reader.
@@ -161,6 +171,7 @@ impl Reader {
                 }));
             }
         };
+        self.pending = message.info().ok().map(|info| info.pending);
         Some(Ok(entry_of(&message)))
     }
 }
@@ -218,6 +229,20 @@ pub async fn replay<F: Fold>(
     until: Until,
     fold: &mut F,
 ) -> Result<ReplayStats, ReplayError> {
+    replay_filtered(js, stream, subject::ALL_EVENTS, start, until, fold).await
+}
+
+/// Replays only the events on `filter` (a subject filter under `configsync.evt.>`), for a fold
+/// that needs a few types out of a long log (the git-watcher's commits, the drift-watcher's
+/// drifts): the server skips the rest.
+pub async fn replay_filtered<F: Fold>(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+    start: Start,
+    until: Until,
+    fold: &mut F,
+) -> Result<ReplayStats, ReplayError> {
     let end = last_sequence(js, stream).await?;
     let mut stats = ReplayStats::default();
     let first = match start {
@@ -227,16 +252,20 @@ pub async fn replay<F: Fold>(
     if end == 0 || first > end || start == Start::New {
         return Ok(stats);
     }
-    let mut reader = Reader::open(js, stream, start, Some(subject::ALL_EVENTS)).await?;
+    let mut reader = Reader::open(js, stream, start, Some(filter)).await?;
+    if reader.caught_up() {
+        return Ok(stats);
+    }
     loop {
-        // The reader never ends by itself; the idle timeout covers a filter that leaves the
-        // last sequences unmatched (e.g. trailing dead letters).
+        // The reader never ends by itself: it stops when it has caught up (the server's pending
+        // count) or reaches the end of the log as it was; the idle timeout is a safety net.
         let next = match tokio::time::timeout(Duration::from_secs(2), reader.next()).await {
             Ok(Some(next)) => next?,
             Ok(None) | Err(_) => break,
         };
         let seq = next.stream_sequence();
         let past_until = match (&next, until) {
+            (_, Until::End) => seq > end,
             (_, Until::Sequence(u)) => seq > u,
             (Entry::Event(e), Until::Time(t)) => e.stored_at > t,
             _ => false,
@@ -259,7 +288,7 @@ pub async fn replay<F: Fold>(
             }
         }
         stats.last_sequence = seq;
-        if seq >= end {
+        if seq >= end || reader.caught_up() {
             break;
         }
     }
