@@ -56,11 +56,6 @@ pub fn type_filter(type_name: &str) -> String {
     format!("{ROOT}.evt.*.*.{}", type_suffix(type_name))
 }
 
-/// The filter of one target's subject space.
-pub fn target_filter(environment: &Name, cluster: &Name) -> String {
-    format!("{ROOT}.evt.{environment}.{cluster}.>")
-}
-
 /// `io.configsync.apply.succeeded.v1` → `apply.succeeded.v1`. Types from elsewhere keep their
 /// dots as tokens; wildcard characters and whitespace are replaced so they stay one literal.
 fn type_suffix(type_name: &str) -> String {

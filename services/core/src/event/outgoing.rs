@@ -106,17 +106,6 @@ impl Outgoing {
         &self.subject
     }
 
-    /// Builds an outgoing event from a raw CloudEvent, e.g. one replayed or received in
-    /// structured mode; the subject is derived from its type and routing extensions.
-    pub fn from_event(event: Event) -> Result<Self, BuildError> {
-        let subject = subject::for_event(
-            event.ty(),
-            super::extension(&event, ext::ENVIRONMENT),
-            super::extension(&event, ext::CLUSTER),
-        )?;
-        Ok(Self { event, subject })
-    }
-
     /// Replaces the subject (used for dead-letter records, which live outside the event space).
     pub(crate) fn with_subject(mut self, subject: String) -> Self {
         self.subject = subject;
