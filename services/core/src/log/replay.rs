@@ -171,16 +171,17 @@ impl Reader {
                 }));
             }
         };
-        self.pending = message.info().ok().map(|info| info.pending);
-        Some(Ok(entry_of(&message)))
+        // The ack subject is parsed once, for the position and the pending count.
+        let info = message.info().ok();
+        self.pending = info.as_ref().map(|i| i.pending);
+        let position = info.map(|i| (i.stream_sequence, i.published));
+        Some(Ok(entry_of(&message, position)))
     }
 }
 
-fn entry_of(message: &jetstream::Message) -> Entry {
-    let (stream_sequence, stored_at) = message
-        .info()
-        .map(|i| (i.stream_sequence, i.published))
-        .unwrap_or((0, DateTime::<Utc>::MIN_UTC));
+/// The entry of `message` stored at `position` (stream sequence, time).
+fn entry_of(message: &jetstream::Message, position: Option<(u64, DateTime<Utc>)>) -> Entry {
+    let (stream_sequence, stored_at) = position.unwrap_or((0, DateTime::<Utc>::MIN_UTC));
     let subject = message.subject.to_string();
     let decoded = binding::decode(message.headers.as_ref(), &message.payload)
         .map_err(|e| e.to_string())
