@@ -5,6 +5,7 @@
 //! Today: plain YAML/JSON manifests, syntax and object shape, duplicates. Kubernetes schemas,
 //! policies, references and Kustomize/Helm rendering are the next steps (docs/architecture.md).
 
+pub mod decode;
 pub mod manifests;
 pub mod report;
 pub mod sources;

@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 
 use configsync_core::event::{Finding, ObjectRef, Severity};
-use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use serde_json::Value;
+
+use crate::decode::StrictValue;
 
 /// Limits that keep hostile input from exhausting the validator.
 #[derive(Debug, Clone, Copy)]
@@ -15,6 +17,9 @@ pub struct Limits {
     pub max_file_bytes: usize,
     /// Most documents in one file.
     pub max_documents: usize,
+    /// Duplicate keys in a mapping are errors, as in kubectl's strict decoding (`--no-strict`
+    /// turns this off: the last key wins).
+    pub strict_keys: bool,
 }
 
 impl Default for Limits {
@@ -22,6 +27,7 @@ impl Default for Limits {
         Self {
             max_file_bytes: 4 * 1024 * 1024,
             max_documents: 5_000,
+            strict_keys: true,
         }
     }
 }
@@ -115,7 +121,13 @@ fn load_file(path: &str, bytes: &[u8], limits: Limits, out: &mut Loaded) {
         return;
     };
     if path.to_ascii_lowercase().ends_with(".json") {
-        match serde_json::from_str::<Value>(text) {
+        let mut json = serde_json::Deserializer::from_str(text);
+        let decoded = StrictValue {
+            strict: limits.strict_keys,
+        }
+        .deserialize(&mut json)
+        .and_then(|value| json.end().map(|()| value));
+        match decoded {
             Ok(value) => add_object(path, 1, value, out),
             Err(e) => out.findings.push(finding(
                 "json.syntax",
@@ -143,9 +155,12 @@ fn load_file(path: &str, bytes: &[u8], limits: Limits, out: &mut Loaded) {
         return;
     }
     for (start_line, doc) in documents {
+        let seed = StrictValue {
+            strict: limits.strict_keys,
+        };
         match serde_yaml::Deserializer::from_str(doc)
             .next()
-            .map(Value::deserialize)
+            .map(|d| seed.deserialize(d))
         {
             None => {}
             Some(Ok(Value::Null)) => {}
@@ -446,5 +461,62 @@ mod tests {
             loaded.findings
         );
         assert!(loaded.manifests.is_empty());
+    }
+
+    #[test]
+    fn deep_nesting_duplicate_keys_and_control_characters_are_findings() {
+        let deep_yaml = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\ndata: {}1{}\n",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let deep_json = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+        let dup = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  name: y\n";
+        let many = "---\na: 1\n".repeat(Limits::default().max_documents + 1);
+        let input = files(&[
+            ("deep.yaml", deep_yaml.as_str()),
+            ("deep.json", deep_json.as_str()),
+            ("dup.yaml", dup),
+            ("nul.yaml", "apiVersion: v1\u{0}\n"),
+            ("many.yaml", many.as_str()),
+        ]);
+        let loaded = load(&input, Limits::default());
+        let rules: Vec<_> = loaded
+            .findings
+            .iter()
+            .map(|f| (f.file.as_deref().unwrap(), f.rule.as_str()))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                ("deep.json", "json.syntax"),
+                ("deep.yaml", "yaml.syntax"),
+                ("dup.yaml", "yaml.syntax"),
+                ("many.yaml", "yaml.too-many-documents"),
+                ("nul.yaml", "yaml.syntax"),
+            ],
+            "{:?}",
+            loaded.findings
+        );
+        let dup = &loaded.findings[2];
+        assert!(dup.message.contains("duplicate key `name`"), "{dup:?}");
+        assert_eq!(dup.line, Some(4), "where the mapping holding it starts");
+        assert!(
+            loaded.findings[1].message.contains("recursion limit"),
+            "{:?}",
+            loaded.findings[1]
+        );
+
+        let lax = Limits {
+            strict_keys: false,
+            ..Limits::default()
+        };
+        let loaded = load(&files(&[("dup.yaml", dup_text())]), lax);
+        assert!(loaded.findings.is_empty(), "{:?}", loaded.findings);
+        assert_eq!(loaded.manifests[0].reference.name, "y", "the last key wins");
+    }
+
+    fn dup_text() -> &'static str {
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  name: y\n"
     }
 }
