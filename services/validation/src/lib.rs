@@ -7,5 +7,6 @@
 
 pub mod decode;
 pub mod manifests;
+pub mod positions;
 pub mod report;
 pub mod sources;
