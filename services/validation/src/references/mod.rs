@@ -42,13 +42,16 @@ pub fn check(manifests: &[Manifest], external: &External) -> Vec<Finding> {
 /// (kind, namespace, name) of an object as the checks look it up.
 type Key<'a> = (&'a str, Option<&'a str>, &'a str);
 
+/// (namespace, label, value) of a pod label.
+type Label<'a> = (Option<&'a str>, &'a str, &'a str);
+
 /// Everything the checks look up, built in one pass over the manifests.
 struct Index<'a> {
     objects: HashMap<Key<'a>, Vec<&'a Manifest>>,
     /// CustomResourceDefinition scopes by (group, kind): true when cluster-scoped.
     crd_scopes: HashMap<(&'a str, &'a str), bool>,
     /// Pod labels by (namespace, label, value), for Service selectors.
-    pod_labels: HashMap<(Option<&'a str>, &'a str, &'a str), Vec<&'a Map<String, Value>>>,
+    pod_labels: HashMap<Label<'a>, Vec<&'a Map<String, Value>>>,
     external: &'a External,
 }
 
@@ -97,10 +100,10 @@ impl<'a> Index<'a> {
         }
     }
 
-    /// The object among the manifests, of `group` when one is given.
+    /// The object among the manifests, of `api_group` when one is given.
     fn find(
         &self,
-        group: Option<&str>,
+        api_group: Option<&str>,
         kind: &str,
         namespace: Option<&str>,
         name: &str,
@@ -109,17 +112,23 @@ impl<'a> Index<'a> {
             .get(&(kind, namespace, name))?
             .iter()
             .copied()
-            .find(|m| group.is_none_or(|g| self::group(&m.reference.api_version) == g))
+            .find(|m| api_group.is_none_or(|g| group(&m.reference.api_version) == g))
     }
 
     /// Whether the object is among the manifests or assumed to exist.
-    fn exists(&self, group: Option<&str>, kind: &str, namespace: Option<&str>, name: &str) -> bool {
-        self.find(group, kind, namespace, name).is_some()
+    fn exists(
+        &self,
+        api_group: Option<&str>,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> bool {
+        self.find(api_group, kind, namespace, name).is_some()
             || self.external.contains(kind, namespace, name)
     }
 }
 
-/// The API group of an `apiVersion` (`apps/v1` → `apps`, `v1` → the core group, ``).
+/// The API group of an `apiVersion`: `apps/v1` → `apps`; `v1` → `""`, the core group.
 fn group(api_version: &str) -> &str {
     api_version.split_once('/').map_or("", |(g, _)| g)
 }
@@ -129,7 +138,7 @@ fn at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
     path.iter().try_fold(value, |v, key| v.get(key))
 }
 
-fn text<'v>(value: Option<&'v Value>) -> Option<&'v str> {
+fn text(value: Option<&Value>) -> Option<&str> {
     value.and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 

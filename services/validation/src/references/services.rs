@@ -9,7 +9,7 @@ use super::{Index, at, finding, group, in_namespace, missing, text};
 use crate::manifests::Manifest;
 
 pub(super) fn check_selector(m: &Manifest, index: &Index, out: &mut Vec<Finding>) {
-    if m.reference.kind != "Service" || group(&m.reference.api_version) != "" {
+    if m.reference.kind != "Service" || !group(&m.reference.api_version).is_empty() {
         return;
     }
     let Some(spec) = m.object.get("spec") else {
