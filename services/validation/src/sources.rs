@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use configsync_core::event::{Finding, Severity};
 
 use crate::manifests::is_manifest;
+use crate::render::{enclosing_root, is_render_input, root_kind};
 
 /// Files read, relative to the root, and findings for what could not or must not be read.
 #[derive(Debug, Default)]
@@ -58,6 +59,12 @@ pub fn read(root: &Path, paths: &[PathBuf], max_file_bytes: u64) -> Sources {
         } else {
             root.join(path)
         };
+        if let Ok(inside) = full.strip_prefix(&root)
+            && enclosing_root(&root, &inside.display().to_string()).is_some()
+        {
+            // Rendered, not read: `render::discover` lists the root.
+            continue;
+        }
         visit(&root, &full, max_file_bytes, &mut sources);
     }
     sources.files.sort_by(|a, b| a.0.cmp(&b.0));
@@ -114,6 +121,9 @@ fn visit(root: &Path, path: &Path, max: u64, out: &mut Sources) {
         return;
     }
     if meta.is_dir() {
+        if root_kind(path).is_some() {
+            return;
+        }
         let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
             Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
             Err(e) => {
@@ -137,7 +147,8 @@ fn visit(root: &Path, path: &Path, max: u64, out: &mut Sources) {
         }
         return;
     }
-    if !is_manifest(&shown) {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if !is_manifest(&shown) || is_render_input(name) {
         return;
     }
     if meta.len() > max {
