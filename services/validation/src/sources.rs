@@ -147,7 +147,10 @@ fn visit(root: &Path, path: &Path, max: u64, out: &mut Sources) {
         }
         return;
     }
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     if !is_manifest(&shown) || is_render_input(name) {
         return;
     }
@@ -202,5 +205,36 @@ mod tests {
         );
         let rules: Vec<_> = s.findings.iter().map(|f| f.rule.as_str()).collect();
         assert_eq!(rules, ["file.refused", "file.path"], "{:?}", s.findings);
+    }
+
+    #[test]
+    fn kustomize_and_helm_roots_and_their_inputs_are_left_to_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (path, text) in [
+            ("app/kustomization.yaml", "resources: [d.yaml]"),
+            ("app/d.yaml", "a: 1"),
+            ("app/sub/e.yaml", "a: 1"),
+            ("charts/web/Chart.yaml", "name: web"),
+            ("charts/web/values.yaml", "a: 1"),
+            ("charts/web/templates/t.yaml", "{{ .Values.a }}"),
+            ("plain/values-prod.yaml", "a: 1"),
+            ("plain/cm.yaml", "a: 1"),
+        ] {
+            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            std::fs::write(root.join(path), text).unwrap();
+        }
+        let s = read(
+            root,
+            &[
+                PathBuf::from("."),
+                PathBuf::from("charts/web/templates/t.yaml"),
+                PathBuf::from("app/sub"),
+            ],
+            1 << 20,
+        );
+        let files: Vec<_> = s.files.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(files, ["plain/cm.yaml"]);
+        assert!(s.findings.is_empty(), "{:?}", s.findings);
     }
 }

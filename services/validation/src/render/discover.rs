@@ -295,7 +295,11 @@ mod tests {
     fn finds_roots_bases_and_plain_files() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        write(root, "configs/base/kustomization.yaml", "resources: [d.yaml]\n");
+        write(
+            root,
+            "configs/base/kustomization.yaml",
+            "resources: [d.yaml]\n",
+        );
         write(root, "configs/base/d.yaml", "kind: Deployment\n");
         write(
             root,

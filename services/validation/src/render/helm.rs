@@ -34,7 +34,7 @@ pub(super) fn check(repo_root: &Path, dir: &str, env: Option<&str>) -> Result<Ch
             release = value.get("name").and_then(Value::as_str).map(release_name);
             findings.extend(dependencies(repo_root, dir, &chart_file, &text, &value));
         }
-        Err(f) => findings.push(f),
+        Err(f) => findings.push(*f),
     }
     let mut values = Vec::new();
     if is_regular(&repo_root.join(dir).join("values.yaml")) {
@@ -80,32 +80,52 @@ fn is_regular(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
 }
 
-fn read_chart(repo_root: &Path, file: &str) -> Result<(String, Value), Finding> {
+fn read_chart(repo_root: &Path, file: &str) -> Result<(String, Value), Box<Finding>> {
     let full = repo_root.join(file);
-    let meta = std::fs::symlink_metadata(&full)
-        .map_err(|e| finding("render.invalid", file, None, format!("cannot read: {e}")))?;
+    let meta = std::fs::symlink_metadata(&full).map_err(|e| {
+        Box::new(finding(
+            "render.invalid",
+            file,
+            None,
+            format!("cannot read: {e}"),
+        ))
+    })?;
     if !meta.is_file() {
         // A link is reported by `links`; anything else is not a chart file.
-        return Err(finding(
+        return Err(Box::new(finding(
             "render.invalid",
             file,
             None,
             "Chart.yaml is not a regular file".into(),
-        ));
+        )));
     }
     if meta.len() > MAX_CHART_BYTES {
-        return Err(finding(
+        return Err(Box::new(finding(
             "render.invalid",
             file,
             None,
-            format!("Chart.yaml is {} bytes, over the limit of {MAX_CHART_BYTES}", meta.len()),
-        ));
+            format!(
+                "Chart.yaml is {} bytes, over the limit of {MAX_CHART_BYTES}",
+                meta.len()
+            ),
+        )));
     }
-    let text = std::fs::read_to_string(&full)
-        .map_err(|e| finding("render.invalid", file, None, format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(&full).map_err(|e| {
+        Box::new(finding(
+            "render.invalid",
+            file,
+            None,
+            format!("cannot read: {e}"),
+        ))
+    })?;
     let value = serde_yaml::from_str(&text).map_err(|e| {
         let line = e.location().and_then(|l| u32::try_from(l.line()).ok());
-        finding("render.invalid", file, line, format!("not valid YAML: {e}"))
+        Box::new(finding(
+            "render.invalid",
+            file,
+            line,
+            format!("not valid YAML: {e}"),
+        ))
     })?;
     Ok((text, value))
 }
@@ -113,7 +133,13 @@ fn read_chart(repo_root: &Path, file: &str) -> Result<(String, Value), Finding> 
 /// `dependencies[].repository`: a remote one is accepted only when the dependency is
 /// vendored under `charts/` (then `helm template` never fetches it); a `file://` one must
 /// stay inside the repository.
-fn dependencies(repo_root: &Path, dir: &str, file: &str, text: &str, chart: &Value) -> Vec<Finding> {
+fn dependencies(
+    repo_root: &Path,
+    dir: &str,
+    file: &str,
+    text: &str,
+    chart: &Value,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     let Some(Value::Sequence(deps)) = chart.get("dependencies") else {
         return findings;

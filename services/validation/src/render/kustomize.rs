@@ -41,24 +41,30 @@ struct Kustomization {
     value: Value,
 }
 
-fn read(repo_root: &Path, dir: &str) -> Result<Option<Kustomization>, Finding> {
+fn read(repo_root: &Path, dir: &str) -> Result<Option<Kustomization>, Box<Finding>> {
     let Some(name) = kustomization_file(&repo_root.join(dir)) else {
         return Ok(None);
     };
     let file = join(dir, name);
     let full = repo_root.join(&file);
-    let meta = std::fs::symlink_metadata(&full)
-        .map_err(|e| finding("render.invalid", &file, None, format!("cannot read: {e}")))?;
+    let meta = std::fs::symlink_metadata(&full).map_err(|e| {
+        Box::new(finding(
+            "render.invalid",
+            &file,
+            None,
+            format!("cannot read: {e}"),
+        ))
+    })?;
     if meta.file_type().is_symlink() {
-        return Err(finding(
+        return Err(Box::new(finding(
             "render.symlink",
             &file,
             None,
             "the kustomization is a symbolic link; links are not followed".into(),
-        ));
+        )));
     }
     if meta.len() > MAX_KUSTOMIZATION_BYTES {
-        return Err(finding(
+        return Err(Box::new(finding(
             "render.invalid",
             &file,
             None,
@@ -66,21 +72,32 @@ fn read(repo_root: &Path, dir: &str) -> Result<Option<Kustomization>, Finding> {
                 "kustomization is {} bytes, over the limit of {MAX_KUSTOMIZATION_BYTES}",
                 meta.len()
             ),
-        ));
+        )));
     }
-    let text = std::fs::read_to_string(&full)
-        .map_err(|e| finding("render.invalid", &file, None, format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(&full).map_err(|e| {
+        Box::new(finding(
+            "render.invalid",
+            &file,
+            None,
+            format!("cannot read: {e}"),
+        ))
+    })?;
     let value: Value = serde_yaml::from_str(&text).map_err(|e| {
         let line = e.location().and_then(|l| u32::try_from(l.line()).ok());
-        finding("render.invalid", &file, line, format!("not valid YAML: {e}"))
+        finding(
+            "render.invalid",
+            &file,
+            line,
+            format!("not valid YAML: {e}"),
+        )
     })?;
     if !matches!(value, Value::Mapping(_) | Value::Null) {
-        return Err(finding(
+        return Err(Box::new(finding(
             "render.invalid",
             &file,
             Some(1),
             "a kustomization must be a YAML mapping".into(),
-        ));
+        )));
     }
     Ok(Some(Kustomization { file, text, value }))
 }
@@ -150,7 +167,14 @@ impl Checker<'_> {
                 return;
             }
             Err(f) => {
-                self.findings.push(f);
+                // A linked kustomization was already reported by `scan_links`.
+                let reported = f.rule == "render.symlink"
+                    && f.file
+                        .as_ref()
+                        .is_some_and(|file| self.links.contains(file));
+                if !reported {
+                    self.findings.push(*f);
+                }
                 return;
             }
         };
@@ -428,6 +452,9 @@ mod tests {
         write(root, "a/kustomization.yaml", "resources: [x.yaml]\n");
         std::os::unix::fs::symlink("/etc/passwd", root.join("a/x.yaml")).unwrap();
         write(root, "b/kustomization.yaml", "resources: [\n");
+        write(root, "real.yaml", "resources: []\n");
+        std::fs::create_dir_all(root.join("c")).unwrap();
+        std::os::unix::fs::symlink("../real.yaml", root.join("c/kustomization.yaml")).unwrap();
         let a = rules(&check(root, "a"));
         assert_eq!(
             a,
@@ -437,5 +464,10 @@ mod tests {
         let b = check(root, "b");
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].rule, "render.invalid");
+        let c = rules(&check(root, "c"));
+        assert_eq!(
+            c,
+            [("render.symlink".into(), "c/kustomization.yaml".into(), None)]
+        );
     }
 }

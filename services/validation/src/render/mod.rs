@@ -4,6 +4,11 @@
 //! repository with a cleared environment, no network where the kernel allows, a timeout and
 //! an output cap (`sandbox`).
 //!
+//! Isolation: every tool runs under `unshare --net` (a network namespace with only a
+//! loopback) when that works on the machine, probed once; otherwise without, and only the
+//! pre-checks keep remote sources out. `Rendered::isolation` and every run finding say which.
+//! The tool's own restrictions stay as they are (kustomize's load restrictor is not loosened).
+//!
 //! Rule ids: `render.remote-source`, `render.path-escape`, `render.symlink`, `render.invalid`,
 //! `render.tool-missing`, `render.failed`, `render.timeout`, `render.output-too-large`,
 //! `render.repository-too-large`.
@@ -132,9 +137,34 @@ fn join(dir: &str, name: &str) -> String {
     }
 }
 
-/// First line (1-based) of `text` where `needle` appears, to point a finding at an entry.
+/// First line (1-based) of `text` where `needle` appears as a whole YAML scalar or list
+/// entry (not inside a longer path), to point a finding at an entry.
 fn line_of(text: &str, needle: &str) -> Option<u32> {
+    let bounded = |line: &str| {
+        line.match_indices(needle).any(|(at, _)| {
+            let before = line[..at].chars().next_back();
+            let after = line[at + needle.len()..].chars().next();
+            before.is_none_or(|c| " -[,\"':=".contains(c))
+                && after.is_none_or(|c| " ],\"'#".contains(c))
+        })
+    };
     text.lines()
-        .position(|l| !l.trim_start().starts_with('#') && l.contains(needle))
+        .position(|l| !l.trim_start().starts_with('#') && bounded(l))
         .and_then(|i| u32::try_from(i + 1).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_found_on_their_own_line() {
+        let text = "# /etc/passwd\nresources:\n- ../../../etc/passwd\n- /etc/passwd\n\
+                    files: [a=/etc/shadow, \"x\"]\n";
+        assert_eq!(line_of(text, "/etc/passwd"), Some(4));
+        assert_eq!(line_of(text, "../../../etc/passwd"), Some(3));
+        assert_eq!(line_of(text, "/etc/shadow"), Some(5));
+        assert_eq!(line_of(text, "x"), Some(5));
+        assert_eq!(line_of(text, "/etc"), None);
+    }
 }

@@ -108,9 +108,15 @@ mod tests {
             resolve("configs/prod", "../base"),
             Target::Local("configs/base".into())
         );
-        assert_eq!(resolve("configs/prod", "./a/./b.yaml"), Target::Local("configs/prod/a/b.yaml".into()));
+        assert_eq!(
+            resolve("configs/prod", "./a/./b.yaml"),
+            Target::Local("configs/prod/a/b.yaml".into())
+        );
         assert_eq!(resolve("configs", ".."), Target::Local(".".into()));
-        assert_eq!(resolve("configs/prod", "../../../etc/passwd"), Target::Escapes);
+        assert_eq!(
+            resolve("configs/prod", "../../../etc/passwd"),
+            Target::Escapes
+        );
         assert_eq!(resolve(".", "a/../../b"), Target::Escapes);
         assert_eq!(resolve("configs", "/etc/passwd"), Target::Absolute);
     }

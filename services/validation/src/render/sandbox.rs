@@ -73,11 +73,17 @@ fn search(path: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     std::env::split_paths(path?)
         .map(|dir| dir.join(name))
-        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 fn tool_path(options: &RenderOptions) -> Option<OsString> {
-    options.tool_path.clone().or_else(|| std::env::var_os("PATH"))
+    options
+        .tool_path
+        .clone()
+        .or_else(|| std::env::var_os("PATH"))
 }
 
 /// The executable `name` on the tools' `PATH`.
@@ -98,23 +104,34 @@ pub(super) fn run(
     let scratch = tempfile::Builder::new()
         .prefix("configsync-render-")
         .tempdir()
-        .map_err(|e| failed("render.failed", format!("cannot create a scratch directory: {e}")))?;
+        .map_err(|e| {
+            failed(
+                "render.failed",
+                format!("cannot create a scratch directory: {e}"),
+            )
+        })?;
     let repo = scratch.path().join("repo");
     let home = scratch.path().join("home");
     for dir in [&repo, &home, &scratch.path().join("tmp")] {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| failed("render.failed", format!("cannot prepare the scratch directory: {e}")))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            failed(
+                "render.failed",
+                format!("cannot prepare the scratch directory: {e}"),
+            )
+        })?;
     }
-    copy_repository(repo_root, &repo, options).map_err(|f| vec![finding(&f.0, source, None, f.1)])?;
+    copy_repository(repo_root, &repo, options)
+        .map_err(|f| vec![finding(&f.0, source, None, f.1)])?;
 
     let isolation = if unshare().is_some() {
         Isolation::NetworkNamespace
     } else {
         Isolation::None
     };
-    let tool = program
-        .file_name()
-        .map_or_else(|| program.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let tool = program.file_name().map_or_else(
+        || program.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let mut command = match unshare() {
         Some((unshare, unshare_args)) => {
             let mut c = Command::new(unshare);
@@ -206,7 +223,10 @@ pub(super) fn run(
         ));
     }
     let scratch_prefix = format!("{}/", repo.display());
-    let tail = tail_lines(&stderr, &[&scratch_prefix, &scratch.path().display().to_string()]);
+    let tail = tail_lines(
+        &stderr,
+        &[&scratch_prefix, &scratch.path().display().to_string()],
+    );
     match (status, output) {
         (Some(status), Some(Ok(output))) if status.success() => Ok((output, isolation)),
         (Some(status), Some(Ok(_))) => Err(failed(
@@ -221,7 +241,10 @@ pub(super) fn run(
             "render.failed",
             format!("{tool} left a process holding its output open ({how}): {tail}"),
         )),
-        (None, _) => Err(failed("render.failed", format!("lost track of {tool} ({how})"))),
+        (None, _) => Err(failed(
+            "render.failed",
+            format!("lost track of {tool} ({how})"),
+        )),
     }
 }
 
@@ -294,7 +317,11 @@ fn kill_group(group: u32) {
 
 /// Copies the regular files of `from` into `to`, skipping `.git` and never copying a link
 /// (links inside a rendered root are findings of the pre-checks). Bounded by the options.
-fn copy_repository(from: &Path, to: &Path, options: &RenderOptions) -> Result<(), (String, String)> {
+fn copy_repository(
+    from: &Path,
+    to: &Path,
+    options: &RenderOptions,
+) -> Result<(), (String, String)> {
     let too_large = |what: String| {
         (
             "render.repository-too-large".to_string(),
@@ -321,20 +348,34 @@ fn copy_repository(from: &Path, to: &Path, options: &RenderOptions) -> Result<()
             };
             if kind.is_dir() {
                 std::fs::create_dir_all(to.join(&rel)).map_err(|e| {
-                    ("render.failed".to_string(), format!("cannot copy the repository: {e}"))
+                    (
+                        "render.failed".to_string(),
+                        format!("cannot copy the repository: {e}"),
+                    )
                 })?;
                 stack.push(rel);
             } else if kind.is_file() {
                 files += 1;
                 if files > options.max_copy_files {
-                    return Err(too_large(format!("more than {} files", options.max_copy_files)));
+                    return Err(too_large(format!(
+                        "more than {} files",
+                        options.max_copy_files
+                    )));
                 }
                 let remaining = options.max_copy_bytes.saturating_sub(bytes);
-                let copied = copy_file(&from.join(&rel), &to.join(&rel), remaining)
-                    .map_err(|e| ("render.failed".to_string(), format!("cannot copy {}: {e}", rel.display())))?;
+                let copied =
+                    copy_file(&from.join(&rel), &to.join(&rel), remaining).map_err(|e| {
+                        (
+                            "render.failed".to_string(),
+                            format!("cannot copy {}: {e}", rel.display()),
+                        )
+                    })?;
                 bytes += copied;
                 if bytes > options.max_copy_bytes {
-                    return Err(too_large(format!("more than {} bytes", options.max_copy_bytes)));
+                    return Err(too_large(format!(
+                        "more than {} bytes",
+                        options.max_copy_bytes
+                    )));
                 }
             }
         }
@@ -364,7 +405,10 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", from.path().join("a/l.yaml")).unwrap();
         let options = RenderOptions::default();
         copy_repository(from.path(), to.path(), &options).unwrap();
-        assert_eq!(std::fs::read(to.path().join("a/f.yaml")).unwrap(), b"0123456789");
+        assert_eq!(
+            std::fs::read(to.path().join("a/f.yaml")).unwrap(),
+            b"0123456789"
+        );
         assert!(std::fs::symlink_metadata(to.path().join("a/l.yaml")).is_err());
         assert!(!to.path().join(".git").exists());
 
@@ -379,7 +423,9 @@ mod tests {
 
     #[test]
     fn stderr_tail_keeps_the_last_lines_without_scratch_paths() {
-        let stderr: String = (1..=30).map(|i| format!("  line {i} /tmp/s/repo/a.yaml\n\n")).collect();
+        let stderr: String = (1..=30)
+            .map(|i| format!("  line {i} /tmp/s/repo/a.yaml\n\n"))
+            .collect();
         let tail = tail_lines(stderr.as_bytes(), &["/tmp/s/repo/"]);
         let lines: Vec<_> = tail.lines().collect();
         assert_eq!(lines.len(), STDERR_LINES);
@@ -394,7 +440,8 @@ mod tests {
         let out = read_capped(&mut data.as_slice(), 100 * 1024, || over = true).unwrap();
         assert!(over);
         assert!(out.len() <= 100 * 1024);
-        let out = read_capped(&mut data.as_slice(), 300 * 1024, || panic!("under the cap")).unwrap();
+        let out =
+            read_capped(&mut data.as_slice(), 300 * 1024, || panic!("under the cap")).unwrap();
         assert_eq!(out.len(), data.len());
     }
 }

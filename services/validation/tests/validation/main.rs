@@ -1,0 +1,3 @@
+//! Integration tests of the validation engine, one module per engine module.
+
+mod render;
