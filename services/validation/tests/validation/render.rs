@@ -328,7 +328,7 @@ fn a_tool_that_hangs_is_killed_with_its_process_group() {
     let elapsed = started.elapsed();
     assert_eq!(rules(&findings), ["render.timeout"], "{findings:?}");
     assert!(
-        elapsed < Duration::from_millis(1800),
+        elapsed < Duration::from_millis(2400),
         "bounded by the timeout, not by the grandchild's 30 s or the reader grace: {elapsed:?}"
     );
     let pid = std::fs::read_to_string(&pid_file).unwrap();
