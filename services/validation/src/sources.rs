@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use configsync_core::event::{Finding, Severity};
 
 use crate::manifests::is_manifest;
+use crate::render::{enclosing_root, is_render_input, root_kind};
 
 /// Files read, relative to the root, and findings for what could not or must not be read.
 #[derive(Debug, Default)]
@@ -58,6 +59,12 @@ pub fn read(root: &Path, paths: &[PathBuf], max_file_bytes: u64) -> Sources {
         } else {
             root.join(path)
         };
+        if let Ok(inside) = full.strip_prefix(&root)
+            && enclosing_root(&root, &inside.display().to_string()).is_some()
+        {
+            // Rendered, not read: `render::discover` lists the root.
+            continue;
+        }
         visit(&root, &full, max_file_bytes, &mut sources);
     }
     sources.files.sort_by(|a, b| a.0.cmp(&b.0));
@@ -114,6 +121,9 @@ fn visit(root: &Path, path: &Path, max: u64, out: &mut Sources) {
         return;
     }
     if meta.is_dir() {
+        if root_kind(path).is_some() {
+            return;
+        }
         let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
             Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
             Err(e) => {
@@ -137,7 +147,11 @@ fn visit(root: &Path, path: &Path, max: u64, out: &mut Sources) {
         }
         return;
     }
-    if !is_manifest(&shown) {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if !is_manifest(&shown) || is_render_input(name) {
         return;
     }
     if meta.len() > max {
@@ -191,5 +205,36 @@ mod tests {
         );
         let rules: Vec<_> = s.findings.iter().map(|f| f.rule.as_str()).collect();
         assert_eq!(rules, ["file.refused", "file.path"], "{:?}", s.findings);
+    }
+
+    #[test]
+    fn kustomize_and_helm_roots_and_their_inputs_are_left_to_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (path, text) in [
+            ("app/kustomization.yaml", "resources: [d.yaml]"),
+            ("app/d.yaml", "a: 1"),
+            ("app/sub/e.yaml", "a: 1"),
+            ("charts/web/Chart.yaml", "name: web"),
+            ("charts/web/values.yaml", "a: 1"),
+            ("charts/web/templates/t.yaml", "{{ .Values.a }}"),
+            ("plain/values-prod.yaml", "a: 1"),
+            ("plain/cm.yaml", "a: 1"),
+        ] {
+            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            std::fs::write(root.join(path), text).unwrap();
+        }
+        let s = read(
+            root,
+            &[
+                PathBuf::from("."),
+                PathBuf::from("charts/web/templates/t.yaml"),
+                PathBuf::from("app/sub"),
+            ],
+            1 << 20,
+        );
+        let files: Vec<_> = s.files.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(files, ["plain/cm.yaml"]);
+        assert!(s.findings.is_empty(), "{:?}", s.findings);
     }
 }

@@ -1,4 +1,5 @@
 //! The validation engine's integration tests: fixtures and the shared corpus, through the
-//! public API.
+//! public API, one module per engine module.
 
 mod references;
+mod render;
