@@ -2,9 +2,11 @@
 //! and `configsync validate` (on files in a checkout, pre-merge in CI): loading manifests with
 //! limits, checking them, and reporting findings in the formats CI systems read.
 //!
-//! Today: plain YAML/JSON manifests, syntax and object shape, duplicates. Kubernetes schemas,
-//! policies, references and Kustomize/Helm rendering are the next steps (docs/architecture.md).
+//! Today: plain YAML/JSON manifests, syntax and object shape, duplicates, Kubernetes schemas
+//! (built-in per version, and from CRDs). Policies, references and Kustomize/Helm rendering
+//! are the next steps (docs/architecture.md).
 
 pub mod manifests;
 pub mod report;
+pub mod schema;
 pub mod sources;

@@ -1,0 +1,3 @@
+//! Integration and fixture tests of the validation engine, one module per engine module.
+
+mod schema;
