@@ -11,7 +11,8 @@ pub(crate) struct Deprecation {
     pub deprecated_in: u32,
     /// `None`: deprecated but still served.
     pub removed_in: Option<u32>,
-    /// What to use instead, `None` when nothing replaces it.
+    /// What to use instead: an apiVersion (serving the same kind), or a full description
+    /// when it contains a space; `None` when nothing replaces it.
     pub replacement: Option<&'static str>,
 }
 

@@ -254,7 +254,7 @@ impl Schemas {
                         .and_then(|(_, last)| self.lifetimes.next(last))
                 });
             if let Some(removed_in) = removed_in {
-                let instead = replacement(api_version, kind, known)
+                let instead = replacement(api_version, kind)
                     .map(|r| format!("; use {r}"))
                     .unwrap_or_default();
                 return Some(problem(
@@ -322,7 +322,7 @@ impl Schemas {
             },
             (None, None) => return,
         };
-        let instead = replacement(api_version, kind, known)
+        let instead = replacement(api_version, kind)
             .map(|r| format!("; use {r}"))
             .unwrap_or_default();
         problems.push(Problem {
@@ -334,23 +334,14 @@ impl Schemas {
     }
 }
 
-/// What replaces a kind: the table's word, else the same kind in the newest version's
-/// group, when there is one.
-fn replacement(
-    api_version: &str,
-    kind: &str,
-    known: Option<&deprecations::Deprecation>,
-) -> Option<String> {
-    if let Some(d) = known.or_else(|| deprecations::find(api_version, kind)) {
-        return d.replacement.map(|r| {
-            if r.contains(' ') {
-                r.to_string()
-            } else {
-                format!("{r} {kind}")
-            }
-        });
-    }
-    None
+/// What replaces a kind, from the table: `apps/v1` becomes `apps/v1 Deployment`.
+fn replacement(api_version: &str, kind: &str) -> Option<String> {
+    let r = deprecations::find(api_version, kind)?.replacement?;
+    Some(if r.contains(' ') {
+        r.to_string()
+    } else {
+        format!("{r} {kind}")
+    })
 }
 
 /// Every object needs `metadata.name` or `metadata.generateName`.
