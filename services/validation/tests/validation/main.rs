@@ -3,3 +3,4 @@
 
 mod references;
 mod render;
+mod schema;
