@@ -58,20 +58,26 @@ impl Ownership {
     /// A finding belongs to the resource of its file that it names; when a file defines the
     /// same object twice, to the definition that starts last at or before the finding's line
     /// (a finding may point inside the object, not only at its first line). A finding naming
-    /// no object belongs to the resource starting at its exact line, if any.
+    /// an object but no file belongs to its first definition; one naming no object, to the
+    /// resource starting at its exact line, if any.
     fn of(resources: &[Resource], findings: &[Finding]) -> Self {
         type Key<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str);
         let mut by_object: HashMap<Key, Vec<usize>> = HashMap::new();
         let mut by_line: HashMap<(&str, u32), usize> = HashMap::new();
         for (i, r) in resources.iter().enumerate() {
+            let object = (
+                r.api_version.as_str(),
+                r.kind.as_str(),
+                r.namespace.as_deref(),
+                r.name.as_str(),
+            );
             by_object
-                .entry((
-                    &r.file,
-                    &r.api_version,
-                    &r.kind,
-                    r.namespace.as_deref(),
-                    &r.name,
-                ))
+                .entry((&r.file, object.0, object.1, object.2, object.3))
+                .or_default()
+                .push(i);
+            // "" is no file: the first definition of the object anywhere.
+            by_object
+                .entry(("", object.0, object.1, object.2, object.3))
                 .or_default()
                 .push(i);
             by_line.entry((&r.file, r.line)).or_insert(i);
@@ -79,7 +85,7 @@ impl Ownership {
         let owner = findings
             .iter()
             .map(|f| {
-                let file = f.file.as_deref()?;
+                let file = f.file.as_deref().unwrap_or("");
                 let Some(o) = &f.object else {
                     return by_line.get(&(file, f.line?)).copied();
                 };
@@ -91,6 +97,7 @@ impl Ownership {
                     o.name.as_str(),
                 );
                 match by_object.get(&key) {
+                    Some(candidates) if file.is_empty() => candidates.first().copied(),
                     Some(candidates) => {
                         let line = f.line.unwrap_or(0);
                         candidates
