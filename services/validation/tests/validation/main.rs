@@ -2,3 +2,4 @@
 //! consumers' schemas, and the benchmark's manifest generator.
 
 mod formats;
+mod generator;
