@@ -1,6 +1,8 @@
 //! The validation engine's integration tests: fixtures and the shared corpus, through the
 //! public API, one module per engine module.
 
+mod formats;
+mod generator;
 mod references;
 mod render;
 mod schema;
