@@ -1,0 +1,3 @@
+//! Integration tests of the validation engine, on fixture files under tests/fixtures.
+
+mod policy;
