@@ -36,6 +36,19 @@ pub(super) struct Target {
 }
 
 impl Target {
+    /// One target per rule: how the baseline is evaluated on an object the combined query
+    /// failed on, so that the rules that can run still report.
+    pub fn split(&self) -> Vec<Target> {
+        self.rules
+            .iter()
+            .map(|rule| Target {
+                query: format!("data.{}.{}", rule.package, rule.rule),
+                file: self.file.clone(),
+                rules: vec![rule.clone()],
+            })
+            .collect()
+    }
+
     /// The name of the policy in messages: `package.rule`, or the baseline's package prefix.
     pub fn name(&self) -> String {
         match self.rules.as_slice() {

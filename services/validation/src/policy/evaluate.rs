@@ -89,8 +89,19 @@ fn evaluate_object(
     budget: Duration,
     out: &mut Vec<Finding>,
 ) {
-    let start = Instant::now();
     engine.set_input(Value::from(manifest.object.clone()));
+    evaluate_targets(engine, targets, manifest, (Instant::now(), budget), out);
+}
+
+/// The targets on the engine's input, within the object's (start, budget). Returns false
+/// when the budget ran out.
+fn evaluate_targets(
+    engine: &mut regorus::Engine,
+    targets: &[Target],
+    manifest: &Manifest,
+    (start, budget): (Instant, Duration),
+    out: &mut Vec<Finding>,
+) -> bool {
     for target in targets {
         let left = budget.saturating_sub(start.elapsed());
         let result = if left.is_zero() {
@@ -120,7 +131,7 @@ fn evaluate_object(
                     ),
                 ));
                 // The object's budget is spent.
-                return;
+                return false;
             }
             Err(Stop::Limit(Exceeded::Memory)) => out.push(object_finding(
                 manifest,
@@ -135,6 +146,13 @@ fn evaluate_object(
                     limits::MAX_RANGE_ELEMENTS
                 ),
             )),
+            Err(Stop::Error(_)) if target.rules.len() > 1 => {
+                // A field of an unexpected type (the schema check reports it) broke one of
+                // the combined rules: run them one by one, so the others still report.
+                if !evaluate_targets(engine, &target.split(), manifest, (start, budget), out) {
+                    return false;
+                }
+            }
             Err(Stop::Error(error)) => {
                 // regorus reports some mistakes only when a rule runs (an unknown function,
                 // a wrong number of arguments, conflicting rules): say where.
@@ -150,6 +168,7 @@ fn evaluate_object(
             }
         }
     }
+    true
 }
 
 enum Stop {

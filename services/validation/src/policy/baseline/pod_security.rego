@@ -52,6 +52,7 @@ deny contains {"id": "baseline.capabilities", "path": sprintf("%s.securityContex
 
 deny contains {"id": "baseline.host-path", "path": sprintf("%s.volumes[%v].hostPath", [lib.pod.path, i]), "msg": sprintf("volume %v mounts a host path", [object.get(v, "name", i)])} if {
 	some i, v in lib.pod.spec.volumes
+	is_object(v)
 	v.hostPath
 }
 
@@ -111,6 +112,7 @@ deny contains {"id": "baseline.apparmor", "path": sprintf("%s.securityContext.ap
 deny contains {"id": "baseline.apparmor", "path": sprintf("%s.annotations", [lib.pod.meta_path]), "msg": sprintf("annotation %v sets AppArmor profile %v", [key, value])} if {
 	some key, value in lib.pod.meta.annotations
 	startswith(key, apparmor_annotation_prefix)
+	is_string(value)
 	value != "runtime/default"
 	not startswith(value, "localhost/")
 }

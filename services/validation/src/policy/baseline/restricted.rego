@@ -12,6 +12,7 @@ linux if object.get(lib.pod.spec, ["os", "name"], "") != "windows"
 
 warn contains {"id": "baseline.volume-types", "path": sprintf("%s.volumes[%v]", [lib.pod.path, i]), "msg": sprintf("volume %v has type %v, outside the restricted set", [object.get(v, "name", i), type])} if {
 	some i, v in lib.pod.spec.volumes
+	is_object(v)
 	some type, _ in v
 	type != "name"
 	type != "hostPath" # an error in the baseline profile already
