@@ -505,3 +505,18 @@ fn baseline_throughput() {
         assert!(rate > 20.0, "{rate:.0} objects/s");
     }
 }
+
+/// The validator service shares one compiled `Policies` between its tasks.
+#[test]
+fn policies_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    let policies = baseline();
+    shareable(&policies);
+    let manifests = load_file(&fixtures().join("baseline/violations/privileged.yaml"));
+    let from_thread = std::thread::scope(|s| {
+        s.spawn(|| policies.evaluate(&manifests, PolicyMode::Enforce))
+            .join()
+            .unwrap()
+    });
+    assert_eq!(rules(&from_thread), ["baseline.privileged"]);
+}
