@@ -7,6 +7,7 @@
 
 pub mod decode;
 pub mod manifests;
+pub mod policy;
 pub mod positions;
 pub mod references;
 pub mod render;

@@ -3,6 +3,7 @@
 
 mod formats;
 mod generator;
+mod policy;
 mod references;
 mod render;
 mod schema;
