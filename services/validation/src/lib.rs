@@ -6,6 +6,7 @@
 //! `engine` puts the steps together (docs/architecture.md, "validation engine").
 
 pub mod decode;
+pub mod engine;
 pub mod manifests;
 pub mod policy;
 pub mod positions;

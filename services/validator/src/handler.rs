@@ -2,6 +2,7 @@
 //! `configs/<env>/` at the revision, load and check the manifests, store the bundle, and emit
 //! validation passed or failed.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -13,7 +14,7 @@ use configsync_core::git::{self, GitError, Mirror, TreeFile};
 use configsync_core::log::bundles::{Bundle, BundleStore};
 use configsync_core::log::{HandlerError, Publisher};
 
-use configsync_validation::manifests::{self, Limits};
+use configsync_validation::engine::{self, Checker, Options};
 
 /// Everything the handler needs, shared by concurrent handlings.
 pub struct Validator {
@@ -24,7 +25,14 @@ pub struct Validator {
     pub source: String,
     /// Set on shutdown to abort a fetch in progress.
     pub interrupt: Arc<AtomicBool>,
+    pub options: Options,
+    /// Schemas and the baseline policies, for revisions without a `policies/` directory.
+    pub checker: Arc<Checker>,
 }
+
+/// The repository's own Rego policies at a revision (`policies/*.rego`), which apply to every
+/// environment of that revision.
+const POLICY_DIR: &str = "policies";
 
 /// What reading an environment's directory produced.
 enum EnvFiles {
@@ -52,23 +60,43 @@ impl Validator {
             .iter()
             .map(|e| e.environment.clone())
             .collect();
-        let files = self
+        let (files, policies) = self
             .clone()
             .read_environments(commit.sha.clone(), environments)
             .await?;
+        let checker = self.checker_for(policies).await?;
         for (environment, files) in files {
-            let outgoing = self.validate(commit, &environment, files, &event).await?;
+            let outgoing = self
+                .validate(commit, &environment, files, &checker, &event)
+                .await?;
             self.publisher.publish(&outgoing).await?;
         }
         Ok(())
     }
 
-    /// Fetches (so the revision is present) and reads each environment's directory.
+    /// The checker for a revision: the shared one, or one with the revision's own policies.
+    async fn checker_for(
+        &self,
+        policies: Vec<(String, String)>,
+    ) -> Result<Arc<Checker>, HandlerError> {
+        if policies.is_empty() {
+            return Ok(self.checker.clone());
+        }
+        let options = self.options.clone();
+        let checker = tokio::task::spawn_blocking(move || Checker::new(options, &policies))
+            .await
+            .map_err(|e| HandlerError::Transient(format!("policy compilation failed: {e}")))?
+            .map_err(|e| HandlerError::Terminal(e.to_string()))?;
+        Ok(Arc::new(checker))
+    }
+
+    /// Fetches (so the revision is present) and reads each environment's directory, and the
+    /// repository's `policies/` (Rego sources).
     async fn read_environments(
         self: Arc<Self>,
         sha: String,
         environments: Vec<String>,
-    ) -> Result<Vec<(String, EnvFiles)>, HandlerError> {
+    ) -> Result<(Vec<(String, EnvFiles)>, Vec<(String, String)>), HandlerError> {
         tokio::task::spawn_blocking(move || {
             let revision =
                 git::parse_sha(&sha).map_err(|e| HandlerError::Terminal(e.to_string()))?;
@@ -88,7 +116,19 @@ impl Validator {
             let mut out = Vec::new();
             for env in environments {
                 let dir = format!("configs/{env}");
-                let files = match git::read_dir(&repo, revision, &dir, &git::Limits::default()) {
+                let limits = git::Limits::default();
+                let files = match git::read_dir(&repo, revision, &dir, &limits) {
+                    // Kustomize bases and Helm charts may live anywhere in the repository:
+                    // rendering needs the whole tree.
+                    Ok(files) if files.iter().any(|f| is_render_root_file(&f.path)) => {
+                        match git::read_dir(&repo, revision, "", &limits) {
+                            Ok(all) => EnvFiles::Files(all),
+                            Err(e) => match content_finding(&e, &dir) {
+                                Some(f) => EnvFiles::Finding(f),
+                                None => return Err(git_error(e)),
+                            },
+                        }
+                    }
                     Ok(files) => EnvFiles::Files(files),
                     Err(e) => match content_finding(&e, &dir) {
                         Some(f) => EnvFiles::Finding(f),
@@ -97,7 +137,17 @@ impl Validator {
                 };
                 out.push((env, files));
             }
-            Ok(out)
+            let policies = match git::read_dir(&repo, revision, POLICY_DIR, &git::Limits::default())
+            {
+                Ok(files) => files
+                    .into_iter()
+                    .filter(|f| f.path.ends_with(".rego") && !f.path.ends_with("_test.rego"))
+                    .map(|f| (f.path, String::from_utf8_lossy(&f.bytes).into_owned()))
+                    .collect(),
+                Err(GitError::PathNotFound { .. }) => Vec::new(),
+                Err(e) => return Err(git_error(e)),
+            };
+            Ok((out, policies))
         })
         .await
         .map_err(|e| HandlerError::Transient(format!("reader task failed: {e}")))?
@@ -108,6 +158,7 @@ impl Validator {
         commit: &CommitDetected,
         environment: &str,
         files: EnvFiles,
+        checker: &Arc<Checker>,
         cause: &Received,
     ) -> Result<Outgoing, HandlerError> {
         let findings_of = |findings: Vec<Finding>| ValidationFailed {
@@ -120,7 +171,20 @@ impl Validator {
             EnvFiles::Files(files) => {
                 let files: Vec<(String, Vec<u8>)> =
                     files.into_iter().map(|f| (f.path, f.bytes)).collect();
-                let loaded = manifests::load(&files, Limits::default());
+                // Rendering, loading and checking are blocking work: off the runtime.
+                let checker = checker.clone();
+                let dir = PathBuf::from(format!("configs/{environment}"));
+                let mut loaded = tokio::task::spawn_blocking(move || {
+                    engine::validate_files(&checker, &files, &[dir])
+                })
+                .await
+                .map_err(|e| HandlerError::Transient(format!("validation task failed: {e}")))?
+                .map_err(|e| {
+                    HandlerError::Transient(format!("validation scratch directory: {e}"))
+                })?;
+                loaded
+                    .findings
+                    .sort_by_key(|f| f.severity != Severity::Error);
                 if loaded.has_errors() {
                     Some(findings_of(loaded.findings))
                 } else if loaded.manifests.is_empty() {
@@ -198,6 +262,15 @@ fn content_finding(error: &GitError, dir: &str) -> Option<Finding> {
     f.rule = rule.into();
     f.message = error.to_string();
     Some(f)
+}
+
+/// Whether `path` makes its directory a Kustomize or Helm root.
+fn is_render_root_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    matches!(
+        name,
+        "kustomization.yaml" | "kustomization.yml" | "Kustomization" | "Chart.yaml"
+    )
 }
 
 fn git_error(e: GitError) -> HandlerError {

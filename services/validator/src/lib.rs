@@ -18,6 +18,10 @@ use configsync_core::log::ConsumerSpec;
 use configsync_core::log::bundles::BundleStore;
 use configsync_core::service::{Service, ServiceConfig, ServiceError};
 use configsync_core::subject;
+use configsync_validation::engine::{Checker, Options};
+use configsync_validation::policy::PolicyMode;
+use configsync_validation::references::ExternalRef;
+use configsync_validation::schema::KubeVersion;
 use tokio_util::sync::CancellationToken;
 
 /// The service's name: its durable consumer, NATS user and event source.
@@ -46,6 +50,40 @@ pub struct Config {
     /// temporary directory, named after the repository).
     #[arg(long, env = "CONFIGSYNC_VALIDATOR_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Kubernetes version whose API schemas apply (default: the newest supported).
+    #[arg(long, env = "CONFIGSYNC_KUBE_VERSION", value_parser = clap::value_parser!(KubeVersion))]
+    pub kube_version: Option<KubeVersion>,
+    /// `warn` reports policy violations (baseline and the repository's `policies/`) without
+    /// failing validation.
+    #[arg(long, env = "CONFIGSYNC_POLICY_MODE", default_value = "deny", value_parser = parse_policy_mode)]
+    pub policy_mode: PolicyMode,
+    /// Objects that exist outside the repository (`Kind/name`, `Kind/namespace/name`,
+    /// `Kind/namespace/*`, `Namespace/name`), so references to them are not findings.
+    #[arg(long, env = "CONFIGSYNC_ASSUME_EXISTS", value_delimiter = ',')]
+    pub assume_exists: Vec<ExternalRef>,
+}
+
+fn parse_policy_mode(text: &str) -> Result<PolicyMode, String> {
+    match text {
+        "deny" => Ok(PolicyMode::Enforce),
+        "warn" => Ok(PolicyMode::Warn),
+        other => Err(format!("policy mode {other:?} is neither deny nor warn")),
+    }
+}
+
+impl Config {
+    /// The checks' options from the flags.
+    pub fn check_options(&self) -> Options {
+        let mut options = Options {
+            policy_mode: self.policy_mode,
+            external: self.assume_exists.iter().cloned().collect(),
+            ..Options::default()
+        };
+        if let Some(version) = self.kube_version {
+            options.kube_version = version;
+        }
+        options
+    }
 }
 
 impl ServiceConfig for Config {
@@ -76,6 +114,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     let bundles = BundleStore::open(&service.log.js)
         .await
         .map_err(|e| ServiceError::Other(e.to_string()))?;
+    // The schemas and baseline policies are prepared once; a revision with its own
+    // `policies/` gets a checker of its own.
+    let options = config.check_options();
+    let checker = {
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || Checker::new(options, &[]))
+            .await
+            .map_err(|e| ServiceError::Other(e.to_string()))?
+            .map_err(|e| ServiceError::Other(e.to_string()))?
+    };
     let interrupt = Arc::new(AtomicBool::new(false));
     let validator = Arc::new(handler::Validator {
         mirror,
@@ -84,6 +132,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         publisher: service.log.publisher(Duration::from_secs(60)),
         source: service.log.source.clone(),
         interrupt: interrupt.clone(),
+        options,
+        checker: Arc::new(checker),
     });
     let runner = service.log.runner(consumer()).await?;
     service.readiness.set(true);

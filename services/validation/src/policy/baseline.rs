@@ -52,7 +52,50 @@ pub(super) fn combined_module() -> String {
     )
 }
 
+/// The kinds any baseline rule can fire on: `workload_kinds` of `baseline/lib.rego` (a test
+/// keeps the two equal). Other objects skip the baseline without entering the interpreter,
+/// which is most of the cost of a run (Services, ConfigMaps, RBAC, ... are most objects).
+pub(super) const KINDS: &[&str] = &[
+    "CronJob",
+    "DaemonSet",
+    "Deployment",
+    "Job",
+    "Pod",
+    "ReplicaSet",
+    "ReplicationController",
+    "StatefulSet",
+];
+
+/// Whether the baseline has anything to say about an object of `kind`.
+pub(super) fn applies_to(kind: &str) -> bool {
+    KINDS.contains(&kind)
+}
+
 /// Whether a policy file belongs to the baseline.
 pub(super) fn is_baseline(file: &str) -> bool {
     file == COMBINED_FILE || MODULES.iter().any(|(name, _)| *name == file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kind_filter_matches_the_rego_workload_kinds() {
+        let mut engine = regorus::Engine::new();
+        engine
+            .add_policy(MODULES[0].0.into(), MODULES[0].1.into())
+            .unwrap();
+        let kinds = engine
+            .eval_rule("data.configsync.baseline.lib.workload_kinds".into())
+            .unwrap();
+        let mut from_rego: Vec<String> = kinds
+            .as_set()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_string().unwrap().to_string())
+            .collect();
+        from_rego.sort();
+        assert_eq!(from_rego, KINDS, "baseline/lib.rego and KINDS must agree");
+    }
 }

@@ -9,7 +9,7 @@ use regorus::Value;
 
 use super::engine::{Compiled, SetRule, Target, error_text, locate};
 use super::limits::{self, Exceeded, PolicyLimits};
-use super::{EXEMPT_ANNOTATION, PolicyMode, redact};
+use super::{EXEMPT_ANNOTATION, PolicyMode, baseline, redact};
 use crate::manifests::Manifest;
 
 /// Evaluates every target on every manifest. See [`super::Policies::evaluate`].
@@ -89,6 +89,15 @@ fn evaluate_object(
     budget: Duration,
     out: &mut Vec<Finding>,
 ) {
+    // The baseline comes first; it is skipped for kinds it has no rule for.
+    let skip = targets
+        .first()
+        .is_some_and(|t| t.query == baseline::COMBINED_QUERY)
+        && !baseline::applies_to(&manifest.reference.kind);
+    let targets = &targets[usize::from(skip)..];
+    if targets.is_empty() {
+        return;
+    }
     engine.set_input(Value::from(manifest.object.clone()));
     evaluate_targets(engine, targets, manifest, (Instant::now(), budget), out);
 }

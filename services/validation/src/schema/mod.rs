@@ -134,6 +134,7 @@ pub enum SchemaError {
 }
 
 /// The built-in schemas of one Kubernetes version plus the CRDs added to them.
+#[derive(Clone)]
 pub struct Schemas {
     version: KubeVersion,
     arena: Arena,

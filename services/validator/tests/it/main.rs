@@ -287,3 +287,88 @@ async fn a_symlink_leaving_the_repository_is_a_finding_not_a_read() {
     s.shutdown.cancel();
     s.task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn schemas_policies_of_the_revision_and_kustomize_run_in_the_service() {
+    let s = setup().await;
+    let repo = s.repo_dir.path();
+    // dev: an unknown field, an unpinned image (baseline) and no `team` label (the
+    // repository's own policy).
+    write(
+        repo,
+        "configs/dev/web/deploy.yaml",
+        &DEPLOYMENT
+            .replace("  replicas: 1", "  replicaz: 1")
+            .replace("nginx:1.27", "nginx"),
+    );
+    write(
+        repo,
+        "policies/team.rego",
+        "package team\nimport rego.v1\ndeny contains {\"id\": \"team.label\", \"msg\": \"every object needs a team label\", \"path\": \".metadata.labels\"} if {\n  not input.metadata.labels.team\n}\n",
+    );
+    // staging: a kustomization whose base lives outside configs/, adding the label.
+    write(repo, "base/web/deploy.yaml", DEPLOYMENT);
+    write(
+        repo,
+        "base/web/kustomization.yaml",
+        "resources: [deploy.yaml]\n",
+    );
+    write(
+        repo,
+        "configs/staging/kustomization.yaml",
+        "resources: [../../base/web]\nlabels:\n- pairs: {team: shop}\n",
+    );
+    let sha = commit_all(repo, "policies and a kustomization");
+    s.log
+        .publisher(Duration::from_secs(10))
+        .publish(&detected(&s.repo_url, &sha, &["dev", "staging"]))
+        .await
+        .unwrap();
+
+    let dev = validation(&s.log, &sha, "dev").await;
+    let EventData::ValidationFailed(failed) = &dev.data else {
+        panic!("expected failed, got {:?}", dev.data)
+    };
+    let rules: Vec<&str> = failed.findings.iter().map(|f| f.rule.as_str()).collect();
+    for rule in ["schema.unknown-field", "baseline.image-tag", "team.label"] {
+        assert!(rules.contains(&rule), "{rule} in {:?}", failed.findings);
+    }
+    let unknown = failed
+        .findings
+        .iter()
+        .find(|f| f.rule == "schema.unknown-field")
+        .unwrap();
+    assert_eq!(unknown.path.as_deref(), Some(".spec.replicaz"));
+    assert_eq!(
+        (unknown.line, unknown.column),
+        (Some(7), Some(3)),
+        "the finding points at the field itself"
+    );
+
+    let staging = validation(&s.log, &sha, "staging").await;
+    let EventData::ValidationPassed(passed) = &staging.data else {
+        panic!("expected passed, got {:?}", staging.data)
+    };
+    assert_eq!(passed.objects.len(), 1);
+    assert_eq!(passed.objects[0].name, "web");
+    let bundle = BundleStore::open(&s.log.js)
+        .await
+        .unwrap()
+        .get_bundle(&passed.bundle_digest)
+        .await
+        .expect("bundle stored");
+    assert_eq!(
+        bundle.objects[0]["metadata"]["labels"]["team"], "shop",
+        "the rendered object is what is stored"
+    );
+    assert!(
+        passed
+            .warnings
+            .iter()
+            .any(|w| w.rule.starts_with("baseline.")),
+        "restricted-profile warnings travel with the event: {:?}",
+        passed.warnings
+    );
+    s.shutdown.cancel();
+    s.task.await.unwrap().unwrap();
+}

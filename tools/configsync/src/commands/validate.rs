@@ -2,12 +2,15 @@
 //! Actions, GitLab CI or by hand), with the same engine the validator service runs.
 //! Exit 0: valid; 1: findings of error severity or unreadable inputs; 2: usage error.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use configsync_validation::manifests::{self, Limits};
+use configsync_validation::engine::{self, Checker, Options};
+use configsync_validation::policy::{Policies, PolicyMode};
+use configsync_validation::references::ExternalRef;
 use configsync_validation::report::{Format, Report};
-use configsync_validation::sources;
+use configsync_validation::schema::{KubeVersion, SchemaOptions};
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -23,17 +26,55 @@ pub enum Output {
     Sarif,
 }
 
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Policy findings keep their severity: `deny` rules fail the run.
+    Deny,
+    /// Every policy finding is a warning: report, never fail (for rolling out new policies).
+    Warn,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct ValidateArgs {
     /// Files or directories to validate, relative to --root (default: `configs/<env>` with
-    /// --env, else the whole root).
+    /// --env, else the whole root). Directories with a kustomization.yaml are rendered with
+    /// kustomize, directories with a Chart.yaml with `helm template`.
     paths: Vec<PathBuf>,
-    /// Validate one environment's directory, `configs/<ENV>`.
-    #[arg(long)]
+    /// Validate one environment: its directory `configs/<ENV>`, and `values-<ENV>.yaml` for
+    /// Helm charts.
+    #[arg(long, env = "CONFIGSYNC_ENV")]
     env: Option<String>,
     /// The repository root: nothing outside it is read (symbolic links leaving it are findings).
     #[arg(long, default_value = ".")]
     root: PathBuf,
+    /// Kubernetes version whose API schemas apply (default: the newest supported).
+    #[arg(long, env = "CONFIGSYNC_KUBE_VERSION", value_parser = clap::value_parser!(KubeVersion))]
+    kube_version: Option<KubeVersion>,
+    /// Allow unknown fields and duplicate keys (strict by default, as kubectl is).
+    #[arg(long)]
+    no_strict: bool,
+    /// A custom resource whose CRD is not among the inputs or --crd files is a warning, not
+    /// an error.
+    #[arg(long)]
+    ignore_missing_schemas: bool,
+    /// CRD files or directories whose schemas validate custom resources (repeatable).
+    #[arg(long = "crd", value_name = "PATH")]
+    crds: Vec<PathBuf>,
+    /// Directory of Rego policies (conftest conventions: `deny`, `violation`, `warn`), in
+    /// addition to the built-in baseline (default: `policies/` under --root when present).
+    #[arg(long = "policy", value_name = "DIR")]
+    policies: Vec<PathBuf>,
+    /// `warn` reports policy violations without failing the run.
+    #[arg(long, value_enum, default_value_t = Mode::Deny, env = "CONFIGSYNC_POLICY_MODE")]
+    policy_mode: Mode,
+    /// Objects that exist outside the inputs, so references to them are not findings:
+    /// `Kind/name`, `Kind/namespace/name`, `Kind/namespace/*`, `Namespace/name`
+    /// (repeatable or comma-separated; kinds accept short names such as cm, sa, svc).
+    #[arg(long = "assume-exists", value_name = "REF", value_delimiter = ',')]
+    assume_exists: Vec<ExternalRef>,
+    /// Longest a Kustomize or Helm render may run.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    render_timeout: Duration,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -43,7 +84,25 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let limits = Limits::default();
+    let mut options = Options {
+        schema: SchemaOptions {
+            strict: !args.no_strict,
+            ignore_missing_schemas: args.ignore_missing_schemas,
+        },
+        policy_mode: match args.policy_mode {
+            Mode::Deny => PolicyMode::Enforce,
+            Mode::Warn => PolicyMode::Warn,
+        },
+        external: args.assume_exists.iter().cloned().collect(),
+        ..Options::default()
+    };
+    if let Some(version) = args.kube_version {
+        options.kube_version = version;
+    }
+    options.limits.strict_keys = !args.no_strict;
+    options.render.timeout = args.render_timeout;
+    options.render.env = args.env.clone();
+
     let paths = if !args.paths.is_empty() {
         args.paths.clone()
     } else if let Some(env) = &args.env {
@@ -51,11 +110,12 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     } else {
         vec![PathBuf::from(".")]
     };
-    let read = sources::read(&args.root, &paths, limits.max_file_bytes as u64);
-    let loaded = manifests::load(&read.files, limits);
-    let mut findings = read.findings;
-    findings.extend(loaded.findings);
-    let report = Report::new(read.files.len(), &loaded.manifests, findings);
+    let (user_policies, policy_findings) = read_policies(&args.root, &args.policies);
+    let checker = Checker::new(options, &user_policies)?;
+    let mut outcome = engine::validate_checkout(&checker, &args.root, &paths, &args.crds);
+    outcome.findings.extend(policy_findings);
+
+    let report = Report::new(outcome.files, &outcome.manifests, outcome.findings);
     let format = match args.output {
         Output::Text => Format::Text,
         Output::Json => Format::Json,
@@ -65,4 +125,26 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     };
     print!("{}", report.render(format, args.summary));
     Ok(ExitCode::from(report.exit_code()))
+}
+
+/// The `--policy` directories, or `policies/` under the root when none is given and it exists.
+fn read_policies(
+    root: &Path,
+    dirs: &[PathBuf],
+) -> (Vec<(String, String)>, Vec<configsync_core::event::Finding>) {
+    let default = root.join("policies");
+    let dirs: Vec<PathBuf> = if dirs.is_empty() && default.is_dir() {
+        vec![default]
+    } else {
+        dirs.to_vec()
+    };
+    let mut sources = Vec::new();
+    let mut findings = Vec::new();
+    for dir in dirs {
+        match Policies::read_dir(&dir) {
+            Ok(read) => sources.extend(read),
+            Err(finding) => findings.push(*finding),
+        }
+    }
+    (sources, findings)
 }

@@ -667,22 +667,74 @@ fn validate_exits_by_verdict_in_every_format_and_reads_nothing_outside_the_root(
 }
 
 #[test]
-fn validate_loads_the_shared_corpus_without_findings() {
+fn validate_checks_the_shared_corpus_with_its_crds_and_through_kustomize() {
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
     if !corpus.exists() {
         eprintln!("skipped: {} is absent", corpus.display());
         return;
     }
-    for (root, path, resources) in [
-        ("kube-prometheus", "manifests", 131),
-        ("microservices-demo", "release", 40),
+    // kube-prometheus validates with the CRDs of its setup/ directory; its node-exporter is a
+    // node agent that the Pod Security baseline refuses (host network, PID, paths), so the
+    // baseline runs in warn mode here, and in deny mode it must name those violations.
+    for (root, args, resources) in [
+        (
+            "kube-prometheus",
+            &["manifests", "--policy-mode", "warn"][..],
+            131,
+        ),
+        ("microservices-demo", &["kustomize"][..], 35),
+        (
+            "microservices-demo",
+            &["release/kubernetes-manifests.yaml"][..],
+            35,
+        ),
     ] {
-        let out = validate(&corpus.join(root), &["--summary", path]);
+        let mut full = vec!["--summary"];
+        full.extend_from_slice(args);
+        let out = validate(&corpus.join(root), &full);
         let summary = text(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "{root}: {summary}");
+        assert_eq!(out.status.code(), Some(0), "{root} {args:?}: {summary}");
         assert!(
             summary.starts_with(&format!("Summary: {resources} resources")),
             "{root}: {summary}"
         );
+        assert!(
+            summary.contains("Invalid: 0, Errors: 0"),
+            "{root}: {summary}"
+        );
     }
+    let deny = validate(&corpus.join("kube-prometheus"), &["manifests"]);
+    assert_eq!(deny.status.code(), Some(1));
+    let out = text(&deny.stdout);
+    assert!(
+        out.contains("DaemonSet node-exporter is invalid") && out.contains("hostNetwork"),
+        "{out}"
+    );
+    // Without its CRDs, kube-prometheus's custom resources have no schema.
+    let no_crds = validate(
+        &corpus.join("kube-prometheus"),
+        &["manifests/prometheus-prometheus.yaml", "-o", "json"],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&no_crds.stdout).unwrap();
+    assert_eq!(report["findings"][0]["rule"], "schema.missing", "{report}");
+    let with_crd = validate(
+        &corpus.join("kube-prometheus"),
+        &[
+            "manifests/prometheus-prometheus.yaml",
+            "--crd",
+            corpus
+                .join("kube-prometheus/manifests/setup")
+                .to_str()
+                .unwrap(),
+            "--assume-exists",
+            "Namespace/monitoring",
+            "--summary",
+        ],
+    );
+    assert_eq!(
+        with_crd.status.code(),
+        Some(0),
+        "{}",
+        text(&with_crd.stdout)
+    );
 }

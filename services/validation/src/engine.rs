@@ -1,0 +1,246 @@
+//! The validation pipeline in one place, so `configsync validate` in CI and the validator
+//! service on a commit give the same verdict: render, load, then check schemas, policies and
+//! references, collecting every finding (never stopping at the first).
+
+use std::path::{Path, PathBuf};
+
+use configsync_core::event::{Finding, Severity};
+
+use crate::manifests::{self, Limits, Manifest};
+use crate::policy::{Policies, PolicyLimits, PolicyMode};
+use crate::references::{self, External};
+use crate::render::{self, RenderOptions};
+use crate::schema::{KubeVersion, SchemaError, SchemaOptions, Schemas};
+use crate::{positions, sources};
+
+/// What a run checks and how strictly: the flags of `configsync validate`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub kube_version: KubeVersion,
+    pub schema: SchemaOptions,
+    pub policy_mode: PolicyMode,
+    pub policy_limits: PolicyLimits,
+    pub external: External,
+    pub limits: Limits,
+    pub render: RenderOptions,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            kube_version: KubeVersion::newest(),
+            schema: SchemaOptions {
+                strict: true,
+                ignore_missing_schemas: false,
+            },
+            policy_mode: PolicyMode::Enforce,
+            policy_limits: PolicyLimits::default(),
+            external: External::default(),
+            limits: Limits::default(),
+            render: RenderOptions::default(),
+        }
+    }
+}
+
+/// The checks prepared once (schemas decompressed and compiled, policies compiled) and run
+/// on any number of inputs: the validator service keeps one for its lifetime.
+pub struct Checker {
+    schemas: Schemas,
+    policies: Policies,
+    options: Options,
+    /// Findings from preparing the checks (a policy that does not compile), repeated in
+    /// every outcome so no run passes while its policies are broken.
+    setup_findings: Vec<Finding>,
+}
+
+impl Checker {
+    /// Prepares the built-in schemas of the chosen version, the baseline policies and the
+    /// user's policies (path relative to the repository root, Rego source).
+    pub fn new(options: Options, user_policies: &[(String, String)]) -> Result<Self, SchemaError> {
+        let schemas = Schemas::builtin(options.kube_version)?;
+        let (policies, setup_findings) = Policies::new(user_policies, options.policy_limits);
+        Ok(Self {
+            schemas,
+            policies,
+            options,
+            setup_findings,
+        })
+    }
+
+    /// Checks loaded manifests: each against its schema (built-in, or from the CRDs among
+    /// `manifests` and `extra_crds`), then the policies, then the references between them.
+    pub fn check(&self, manifests: &[Manifest], extra_crds: &[Manifest]) -> Vec<Finding> {
+        let mut findings = self.setup_findings.clone();
+        let mut schemas = self.schemas.clone();
+        findings.extend(schemas.add_crds(extra_crds.iter().chain(manifests)));
+        for manifest in manifests {
+            findings.extend(schemas.check(manifest, &self.options.schema));
+        }
+        findings.extend(self.policies.evaluate(manifests, self.options.policy_mode));
+        findings.extend(references::check(manifests, &self.options.external));
+        findings
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+}
+
+/// What validating a checkout produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Files read or rendered (for the summary).
+    pub files: usize,
+    pub manifests: Vec<Manifest>,
+    pub findings: Vec<Finding>,
+}
+
+impl Outcome {
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+}
+
+/// Validates `paths` (relative to `root`) of a checkout: plain manifests are read, Kustomize
+/// and Helm roots rendered in a sandbox, and everything checked by `checker`. `crd_paths` are
+/// extra CRD files (`--crd`), read with the same rules as the inputs.
+pub fn validate_checkout(
+    checker: &Checker,
+    root: &Path,
+    paths: &[PathBuf],
+    crd_paths: &[PathBuf],
+) -> Outcome {
+    let options = checker.options();
+    let mut outcome = Outcome::default();
+    let (discovered, discover_findings) = render::discover(root, paths);
+    outcome.findings.extend(discover_findings);
+
+    let plain: Vec<PathBuf> = discovered.plain.iter().map(PathBuf::from).collect();
+    let read = sources::read(root, &plain, options.limits.max_file_bytes as u64);
+    outcome.findings.extend(read.findings);
+    let mut files = read.files;
+    // sources::read returns its files sorted; rendered output is appended after them.
+    let plain_files = files.len();
+    for target in &discovered.roots {
+        match render::render(root, target, &options.render) {
+            Ok(rendered) => files.push((rendered.name, rendered.yaml)),
+            Err(findings) => outcome.findings.extend(findings),
+        }
+    }
+    outcome.files = files.len();
+    let loaded = manifests::load(&files, options.limits);
+    outcome.findings.extend(loaded.findings);
+
+    let crds = read_crds(crd_paths, options.limits);
+    outcome.findings.extend(crds.findings);
+
+    let mut checked = checker.check(&loaded.manifests, &crds.manifests);
+    pinpoint(&mut checked, &files[..plain_files]);
+    outcome.findings.extend(checked);
+    outcome.manifests = loaded.manifests;
+    outcome
+}
+
+/// `--crd` files and directories: given by the person running the check, not found in the
+/// repository, so they may lie anywhere; inside each, the usual rules apply (no links out).
+fn read_crds(paths: &[PathBuf], limits: Limits) -> manifests::Loaded {
+    let mut files = Vec::new();
+    let mut findings = Vec::new();
+    for path in paths {
+        let (base, inner) = if path.is_dir() {
+            (path.as_path(), PathBuf::from("."))
+        } else {
+            match (path.parent(), path.file_name()) {
+                (Some(parent), Some(name)) => (parent, PathBuf::from(name)),
+                _ => (Path::new("."), path.clone()),
+            }
+        };
+        let base = if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base
+        };
+        let read = sources::read(base, &[inner], limits.max_file_bytes as u64);
+        let shown = |name: String| base.join(name).display().to_string();
+        files.extend(
+            read.files
+                .into_iter()
+                .map(|(name, bytes)| (shown(name), bytes)),
+        );
+        findings.extend(read.findings);
+    }
+    let mut loaded = manifests::load(&files, limits);
+    findings.append(&mut loaded.findings);
+    loaded.findings = findings;
+    loaded
+}
+
+/// Moves findings that carry a JSON path from their document's first line to the line and
+/// column of the field itself, in the files read as they are (rendered output has no lines a
+/// person could open).
+fn pinpoint(findings: &mut [Finding], files: &[(String, Vec<u8>)]) {
+    for finding in findings {
+        let (Some(file), Some(line), Some(path)) = (&finding.file, finding.line, &finding.path)
+        else {
+            continue;
+        };
+        if finding.column.is_some() {
+            continue;
+        }
+        let Ok(index) = files.binary_search_by(|(name, _)| name.as_str().cmp(file)) else {
+            continue;
+        };
+        let Ok(text) = std::str::from_utf8(&files[index].1) else {
+            continue;
+        };
+        let Some(start) = line_offset(text, line) else {
+            continue;
+        };
+        if let Some((l, column)) = positions::locate(&text[start..], path) {
+            finding.line = Some(line + l - 1);
+            finding.column = Some(column);
+        }
+    }
+}
+
+/// The byte offset where 1-based `line` starts.
+fn line_offset(text: &str, line: u32) -> Option<usize> {
+    if line <= 1 {
+        return Some(0);
+    }
+    text.match_indices('\n')
+        .nth(line as usize - 2)
+        .map(|(i, _)| i + 1)
+}
+
+/// Validates files held in memory, such as a tree read from Git at a revision: they are
+/// written to a scratch directory first, so rendering sees the same layout as in a checkout.
+/// Paths come from the Git reader, which refuses `..`, absolute paths and links; they are
+/// checked again here because this writes to disk.
+pub fn validate_files(
+    checker: &Checker,
+    files: &[(String, Vec<u8>)],
+    paths: &[PathBuf],
+) -> std::io::Result<Outcome> {
+    let scratch = tempfile::Builder::new()
+        .prefix("configsync-validate-")
+        .tempdir()?;
+    for (path, bytes) in files {
+        let relative = Path::new(path);
+        let inside = relative
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !inside {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{path} is not a path inside the repository"),
+            ));
+        }
+        let target = scratch.path().join(relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(target, bytes)?;
+    }
+    Ok(validate_checkout(checker, scratch.path(), paths, &[]))
+}
