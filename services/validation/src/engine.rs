@@ -136,6 +136,19 @@ pub fn validate_checkout(
 
     let mut checked = checker.check(&loaded.manifests, &crds.manifests);
     pinpoint(&mut checked, &files[..plain_files]);
+    // Lines of rendered output are lines of no file a person can open: the finding names
+    // the kustomization or chart, and its object.
+    let rendered = &files[plain_files..];
+    for finding in checked.iter_mut().chain(outcome.findings.iter_mut()) {
+        if finding
+            .file
+            .as_ref()
+            .is_some_and(|f| rendered.iter().any(|(name, _)| name == f))
+        {
+            finding.line = None;
+            finding.column = None;
+        }
+    }
     outcome.findings.extend(checked);
     outcome.manifests = loaded.manifests;
     outcome

@@ -226,9 +226,10 @@ impl Report {
             for f in others {
                 let _ = writeln!(
                     out,
-                    "{} - {}: {} [{}]",
+                    "{} - {}: {}{} [{}]",
                     position(f),
                     level(f),
+                    subject(f),
                     f.message,
                     f.rule
                 );
@@ -388,9 +389,10 @@ impl Report {
             props.push(format!("title={}", escape_property(&f.rule)));
             let _ = writeln!(
                 out,
-                "::{} {}::{}",
+                "::{} {}::{}{}",
                 level(f),
                 props.join(","),
+                escape_data(&subject(f)),
                 escape_data(&f.message)
             );
         }
@@ -427,6 +429,14 @@ fn level(f: &Finding) -> &'static str {
         Severity::Error => "error",
         Severity::Warning => "warning",
     }
+}
+
+/// `Kind name: ` when the finding names an object: a warning line is then readable alone.
+fn subject(f: &Finding) -> String {
+    f.object
+        .as_ref()
+        .map(|o| format!("{} {}: ", o.kind, o.name))
+        .unwrap_or_default()
 }
 
 fn position(f: &Finding) -> String {
@@ -627,7 +637,7 @@ mod tests {
         let text = r.render(Format::Text, false);
         assert!(
             text.starts_with(
-                "a.yaml - ConfigMap a is valid\na.yaml - ConfigMap a is invalid: bad field\na.yaml:2 - warning: uses :latest [policy.latest-tag]\n"
+                "a.yaml - ConfigMap a is valid\na.yaml - ConfigMap a is invalid: bad field\na.yaml:2 - warning: ConfigMap a: uses :latest [policy.latest-tag]\n"
             ),
             "{text}"
         );

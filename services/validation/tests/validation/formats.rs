@@ -275,7 +275,7 @@ fn json_parses_and_github_annotations_are_one_command_a_line() {
         }
     }
     assert!(
-        gh.contains("::warning file=envs/prod/odd name%3A ünïcode%2C#1.yaml,line=1,title=policy.labels::no app label: <none>\n"),
+        gh.contains("::warning file=envs/prod/odd name%3A ünïcode%2C#1.yaml,line=1,title=policy.labels::ConfigMap other: no app label: <none>\n"),
         "{gh}"
     );
     assert!(

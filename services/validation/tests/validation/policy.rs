@@ -1,5 +1,5 @@
 //! Policy checks on fixtures: every baseline rule (violating and compliant), a user policy
-//! directory, modes, exemptions, compile errors, limits, Secret redaction and throughput.
+//! directory, modes, exemptions, compile errors, limits and Secret redaction.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -469,13 +469,12 @@ config_map_exists(name) if {
     assert_eq!(refs, [("d-missing", "ConfigMap missing does not exist")]);
 }
 
-/// Throughput of the baseline on generated Deployments (printed; run with --nocapture): one
-/// run of 2,000 objects, whose `data.configsync.objects` holds all of them, against 20 runs
-/// of 100. Equal rates mean the cross-object data costs nothing per object. The floor is
-/// far below any real figure: it catches a pathological slowdown only.
+/// One run of many objects (whose `data.configsync.objects` holds all of them) and many runs
+/// of a few give the same findings. Throughput is measured by the benchmark
+/// (`cargo bench -p configsync-validation --bench validate`), not here.
 #[test]
-fn baseline_throughput() {
-    let count = 2_000;
+fn findings_do_not_depend_on_how_objects_are_split_into_runs() {
+    let count = 200;
     let yaml: String = (0..count)
         .map(|i| {
             format!(
@@ -485,25 +484,20 @@ fn baseline_throughput() {
         .collect();
     let manifests = load_yaml(&yaml);
     let policies = baseline();
-    for run_size in [count, 100] {
-        let start = Instant::now();
+    let mut per_split = Vec::new();
+    for run_size in [count, 10] {
         let findings: Vec<Finding> = manifests
             .chunks(run_size)
             .flat_map(|run| policies.evaluate(run, PolicyMode::Enforce))
             .collect();
-        let elapsed = start.elapsed();
-        let rate = count as f64 / elapsed.as_secs_f64();
-        println!(
-            "baseline on {count} Deployments in runs of {run_size}: {elapsed:?}, {rate:.0} objects/s, {} findings",
-            findings.len()
-        );
         let tags = findings
             .iter()
             .filter(|f| f.rule == "baseline.image-tag")
             .count();
         assert_eq!(tags, count, "one :latest sidecar each");
-        assert!(rate > 20.0, "{rate:.0} objects/s");
+        per_split.push(findings);
     }
+    assert_eq!(per_split[0], per_split[1]);
 }
 
 /// The validator service shares one compiled `Policies` between its tasks.

@@ -738,3 +738,120 @@ fn validate_checks_the_shared_corpus_with_its_crds_and_through_kustomize() {
         text(&with_crd.stdout)
     );
 }
+
+/// Every kind of hostile input at once, in plain files, a kustomization, a chart and a
+/// policy: each becomes a finding, nothing outside the repository is read, and the run ends
+/// in bounded time with exit 1.
+#[test]
+fn validate_turns_a_hostile_repository_into_findings_in_bounded_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let put = |path: &str, bytes: &[u8]| {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    };
+    put(
+        "configs/prod/ok.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\ndata:\n  a: b\n",
+    );
+    let mut bomb = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for (name, prev) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+        .iter()
+        .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+    {
+        bomb.push_str(&format!(
+            "{name}: &{name} [{}]\n",
+            vec![format!("*{prev}"); 9].join(",")
+        ));
+    }
+    put("configs/prod/bomb.yaml", bomb.as_bytes());
+    // 100 MB, sparse: it must be refused by its size, not read.
+    std::fs::File::create(root.join("configs/prod/huge.yaml"))
+        .unwrap()
+        .set_len(100 << 20)
+        .unwrap();
+    put(
+        "configs/prod/binary.yaml",
+        &[0x7f, b'E', b'L', b'F', 0, 0xff, 0xfe, 0x01],
+    );
+    put(
+        "configs/prod/latin1.yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caf\xe9\n",
+    );
+    std::os::unix::fs::symlink("/etc/passwd", root.join("configs/prod/passwd.yaml")).unwrap();
+    put(
+        "configs/prod/kust/kustomization.yaml",
+        b"resources:\n- ../../../../../../etc/passwd\n- https://github.com/example/repo//base?ref=v1\n",
+    );
+    put(
+        "configs/prod/chart/Chart.yaml",
+        b"apiVersion: v2\nname: web\nversion: 1.0.0\n",
+    );
+    put("configs/prod/chart/values.yaml", b"replicas: 1\n");
+    std::os::unix::fs::symlink(
+        "/etc/shadow",
+        root.join("configs/prod/chart/values-prod.yaml"),
+    )
+    .unwrap();
+    put(
+        "policies/forever.rego",
+        b"package forever\nimport rego.v1\ndeny contains \"never\" if {\n  some i in numbers.range(1, 900000)\n  some j in numbers.range(1, 900000)\n  i + j < 0\n}\n",
+    );
+
+    let start = std::time::Instant::now();
+    let out = validate(root, &["--env", "prod", "-o", "json"]);
+    let elapsed = start.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let findings = report["findings"].as_array().unwrap();
+    let rule_of = |file: &str| -> Vec<String> {
+        findings
+            .iter()
+            .filter(|f| f["file"].as_str().is_some_and(|f| f.ends_with(file)))
+            .map(|f| f["rule"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(rule_of("bomb.yaml"), ["yaml.syntax"], "{findings:?}");
+    assert_eq!(rule_of("huge.yaml"), ["file.too-large"]);
+    assert_eq!(rule_of("binary.yaml"), ["file.encoding"]);
+    assert_eq!(rule_of("latin1.yaml"), ["file.encoding"]);
+    assert_eq!(rule_of("passwd.yaml"), ["file.refused"]);
+    let kust = rule_of("kust/kustomization.yaml");
+    assert!(
+        kust.contains(&"render.path-escape".to_string())
+            && kust.contains(&"render.remote-source".to_string()),
+        "{findings:?}"
+    );
+    let chart: Vec<String> = findings
+        .iter()
+        .filter(|f| f["file"].as_str().is_some_and(|f| f.contains("chart/")))
+        .map(|f| f["rule"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        chart
+            .iter()
+            .any(|r| r == "render.symlink" || r == "render.path-escape"),
+        "the value file leaving the chart is refused: {findings:?}"
+    );
+    assert!(
+        findings.iter().any(|f| f["rule"] == "policy.timeout"),
+        "{findings:?}"
+    );
+    assert!(
+        report["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "ok"),
+        "the good file is still validated"
+    );
+    let all = text(&out.stdout);
+    assert!(
+        !all.contains("root:x:") && !all.contains("root:*:") && !all.contains("lollol"),
+        "nothing of /etc/passwd or /etc/shadow, no expanded bomb"
+    );
+}
