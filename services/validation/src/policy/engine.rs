@@ -63,6 +63,17 @@ impl Target {
 pub(super) struct Compiled {
     pub engine: Engine,
     pub targets: Vec<Target>,
+    /// Whether a user policy reads `data.configsync` (the run's objects). Building that
+    /// document costs more than the baseline itself on a run with large CRDs, so it is only
+    /// built for policies that name it.
+    pub uses_objects: bool,
+}
+
+/// Whether any of the user's sources names `data.configsync` (directly or by import).
+fn uses_objects(sources: &[Source]) -> bool {
+    sources
+        .iter()
+        .any(|s| !baseline::is_baseline(&s.file) && s.rego.contains("data.configsync"))
 }
 
 /// One parsed policy file.
@@ -115,7 +126,15 @@ pub(super) fn compile(user: &[(String, String)]) -> (Compiled, Vec<Finding>) {
         let (engine, result) = build(&sources);
         let Err(error) = result else {
             let targets = targets(&engine, &sources);
-            return (Compiled { engine, targets }, findings);
+            let uses_objects = uses_objects(&sources);
+            return (
+                Compiled {
+                    engine,
+                    targets,
+                    uses_objects,
+                },
+                findings,
+            );
         };
         let located = locate(&error.to_string());
         let culprit = located.as_ref().and_then(|(file, _, _)| {
@@ -141,7 +160,15 @@ pub(super) fn compile(user: &[(String, String)]) -> (Compiled, Vec<Finding>) {
                     Ok(()) => targets(&engine, &sources),
                     Err(_) => Vec::new(),
                 };
-                return (Compiled { engine, targets }, findings);
+                let uses_objects = uses_objects(&sources);
+                return (
+                    Compiled {
+                        engine,
+                        targets,
+                        uses_objects,
+                    },
+                    findings,
+                );
             }
         }
     }

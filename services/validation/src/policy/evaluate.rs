@@ -22,19 +22,21 @@ pub(super) fn evaluate(
     let run_start = Instant::now();
     let mut findings = Vec::new();
     let mut engine = compiled.engine.clone();
-    let objects: Vec<serde_json::Value> = manifests
-        .iter()
-        .map(|m| redact::shareable(&m.object))
-        .collect();
-    let data = serde_json::json!({"configsync": {"objects": objects}});
-    if let Err(error) = engine.add_data(Value::from(data)) {
-        findings.push(run_finding(
-            "policy.error",
-            format!(
-                "data.configsync.objects is not available: {}",
-                error_text(&error.to_string())
-            ),
-        ));
+    if compiled.uses_objects {
+        let objects: Vec<serde_json::Value> = manifests
+            .iter()
+            .map(|m| redact::shareable(&m.object))
+            .collect();
+        let data = serde_json::json!({"configsync": {"objects": objects}});
+        if let Err(error) = engine.add_data(Value::from(data)) {
+            findings.push(run_finding(
+                "policy.error",
+                format!(
+                    "data.configsync.objects is not available: {}",
+                    error_text(&error.to_string())
+                ),
+            ));
+        }
     }
     for (index, manifest) in manifests.iter().enumerate() {
         let run_left = limits.total.saturating_sub(run_start.elapsed());

@@ -9,7 +9,9 @@
 //!   `{"msg": "...", "rule": "my.rule-id" (or "id"), "path": ".spec.replicas"}`; the rule id
 //!   defaults to `policy.<package>.<rule>`;
 //! - `input` is one Kubernetes object; `data.configsync.objects` holds every object of the
-//!   run, for policies that look across objects (Secrets there have their values replaced).
+//!   run, for policies that look across objects (Secrets there have their values replaced);
+//!   it is built only when a policy file names `data.configsync`, as it costs more than the
+//!   baseline on runs with large CRDs.
 //!
 //! A built-in baseline (packages `configsync.baseline.*`, see [`baseline`]) always runs.
 //!
