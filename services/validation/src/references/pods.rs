@@ -76,57 +76,44 @@ fn push<'v>(
     }
 }
 
+/// Volume sources that name another object: (field, kind, the field holding the name).
+const VOLUME_SOURCES: &[(&str, &str, &str)] = &[
+    ("configMap", "ConfigMap", "name"),
+    ("secret", "Secret", "secretName"),
+    (
+        "persistentVolumeClaim",
+        "PersistentVolumeClaim",
+        "claimName",
+    ),
+];
+
+/// The same for the sources of a projected volume.
+const PROJECTED_SOURCES: &[(&str, &str, &str)] = &[
+    ("configMap", "ConfigMap", "name"),
+    ("secret", "Secret", "name"),
+];
+
+fn volume_sources<'v>(
+    uses: &mut Vec<Use<'v>>,
+    volume: &'v Value,
+    path: &str,
+    sources: &[(&str, &'static str, &str)],
+) {
+    for (field, kind, name_key) in sources {
+        if let Some(source) = volume.get(*field) {
+            push(uses, kind, source, name_key, format!("{path}.{field}"));
+        }
+    }
+}
+
 fn uses<'v>(spec: &'v Value, prefix: &str) -> Vec<Use<'v>> {
     let mut uses = Vec::new();
     for (i, volume) in items(spec.get("volumes")) {
         let path = format!("{prefix}.volumes[{i}]");
-        if let Some(source) = volume.get("configMap") {
-            push(
-                &mut uses,
-                "ConfigMap",
-                source,
-                "name",
-                format!("{path}.configMap"),
-            );
-        }
-        if let Some(source) = volume.get("secret") {
-            push(
-                &mut uses,
-                "Secret",
-                source,
-                "secretName",
-                format!("{path}.secret"),
-            );
-        }
-        if let Some(source) = volume.get("persistentVolumeClaim") {
-            push(
-                &mut uses,
-                "PersistentVolumeClaim",
-                source,
-                "claimName",
-                format!("{path}.persistentVolumeClaim"),
-            );
-        }
+        volume_sources(&mut uses, volume, &path, VOLUME_SOURCES);
         for (j, projection) in items(at(volume, &["projected", "sources"])) {
             let path = format!("{path}.projected.sources[{j}]");
-            if let Some(source) = projection.get("configMap") {
-                push(
-                    &mut uses,
-                    "ConfigMap",
-                    source,
-                    "name",
-                    format!("{path}.configMap"),
-                );
-            }
-            if let Some(source) = projection.get("secret") {
-                push(
-                    &mut uses,
-                    "Secret",
-                    source,
-                    "name",
-                    format!("{path}.secret"),
-                );
-            }
+            volume_sources(&mut uses, projection, &path, PROJECTED_SOURCES);
         }
     }
     for list in ["initContainers", "containers", "ephemeralContainers"] {

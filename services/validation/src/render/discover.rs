@@ -285,11 +285,7 @@ fn select(root: &Path, walk: Walk) -> Discovered {
 mod tests {
     use super::*;
 
-    fn write(root: &Path, path: &str, text: &str) {
-        let full = root.join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, text).unwrap();
-    }
+    use crate::render::test_write as write;
 
     #[test]
     fn finds_roots_bases_and_plain_files() {

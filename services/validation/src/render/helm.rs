@@ -283,23 +283,14 @@ pub(super) fn render(
         args.push("-f".into());
         args.push(file);
     }
-    let (yaml, isolation) = sandbox::run(repo_root, &name, &program, &args, options)?;
-    Ok(Rendered {
-        name,
-        yaml,
-        isolation,
-    })
+    sandbox::run(repo_root, &name, &program, &args, options)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn write(root: &Path, path: &str, text: &str) {
-        let full = root.join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, text).unwrap();
-    }
+    use crate::render::test_write as write;
 
     #[test]
     fn vendored_dependencies_and_value_files_are_accepted() {

@@ -375,23 +375,14 @@ pub(super) fn render(
         return Err(findings);
     }
     let args = vec![verb.to_string(), dir.to_string()];
-    let (yaml, isolation) = sandbox::run(repo_root, &name, &program, &args, options)?;
-    Ok(Rendered {
-        name,
-        yaml,
-        isolation,
-    })
+    sandbox::run(repo_root, &name, &program, &args, options)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn write(root: &Path, path: &str, text: &str) {
-        let full = root.join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, text).unwrap();
-    }
+    use crate::render::test_write as write;
 
     fn rules(findings: &[Finding]) -> Vec<(String, String, Option<u32>)> {
         findings

@@ -153,6 +153,14 @@ fn line_of(text: &str, needle: &str) -> Option<u32> {
         .and_then(|i| u32::try_from(i + 1).ok())
 }
 
+/// Writes a file of a test repository, with its directories.
+#[cfg(test)]
+pub(crate) fn test_write(root: &Path, path: &str, text: &str) {
+    let full = root.join(path);
+    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+    std::fs::write(full, text).unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use configsync_core::event::Finding;
 
-use super::{RenderOptions, finding};
+use super::{RenderOptions, Rendered, finding};
 
 /// Lines of the tool's standard error kept in a failure finding.
 const STDERR_LINES: usize = 20;
@@ -99,7 +99,7 @@ pub(super) fn run(
     program: &Path,
     args: &[String],
     options: &RenderOptions,
-) -> Result<(Vec<u8>, Isolation), Vec<Finding>> {
+) -> Result<Rendered, Vec<Finding>> {
     let failed = |rule: &str, message: String| vec![finding(rule, source, None, message)];
     let scratch = tempfile::Builder::new()
         .prefix("configsync-render-")
@@ -228,7 +228,11 @@ pub(super) fn run(
         &[&scratch_prefix, &scratch.path().display().to_string()],
     );
     match (status, output) {
-        (Some(status), Some(Ok(output))) if status.success() => Ok((output, isolation)),
+        (Some(status), Some(Ok(yaml))) if status.success() => Ok(Rendered {
+            name: source.to_string(),
+            yaml,
+            isolation,
+        }),
         (Some(status), Some(Ok(_))) => Err(failed(
             "render.failed",
             format!("{tool} failed ({status}, {how}): {tail}"),
