@@ -136,3 +136,61 @@ fn a_seed_always_gives_the_same_corpus() {
         std::fs::read(b.path().join("expected.json")).unwrap()
     );
 }
+
+/// The engine finds every problem the generator injected, as the rule meant for it, and no
+/// other error: the benchmark's corpus doubles as a check for false positives and negatives.
+#[test]
+fn the_engine_finds_exactly_the_injected_problems() {
+    use configsync_core::event::Severity;
+    use configsync_validation::engine::{Checker, Options};
+    use std::collections::BTreeSet;
+
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 600, 3);
+    let files = read_tree(dir.path(), &dir.path().join("manifests"));
+    let loaded = load(&files, Limits::default());
+    assert!(loaded.findings.is_empty(), "{:?}", loaded.findings);
+    let checker = Checker::new(Options::default(), &[]).unwrap();
+    let findings = checker.check(&loaded.manifests, &[]);
+
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("expected.json")).unwrap()).unwrap();
+    let rule_for = |problem: &str| match problem {
+        "unknown-field" => "schema.unknown-field",
+        "bad-quantity" => "schema.quantity",
+        "latest-image" => "baseline.image-tag",
+        "missing-configmap" => "reference.configmap",
+        other => panic!("a problem the test does not know: {other}"),
+    };
+    let wanted: BTreeSet<(String, String, String, String)> = expected["injected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                rule_for(p["problem"].as_str().unwrap()).to_string(),
+                p["kind"].as_str().unwrap().to_string(),
+                p["namespace"].as_str().unwrap_or_default().to_string(),
+                p["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let found: BTreeSet<(String, String, String, String)> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| {
+            let o = f.object.as_ref().expect("every error names its object");
+            (
+                f.rule.clone(),
+                o.kind.clone(),
+                o.namespace.clone().unwrap_or_default(),
+                o.name.clone(),
+            )
+        })
+        .collect();
+    assert!(!wanted.is_empty());
+    let missed: Vec<_> = wanted.difference(&found).collect();
+    let extra: Vec<_> = found.difference(&wanted).collect();
+    assert!(missed.is_empty(), "not found: {missed:?}");
+    assert!(extra.is_empty(), "false positives: {extra:?}");
+}
