@@ -170,6 +170,16 @@ fn load_file(path: &str, bytes: &[u8], limits: Limits, out: &mut Loaded) {
                     .location()
                     .map(|l| (l.line() as u32, l.column() as u32))
                     .unwrap_or((1, 1));
+                // An error found at the end of input (an unclosed bracket) is reported past
+                // the document's last line, on the next `---`: keep it inside the document.
+                let body = doc.trim_end_matches(['\n', '\r']);
+                let last = body.lines().count().max(1) as u32;
+                let (line, column) = if line > last {
+                    let end = body.lines().last().map_or(0, |l| l.chars().count()) as u32;
+                    (last, end + 1)
+                } else {
+                    (line, column)
+                };
                 out.findings.push(finding(
                     "yaml.syntax",
                     path,
@@ -276,6 +286,23 @@ fn add_object(path: &str, line: u32, value: Value, out: &mut Loaded) {
     }
     if name.is_none() {
         missing.push("metadata.name");
+    }
+    if name.is_none()
+        && missing.len() == 1
+        && text(metadata.and_then(|m| m.get("generateName"))).is_some()
+    {
+        let mut f = finding(
+            "object.generate-name",
+            path,
+            Some(line),
+            None,
+            "metadata.generateName without metadata.name: ConfigSync applies objects by name \
+             (server-side apply), and a generated name would create a new object on every \
+             apply; set metadata.name",
+        );
+        f.path = Some(".metadata.generateName".into());
+        out.findings.push(f);
+        return;
     }
     let (Some(api_version), Some(kind), Some(name)) = (api_version, kind, name) else {
         let mut f = finding(

@@ -518,7 +518,7 @@ mod tests {
         let r = report(&[("a.yaml", CM), ("b.yaml", "kind: [x\n")]);
         let text = r.render(Format::Text, false);
         assert!(text.contains("a.yaml - ConfigMap a is valid"), "{text}");
-        assert!(text.contains("b.yaml:2:1 - error: invalid YAML"), "{text}");
+        assert!(text.contains("b.yaml:1:9 - error: invalid YAML"), "{text}");
         assert!(text.ends_with("Summary: 1 resources found in 2 files - Valid: 1, Invalid: 0, Errors: 1, Warnings: 0\n"), "{text}");
         assert_eq!(r.exit_code(), 1);
         assert!(r.render(Format::Text, true).starts_with("Summary:"));
@@ -552,7 +552,7 @@ mod tests {
         let results = sarif["runs"][0]["results"].as_array().unwrap();
         assert_eq!(results.len(), 2);
         assert!(results.iter().any(|x| x["ruleId"] == "yaml.syntax"
-            && x["locations"][0]["physicalLocation"]["region"]["startLine"] == 2));
+            && x["locations"][0]["physicalLocation"]["region"]["startLine"] == 1));
     }
 
     #[test]
@@ -561,7 +561,7 @@ mod tests {
         let gh = r.render(Format::Github, false);
         assert!(
             gh.starts_with(
-                "::error file=dir%2Cwith%3Aodd.yaml,line=2,col=1,title=yaml.syntax::invalid YAML"
+                "::error file=dir%2Cwith%3Aodd.yaml,line=1,col=9,title=yaml.syntax::invalid YAML"
             ),
             "{gh}"
         );

@@ -1,6 +1,7 @@
 //! The validation engine's integration tests: fixtures and the shared corpus, through the
 //! public API, one module per engine module.
 
+mod engine;
 mod formats;
 mod generator;
 mod policy;

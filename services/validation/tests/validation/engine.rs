@@ -1,0 +1,87 @@
+//! The whole pipeline on a fixture checkout (`tests/fixtures/engine`): blank and comment-only
+//! files, a multi-document file with one bad document, missing apiVersion or kind, null arrays
+//! and strings, and generateName.
+
+use std::path::{Path, PathBuf};
+
+use configsync_validation::engine::{self, Checker, Options};
+
+fn fixture_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine")
+}
+
+#[test]
+fn every_finding_of_a_mixed_checkout_and_nothing_else() {
+    let checker = Checker::new(Options::default(), &[]).unwrap();
+    let outcome = engine::validate_checkout(
+        &checker,
+        &fixture_root(),
+        &[PathBuf::from("configs/dev")],
+        &[],
+    );
+    let mut found: Vec<(String, String, Option<u32>)> = outcome
+        .findings
+        .iter()
+        .filter(|f| f.severity == configsync_core::event::Severity::Error)
+        .map(|f| {
+            let file = f.file.clone().unwrap_or_default();
+            let file = file.rsplit('/').next().unwrap().to_string();
+            (file, f.rule.clone(), f.line)
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            (
+                "generate.yaml".to_string(),
+                "object.generate-name".to_string(),
+                Some(1)
+            ),
+            ("missing.yaml".into(), "object.shape".into(), Some(1)),
+            ("missing.yaml".into(), "object.shape".into(), Some(5)),
+            ("multi.yaml".into(), "yaml.syntax".into(), Some(9)),
+        ],
+        "{:#?}",
+        outcome.findings
+    );
+    let names: Vec<&str> = outcome
+        .manifests
+        .iter()
+        .map(|m| m.reference.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["migrate", "first", "third"],
+        "blank and comment-only files hold no objects; the good documents around a bad one \
+         load; the Job with null arrays and strings is valid"
+    );
+    assert!(
+        outcome
+            .findings
+            .iter()
+            .all(|f| f.file.as_deref() != Some("configs/dev/job.yaml")
+                || f.severity == configsync_core::event::Severity::Warning),
+        "{:#?}",
+        outcome.findings
+    );
+    let generate = outcome
+        .findings
+        .iter()
+        .find(|f| f.rule == "object.generate-name")
+        .unwrap();
+    assert!(
+        generate.message.contains("set metadata.name"),
+        "{generate:?}"
+    );
+    let missing: Vec<&str> = outcome
+        .findings
+        .iter()
+        .filter(|f| f.rule == "object.shape")
+        .map(|f| f.message.as_str())
+        .collect();
+    assert!(
+        missing[0].contains("kind") && missing[1].contains("apiVersion"),
+        "{missing:?}"
+    );
+}
