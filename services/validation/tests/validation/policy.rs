@@ -308,12 +308,13 @@ fn a_never_ending_policy_times_out_per_object_and_per_run() {
         .iter()
         .filter(|f| f.rule == "policy.timeout")
         .collect();
-    // a and b use their 300 ms, c the 100 ms left of the run, d is not evaluated.
-    assert_eq!(
-        timeouts.len(),
-        4,
-        "three objects, then the run: {findings:#?}"
-    );
+    // a and b use their 300 ms, c the 100 ms left of the run, d is not evaluated. On a
+    // loaded machine the split may differ; what must hold: objects time out one by one, then
+    // the run stops once, saying how many objects it did not check.
+    let (per_object, run): (Vec<&Finding>, Vec<&Finding>) =
+        timeouts.iter().copied().partition(|f| f.object.is_some());
+    assert!(!per_object.is_empty() && per_object.len() <= 3, "{findings:#?}");
+    assert_eq!(run.len(), 1, "{findings:#?}");
     assert!(
         timeouts[0].message.contains("slow.deny"),
         "{:?}",
@@ -321,11 +322,10 @@ fn a_never_ending_policy_times_out_per_object_and_per_run() {
     );
     assert!(timeouts[0].message.contains("p/slow.rego"));
     assert_eq!(timeouts[0].object.as_ref().unwrap().name, "a");
-    assert!(timeouts[3].object.is_none());
     assert!(
-        timeouts[3].message.contains("1 of 4 objects"),
+        run[0].message.contains("of 4 objects were not checked"),
         "{:?}",
-        timeouts[3]
+        run[0]
     );
     assert!(timeouts.iter().all(|f| f.severity == Severity::Error));
 }
