@@ -9,6 +9,9 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
+/// YAML's merge key.
+const MERGE_KEY: &str = "<<";
+
 /// A seed that builds a [`Value`], refusing duplicate keys when `strict`.
 #[derive(Clone, Copy)]
 pub struct StrictValue {
@@ -43,6 +46,11 @@ impl<'de> Visitor<'de> for StrictValue {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // kubectl's YAML-to-JSON step writes a whole float as an integer (`port: 80.0` is sent
+        // as 80), so integer fields accept it.
+        if v.fract() == 0.0 && v.abs() < 9.0e15 {
+            return Ok(Value::Number((v as i64).into()));
+        }
         // JSON has no NaN or infinity; YAML's `.nan` and `.inf` cannot reach the API server.
         Number::from_f64(v)
             .map(Value::Number)
@@ -79,14 +87,40 @@ impl<'de> Visitor<'de> for StrictValue {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
+        let mut merged = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             let value = map.next_value_seed(self)?;
+            // YAML merge keys (`<<: *defaults`), which kubectl's YAML decoder applies: the
+            // merged mappings fill in the keys the mapping does not set itself.
+            if key == MERGE_KEY {
+                match value {
+                    Value::Object(m) => merged.push(m),
+                    Value::Array(items) if items.iter().all(Value::is_object) => {
+                        merged.extend(items.into_iter().filter_map(|i| match i {
+                            Value::Object(m) => Some(m),
+                            _ => None,
+                        }));
+                    }
+                    _ => {
+                        return Err(de::Error::custom(
+                            "a merge key (<<) must name a mapping or a list of mappings",
+                        ));
+                    }
+                }
+                continue;
+            }
             if out.contains_key(&key) && self.strict {
                 return Err(de::Error::custom(format!(
                     "duplicate key `{key}` in the mapping that starts here (kubectl refuses it; --no-strict keeps the last)"
                 )));
             }
             out.insert(key, value);
+        }
+        // Earlier merged mappings win over later ones, as in YAML's merge-key rules.
+        for m in merged {
+            for (key, value) in m {
+                out.entry(key).or_insert(value);
+            }
         }
         Ok(Value::Object(out))
     }
@@ -114,6 +148,21 @@ mod tests {
             "the mapping holding it: {e}"
         );
         assert_eq!(yaml(text, false).unwrap()["b"]["c"], 2);
+    }
+
+    #[test]
+    fn merge_keys_fill_in_and_whole_floats_are_integers() {
+        let v = yaml(
+            "base: &b {a: 1, b: 2}\nmore: &m {c: 3}\nx:\n  <<: [*b, *m]\n  b: 20\nport: 80.0\nratio: 0.5\n",
+            true,
+        )
+        .unwrap();
+        assert_eq!(v["x"], serde_json::json!({"a": 1, "b": 20, "c": 3}));
+        assert_eq!(v["port"], serde_json::json!(80));
+        assert!(v["port"].is_i64());
+        assert_eq!(v["ratio"], serde_json::json!(0.5));
+        let e = yaml("x:\n  <<: 3\n", true).unwrap_err();
+        assert!(e.to_string().contains("merge key"), "{e}");
     }
 
     #[test]

@@ -71,8 +71,20 @@ impl Checker {
     /// `manifests` and `extra_crds`), then the policies, then the references between them.
     pub fn check(&self, manifests: &[Manifest], extra_crds: &[Manifest]) -> Vec<Finding> {
         let mut findings = self.setup_findings.clone();
-        let mut schemas = self.schemas.clone();
-        findings.extend(schemas.add_crds(extra_crds.iter().chain(manifests)));
+        let has_crds = extra_crds
+            .iter()
+            .chain(manifests)
+            .any(|m| m.reference.kind == "CustomResourceDefinition");
+        // The built-in schemas are shared; a run with CRDs compiles them into its own copy.
+        let with_crds;
+        let schemas = if has_crds {
+            let mut copy = self.schemas.clone();
+            findings.extend(copy.add_crds(extra_crds.iter().chain(manifests)));
+            with_crds = copy;
+            &with_crds
+        } else {
+            &self.schemas
+        };
         for manifest in manifests {
             findings.extend(schemas.check(manifest, &self.options.schema));
         }
@@ -102,13 +114,14 @@ impl Outcome {
 }
 
 /// Validates `paths` (relative to `root`) of a checkout: plain manifests are read, Kustomize
-/// and Helm roots rendered in a sandbox, and everything checked by `checker`. `crd_paths` are
-/// extra CRD files (`--crd`), read with the same rules as the inputs.
+/// and Helm roots rendered in a sandbox (Helm with `values-<env>.yaml` for `env`), and
+/// everything checked by `checker`. `crd_paths` are extra CRD files (`--crd`).
 pub fn validate_checkout(
     checker: &Checker,
     root: &Path,
     paths: &[PathBuf],
     crd_paths: &[PathBuf],
+    env: Option<&str>,
 ) -> Outcome {
     let options = checker.options();
     let mut outcome = Outcome::default();
@@ -118,27 +131,30 @@ pub fn validate_checkout(
     let plain: Vec<PathBuf> = discovered.plain.iter().map(PathBuf::from).collect();
     let read = sources::read(root, &plain, options.limits.max_file_bytes as u64);
     outcome.findings.extend(read.findings);
-    let mut files = read.files;
-    // sources::read returns its files sorted; rendered output is appended after them.
-    let plain_files = files.len();
+    let render_options = RenderOptions {
+        env: env
+            .map(str::to_string)
+            .or_else(|| options.render.env.clone()),
+        ..options.render.clone()
+    };
+    let mut rendered = Vec::new();
     for target in &discovered.roots {
-        match render::render(root, target, &options.render) {
-            Ok(rendered) => files.push((rendered.name, rendered.yaml)),
+        match render::render(root, target, &render_options) {
+            Ok(output) => rendered.push((output.name, output.yaml)),
             Err(findings) => outcome.findings.extend(findings),
         }
     }
-    outcome.files = files.len();
-    let loaded = manifests::load(&files, options.limits);
+    outcome.files = read.files.len() + rendered.len();
+    let loaded = manifests::load_with_rendered(&read.files, &rendered, options.limits);
     outcome.findings.extend(loaded.findings);
 
     let crds = read_crds(crd_paths, options.limits);
     outcome.findings.extend(crds.findings);
 
     let mut checked = checker.check(&loaded.manifests, &crds.manifests);
-    pinpoint(&mut checked, &files[..plain_files]);
+    pinpoint(&mut checked, &read.files);
     // Lines of rendered output are lines of no file a person can open: the finding names
     // the kustomization or chart, and its object.
-    let rendered = &files[plain_files..];
     for finding in checked.iter_mut().chain(outcome.findings.iter_mut()) {
         if finding
             .file
@@ -188,10 +204,16 @@ fn read_crds(paths: &[PathBuf], limits: Limits) -> manifests::Loaded {
     loaded
 }
 
+/// How many findings of one document are moved to their field's line.
+const MAX_PINPOINTED_PER_DOCUMENT: usize = 20;
+
 /// Moves findings that carry a JSON path from their document's first line to the line and
 /// column of the field itself, in the files read as they are (rendered output has no lines a
 /// person could open).
 fn pinpoint(findings: &mut [Finding], files: &[(String, Vec<u8>)]) {
+    // Each lookup parses the document again: a hostile document with thousands of findings
+    // would make this quadratic, so only the first ones of each document are moved.
+    let mut per_document: std::collections::HashMap<(&str, u32), usize> = Default::default();
     for finding in findings {
         let (Some(file), Some(line), Some(path)) = (&finding.file, finding.line, &finding.path)
         else {
@@ -203,6 +225,13 @@ fn pinpoint(findings: &mut [Finding], files: &[(String, Vec<u8>)]) {
         let Ok(index) = files.binary_search_by(|(name, _)| name.as_str().cmp(file)) else {
             continue;
         };
+        let done = per_document
+            .entry((files[index].0.as_str(), line))
+            .or_default();
+        if *done >= MAX_PINPOINTED_PER_DOCUMENT {
+            continue;
+        }
+        *done += 1;
         let Ok(text) = std::str::from_utf8(&files[index].1) else {
             continue;
         };
@@ -234,6 +263,7 @@ pub fn validate_files(
     checker: &Checker,
     files: &[(String, Vec<u8>)],
     paths: &[PathBuf],
+    env: Option<&str>,
 ) -> std::io::Result<Outcome> {
     let scratch = tempfile::Builder::new()
         .prefix("configsync-validate-")
@@ -255,5 +285,5 @@ pub fn validate_files(
         }
         std::fs::write(target, bytes)?;
     }
-    Ok(validate_checkout(checker, scratch.path(), paths, &[]))
+    Ok(validate_checkout(checker, scratch.path(), paths, &[], env))
 }

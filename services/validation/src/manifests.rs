@@ -84,18 +84,37 @@ fn finding(
 /// Loads every manifest file in `files` (path relative to the repository root, bytes), in
 /// path order. All findings are reported; loading never stops at the first.
 pub fn load(files: &[(String, Vec<u8>)], limits: Limits) -> Loaded {
+    load_with_rendered(files, &[], limits)
+}
+
+/// [`load`], plus the output of renderers (named after their kustomization or chart, YAML
+/// whatever the name, already capped in size by the renderer), so that an object defined
+/// both in a plain file and in a rendered source is found twice.
+pub fn load_with_rendered(
+    files: &[(String, Vec<u8>)],
+    rendered: &[(String, Vec<u8>)],
+    limits: Limits,
+) -> Loaded {
     let mut loaded = Loaded::default();
     let mut sorted: Vec<&(String, Vec<u8>)> =
         files.iter().filter(|(p, _)| is_manifest(p)).collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     for (path, bytes) in sorted {
-        load_file(path, bytes, limits, &mut loaded);
+        let json = path.to_ascii_lowercase().ends_with(".json");
+        load_file(path, bytes, json, limits, &mut loaded);
+    }
+    let unlimited = Limits {
+        max_file_bytes: usize::MAX,
+        ..limits
+    };
+    for (name, yaml) in rendered {
+        load_file(name, yaml, false, unlimited, &mut loaded);
     }
     check_duplicates(&mut loaded);
     loaded
 }
 
-fn load_file(path: &str, bytes: &[u8], limits: Limits, out: &mut Loaded) {
+fn load_file(path: &str, bytes: &[u8], json: bool, limits: Limits, out: &mut Loaded) {
     if bytes.len() > limits.max_file_bytes {
         out.findings.push(finding(
             "file.too-large",
@@ -110,6 +129,8 @@ fn load_file(path: &str, bytes: &[u8], limits: Limits, out: &mut Loaded) {
         ));
         return;
     }
+    // A byte order mark, which editors on Windows write and kubectl ignores.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let Ok(text) = std::str::from_utf8(bytes) else {
         out.findings.push(finding(
             "file.encoding",
@@ -120,7 +141,7 @@ fn load_file(path: &str, bytes: &[u8], limits: Limits, out: &mut Loaded) {
         ));
         return;
     };
-    if path.to_ascii_lowercase().ends_with(".json") {
+    if json {
         let mut json = serde_json::Deserializer::from_str(text);
         let decoded = StrictValue {
             strict: limits.strict_keys,
@@ -158,10 +179,20 @@ fn load_file(path: &str, bytes: &[u8], limits: Limits, out: &mut Loaded) {
         let seed = StrictValue {
             strict: limits.strict_keys,
         };
-        match serde_yaml::Deserializer::from_str(doc)
-            .next()
-            .map(|d| seed.deserialize(d))
-        {
+        let mut stream = serde_yaml::Deserializer::from_str(doc);
+        let first = stream.next().map(|d| seed.deserialize(d));
+        if first.as_ref().is_some_and(Result::is_ok) && stream.next().is_some() {
+            // The piece holds a second document behind a marker the splitter does not
+            // know (`--- !tag`, `---{`): say so rather than drop it.
+            out.findings.push(finding(
+                "yaml.syntax",
+                path,
+                Some(start_line),
+                None,
+                "a second document starts inside this one behind an unusual `---` marker; put `---` on a line of its own",
+            ));
+        }
+        match first {
             None => {}
             Some(Ok(Value::Null)) => {}
             Some(Ok(value)) => add_object(path, start_line, value, out),
@@ -201,19 +232,24 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
     let mut offset = 0usize;
     for (i, line) in text.split_inclusive('\n').enumerate() {
         let trimmed = line.trim_end_matches(['\r', '\n']);
-        let is_marker = trimmed == "---" || trimmed.starts_with("--- ") || trimmed == "...";
+        // `---` alone, or followed by blanks or a comment (as kubectl's splitter accepts), or
+        // followed by content after a blank (`--- value`), which stays in the new document.
+        let after = trimmed.strip_prefix("---");
+        let rest = after.map(str::trim_start);
+        let is_marker =
+            trimmed == "..." || after.is_some_and(|a| a.is_empty() || a.starts_with([' ', '\t']));
         if is_marker {
             if offset > start {
                 docs.push((start_line, &text[start..offset]));
             }
-            // `--- value` keeps its content in the new document.
-            let content_start = if trimmed.starts_with("--- ") {
-                offset + 4
+            let inline = rest.is_some_and(|r| !r.is_empty() && !r.starts_with('#'));
+            let content_start = if inline {
+                offset + (trimmed.len() - rest.unwrap_or_default().len())
             } else {
                 offset + line.len()
             };
             start = content_start;
-            start_line = i as u32 + if trimmed.starts_with("--- ") { 1 } else { 2 };
+            start_line = i as u32 + if inline { 1 } else { 2 };
         }
         offset += line.len();
     }
@@ -545,5 +581,38 @@ mod tests {
 
     fn dup_text() -> &'static str {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  name: y\n"
+    }
+
+    #[test]
+    fn markers_with_blanks_or_comments_a_bom_and_unusual_markers() {
+        let cm = |n: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\n");
+        let text = format!("{}---\t\n{}--- # next\n{}", cm("a"), cm("b"), cm("c"));
+        let bom = format!("\u{feff}{}", cm("d"));
+        let odd = format!("{}--- !!map\n{}", cm("e"), cm("f"));
+        let loaded = load(
+            &files(&[
+                ("a.yaml", &text),
+                ("b.yaml", &bom),
+                (
+                    "c.json",
+                    "\u{feff}{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"g\"}}",
+                ),
+            ]),
+            Limits::default(),
+        );
+        let names: Vec<_> = loaded
+            .manifests
+            .iter()
+            .map(|m| m.reference.name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b", "c", "d", "g"], "{:?}", loaded.findings);
+        assert!(loaded.findings.is_empty(), "{:?}", loaded.findings);
+        let loaded = load(&files(&[("odd.yaml", &odd)]), Limits::default());
+        assert!(
+            loaded.findings.iter().any(|f| f.rule == "yaml.syntax") || loaded.manifests.len() == 2,
+            "the second document is found or reported, never dropped: {:?} {:?}",
+            loaded.findings,
+            loaded.manifests
+        );
     }
 }

@@ -15,6 +15,7 @@ use configsync_core::log::bundles::{Bundle, BundleStore};
 use configsync_core::log::{HandlerError, Publisher};
 
 use configsync_validation::engine::{self, Checker, Options};
+use configsync_validation::policy;
 
 /// Everything the handler needs, shared by concurrent handlings.
 pub struct Validator {
@@ -141,7 +142,7 @@ impl Validator {
             {
                 Ok(files) => files
                     .into_iter()
-                    .filter(|f| f.path.ends_with(".rego") && !f.path.ends_with("_test.rego"))
+                    .filter(|f| policy::is_policy_file(&f.path))
                     .map(|f| (f.path, String::from_utf8_lossy(&f.bytes).into_owned()))
                     .collect(),
                 Err(GitError::PathNotFound { .. }) => Vec::new(),
@@ -174,8 +175,9 @@ impl Validator {
                 // Rendering, loading and checking are blocking work: off the runtime.
                 let checker = checker.clone();
                 let dir = PathBuf::from(format!("configs/{environment}"));
+                let env = environment.to_string();
                 let mut loaded = tokio::task::spawn_blocking(move || {
-                    engine::validate_files(&checker, &files, &[dir])
+                    engine::validate_files(&checker, &files, &[dir], Some(&env))
                 })
                 .await
                 .map_err(|e| HandlerError::Transient(format!("validation task failed: {e}")))?

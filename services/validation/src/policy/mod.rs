@@ -103,7 +103,8 @@ fn read_error(path: &Path, message: String) -> Box<Finding> {
     })
 }
 
-/// Walks `dir`. Directory symlinks are not followed (they could loop); file symlinks are.
+/// Walks `dir`. Symbolic links are refused: a repository's `policies/` is content from Git,
+/// and a link could make the validator read, and run, a file from outside the repository.
 fn read_into(dir: &Path, out: &mut Vec<(String, String)>) -> Result<(), Box<Finding>> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| read_error(dir, format!("cannot read policy directory: {e}")))?;
@@ -121,6 +122,12 @@ fn read_into(dir: &Path, out: &mut Vec<(String, String)>) -> Result<(), Box<Find
         let name = path.to_string_lossy().replace('\\', "/");
         if !is_policy_file(&name) {
             continue;
+        }
+        if file_type.is_symlink() {
+            return Err(read_error(
+                &path,
+                "policy file is a symbolic link; links are not followed".into(),
+            ));
         }
         let metadata = std::fs::metadata(&path)
             .map_err(|e| read_error(&path, format!("cannot read policy file: {e}")))?;

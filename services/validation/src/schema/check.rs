@@ -196,7 +196,7 @@ impl<'a> Walker<'a> {
                         .unwrap_or_default();
                     self.report(
                         "schema.unknown-field",
-                        format!("unknown field \"{key}\"{hint}"),
+                        format!("unknown field \"{}\"{hint}", shorten(key)),
                     );
                     self.path.pop();
                 }
@@ -307,13 +307,13 @@ impl<'a> Walker<'a> {
         let mut out = String::new();
         for seg in &self.path {
             match seg {
-                Seg::Key(k) if is_plain(k) => {
+                Seg::Key(k) if is_plain(k) && k.len() <= 64 => {
                     out.push('.');
                     out.push_str(k);
                 }
                 Seg::Key(k) => {
                     out.push('[');
-                    out.push_str(&Value::from(*k).to_string());
+                    out.push_str(&Value::from(shorten(k)).to_string());
                     out.push(']');
                 }
                 Seg::Index(i) => {
@@ -358,13 +358,26 @@ fn describe(value: &Value) -> String {
 
 /// The declared field closest to a misspelt one (edit distance at most 2), if any.
 fn suggestion<'o>(key: &str, object: &'o ObjectNode) -> Option<&'o str> {
+    // Names further apart in length than the allowed distance cannot match: skipping them
+    // keeps a hostile megabyte-long key from costing a megabyte per declared field.
+    let len = key.chars().count();
     object
         .properties
         .iter()
+        .filter(|(name, _)| name.chars().count().abs_diff(len) <= 2)
         .map(|(name, _)| (distance(key, name), &**name))
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d)
         .map(|(_, name)| name)
+}
+
+/// A key as quoted in a message: at most 64 characters, so a hostile key cannot bloat the
+/// report.
+fn shorten(key: &str) -> String {
+    match key.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &key[..end]),
+        None => key.to_string(),
+    }
 }
 
 fn distance(a: &str, b: &str) -> usize {
@@ -453,5 +466,7 @@ mod tests {
         assert_eq!(distance("replicaz", "replicas"), 1);
         assert_eq!(distance("", "abc"), 3);
         assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(shorten(&"k".repeat(10)), "k".repeat(10));
+        assert_eq!(shorten(&"é".repeat(100)), format!("{}…", "é".repeat(64)));
     }
 }

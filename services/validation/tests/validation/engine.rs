@@ -18,6 +18,7 @@ fn every_finding_of_a_mixed_checkout_and_nothing_else() {
         &fixture_root(),
         &[PathBuf::from("configs/dev")],
         &[],
+        None,
     );
     let mut found: Vec<(String, String, Option<u32>)> = outcome
         .findings

@@ -313,7 +313,10 @@ fn a_never_ending_policy_times_out_per_object_and_per_run() {
     // the run stops once, saying how many objects it did not check.
     let (per_object, run): (Vec<&Finding>, Vec<&Finding>) =
         timeouts.iter().copied().partition(|f| f.object.is_some());
-    assert!(!per_object.is_empty() && per_object.len() <= 3, "{findings:#?}");
+    assert!(
+        !per_object.is_empty() && per_object.len() <= 3,
+        "{findings:#?}"
+    );
     assert_eq!(run.len(), 1, "{findings:#?}");
     assert!(
         timeouts[0].message.contains("slow.deny"),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use configsync_validation::engine::{self, Checker, Options};
+use configsync_validation::engine::{self, Checker, Options, Outcome};
 use configsync_validation::policy::{Policies, PolicyMode};
 use configsync_validation::references::ExternalRef;
 use configsync_validation::report::{Format, Report};
@@ -37,8 +37,9 @@ pub enum Mode {
 #[derive(clap::Args, Debug)]
 pub struct ValidateArgs {
     /// Files or directories to validate, relative to --root (default: `configs/<env>` with
-    /// --env, else the whole root). Directories with a kustomization.yaml are rendered with
-    /// kustomize, directories with a Chart.yaml with `helm template`.
+    /// --env; else each environment under `configs/` on its own; else the whole root).
+    /// Directories with a kustomization.yaml are rendered with kustomize, directories with a
+    /// Chart.yaml with `helm template`.
     paths: Vec<PathBuf>,
     /// Validate one environment: its directory `configs/<ENV>`, and `values-<ENV>.yaml` for
     /// Helm charts.
@@ -53,8 +54,8 @@ pub struct ValidateArgs {
     /// Allow unknown fields and duplicate keys (strict by default, as kubectl is).
     #[arg(long)]
     no_strict: bool,
-    /// A custom resource whose CRD is not among the inputs or --crd files is a warning, not
-    /// an error.
+    /// Skip the schema check of custom resources whose CRD is not among the inputs or --crd
+    /// files (without it, each is an error); their metadata is still checked.
     #[arg(long)]
     ignore_missing_schemas: bool,
     /// CRD files or directories whose schemas validate custom resources (repeatable).
@@ -101,18 +102,35 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     }
     options.limits.strict_keys = !args.no_strict;
     options.render.timeout = args.render_timeout;
-    options.render.env = args.env.clone();
 
-    let paths = if !args.paths.is_empty() {
-        args.paths.clone()
+    // Each environment is its own set of objects: the same name in dev and prod is not a
+    // duplicate, and a reference in prod is not satisfied by an object of dev.
+    let runs: Vec<(Option<String>, Vec<PathBuf>)> = if !args.paths.is_empty() {
+        vec![(args.env.clone(), args.paths.clone())]
     } else if let Some(env) = &args.env {
-        vec![PathBuf::from("configs").join(env)]
+        vec![(Some(env.clone()), vec![PathBuf::from("configs").join(env)])]
     } else {
-        vec![PathBuf::from(".")]
+        match environments(&args.root) {
+            Some(envs) => envs
+                .into_iter()
+                .map(|env| {
+                    let dir = PathBuf::from("configs").join(&env);
+                    (Some(env), vec![dir])
+                })
+                .collect(),
+            None => vec![(None, vec![PathBuf::from(".")])],
+        }
     };
     let (user_policies, policy_findings) = read_policies(&args.root, &args.policies);
     let checker = Checker::new(options, &user_policies)?;
-    let mut outcome = engine::validate_checkout(&checker, &args.root, &paths, &args.crds);
+    let mut outcome = Outcome::default();
+    for (env, paths) in runs {
+        let run =
+            engine::validate_checkout(&checker, &args.root, &paths, &args.crds, env.as_deref());
+        outcome.files += run.files;
+        outcome.manifests.extend(run.manifests);
+        outcome.findings.extend(run.findings);
+    }
     outcome.findings.extend(policy_findings);
 
     let report = Report::new(outcome.files, &outcome.manifests, outcome.findings);
@@ -141,10 +159,31 @@ fn read_policies(
     let mut sources = Vec::new();
     let mut findings = Vec::new();
     for dir in dirs {
+        // Findings name policy files relative to the root, like every other file.
+        let relative = |path: String| match Path::new(&path).strip_prefix(root) {
+            Ok(rel) => rel.display().to_string(),
+            Err(_) => path,
+        };
         match Policies::read_dir(&dir) {
-            Ok(read) => sources.extend(read),
-            Err(finding) => findings.push(*finding),
+            Ok(read) => sources.extend(read.into_iter().map(|(path, rego)| (relative(path), rego))),
+            Err(mut finding) => {
+                finding.file = finding.file.map(relative);
+                findings.push(*finding);
+            }
         }
     }
     (sources, findings)
+}
+
+/// The environments of a config repository: the directories under `configs/`, sorted.
+fn environments(root: &Path) -> Option<Vec<String>> {
+    let mut envs: Vec<String> = std::fs::read_dir(root.join("configs"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    envs.sort();
+    (!envs.is_empty()).then_some(envs)
 }

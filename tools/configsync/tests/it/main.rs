@@ -855,3 +855,81 @@ fn validate_turns_a_hostile_repository_into_findings_in_bounded_time() {
         "nothing of /etc/passwd or /etc/shadow, no expanded bomb"
     );
 }
+
+#[test]
+fn validate_without_paths_checks_each_environment_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  namespace: default\ndata:\n  a: b\n";
+    for env in ["dev", "prod"] {
+        std::fs::create_dir_all(root.join("configs").join(env)).unwrap();
+        std::fs::write(root.join("configs").join(env).join("cm.yaml"), cm).unwrap();
+    }
+    let out = validate(root, &["--summary"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).starts_with("Summary: 2 resources found in 2 files - Valid: 2"));
+
+    // A policy file that is a link out of the repository is refused, not run.
+    std::fs::create_dir_all(root.join("policies")).unwrap();
+    let outside = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        outside.path(),
+        "package leak\nimport rego.v1\ndeny contains \"ran a file from outside\" if true\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("policies/evil.rego")).unwrap();
+    let out = validate(root, &[]);
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        shown.contains("policies/evil.rego - error: policy file is a symbolic link"),
+        "{shown}"
+    );
+    assert!(!shown.contains("ran a file from outside"), "{shown}");
+}
+
+/// Thousands of findings in one document: reported, with positions for the first ones, and
+/// in time linear in the input.
+#[test]
+fn validate_stays_fast_on_a_document_with_thousands_of_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut doc = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "many"}
+    });
+    for i in 0..5000 {
+        doc[format!("x{i}")] = 1.into();
+    }
+    // YAML caps implicit keys at 1,024 characters; JSON does not.
+    doc["k".repeat(200_000)] = 1.into();
+    std::fs::write(
+        dir.path().join("cm.json"),
+        serde_json::to_string_pretty(&doc).unwrap(),
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let out = validate(dir.path(), &["-o", "json"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(
+        findings
+            .iter()
+            .filter(|f| f["rule"] == "schema.unknown-field")
+            .count(),
+        5001
+    );
+    let x0 = findings.iter().find(|f| f["path"] == ".x0").unwrap();
+    assert!(
+        x0["line"].as_u64().unwrap() > 1,
+        "the first findings point at their field: {x0}"
+    );
+    assert!(
+        out.stdout.len() < 5_000_000,
+        "a 200 KB key is shortened in messages and paths: {} bytes",
+        out.stdout.len()
+    );
+}
