@@ -21,9 +21,19 @@ fn steps(path: &str) -> Option<Vec<Step>> {
             let end = tail.find(['.', '[']).unwrap_or(tail.len());
             out.push(Step::Key(tail[..end].to_string()));
             rest = &tail[end..];
-        } else if let Some(tail) = rest.strip_prefix("[\"").or_else(|| rest.strip_prefix("['")) {
-            let end = tail.find(['"', '\''])?;
-            out.push(Step::Key(tail[..end].to_string()));
+        } else if let Some(tail) = rest.strip_prefix('[').filter(|t| t.starts_with('"')) {
+            // A JSON string: find its closing quote past escapes, then unescape it.
+            let mut escaped = false;
+            let end = tail
+                .char_indices()
+                .skip(1)
+                .find(|&(_, c)| {
+                    let closes = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    closes
+                })
+                .map(|(i, _)| i)?;
+            out.push(Step::Key(serde_json::from_str(&tail[..=end]).ok()?));
             rest = tail[end + 1..].strip_prefix(']')?;
         } else if let Some(tail) = rest.strip_prefix('[') {
             let end = tail.find(']')?;
@@ -203,6 +213,11 @@ spec:
         assert_eq!(
             locate(DEPLOYMENT, r#".metadata.labels["app.kubernetes.io/name"]"#),
             Some((6, 5))
+        );
+        let quoted = "metadata:\n  annotations:\n    \"say \\\"hi\\\"\": x\n";
+        assert_eq!(
+            locate(quoted, r#".metadata.annotations["say \"hi\""]"#),
+            Some((3, 5))
         );
     }
 
