@@ -10,6 +10,7 @@ use configsync_core::event::Finding;
 
 use super::{Discovered, Root, RootKind, finding, join, kustomize};
 use crate::manifests::is_manifest;
+use crate::sources::{self, MAX_DEPTH};
 
 /// The file names kustomize reads, in its order of preference.
 pub(super) const KUSTOMIZATION_FILES: [&str; 3] =
@@ -38,13 +39,12 @@ pub fn root_kind(dir: &Path) -> Option<RootKind> {
     }
 }
 
-/// Whether a file name is a renderer's input rather than a manifest: kustomizations,
-/// `Chart.yaml` and Helm value files (`values.yaml`, `values-prod.yaml`, ...).
+/// Whether a file name is a renderer's input rather than a manifest: kustomizations and
+/// `Chart.yaml`. Helm value files need no rule: they only count inside a chart, and chart
+/// directories are never walked for plain files (`values-configmap.yaml` elsewhere is a
+/// manifest like any other).
 pub fn is_render_input(file_name: &str) -> bool {
-    let lower = file_name.to_ascii_lowercase();
-    KUSTOMIZATION_FILES.contains(&file_name)
-        || file_name == "Chart.yaml"
-        || (lower.starts_with("values") && (lower.ends_with(".yaml") || lower.ends_with(".yml")))
+    KUSTOMIZATION_FILES.contains(&file_name) || file_name == "Chart.yaml"
 }
 
 /// The root that `path` (root-relative) lies in, if any: the outermost chart (subcharts are
@@ -71,8 +71,10 @@ pub(crate) fn enclosing_root(repo_root: &Path, path: &str) -> Option<Root> {
 }
 
 /// Finds the roots and plain manifest files under `paths` (relative to `root`, or absolute
-/// inside it). Symbolic links outside roots are listed as plain files: the reader
-/// (`sources::read`) follows those that stay inside the root and refuses the others.
+/// inside it). Symbolic links outside roots with a manifest's name are listed as plain files:
+/// the reader (`sources::read`) follows those that stay inside the root and refuses the
+/// others. Other links are ignored, except links to directories, which are never followed
+/// and get a warning.
 pub fn discover(root: &Path, paths: &[PathBuf]) -> (Discovered, Vec<Finding>) {
     let mut findings = Vec::new();
     let mut walk = Walk::default();
@@ -138,9 +140,9 @@ pub fn discover(root: &Path, paths: &[PathBuf]) -> (Discovered, Vec<Finding>) {
             }
             Some(r) => {
                 walk.roots.insert(r.dir.clone(), r.kind);
-                walk.visit(&root, &relative, true, &mut findings);
+                walk.visit(&root, &relative, true, 0, &mut findings);
             }
-            None => walk.visit(&root, &relative, false, &mut findings),
+            None => walk.visit(&root, &relative, false, 0, &mut findings),
         }
     }
     (select(&root, walk), findings)
@@ -153,8 +155,16 @@ struct Walk {
 }
 
 impl Walk {
-    /// Visits root-relative `rel`; `in_root` when a kustomization above owns its files.
-    fn visit(&mut self, root: &Path, rel: &str, in_root: bool, findings: &mut Vec<Finding>) {
+    /// Visits root-relative `rel`, `depth` directories below the path given; `in_root` when
+    /// a kustomization above owns its files.
+    fn visit(
+        &mut self,
+        root: &Path,
+        rel: &str,
+        in_root: bool,
+        depth: usize,
+        findings: &mut Vec<Finding>,
+    ) {
         let full = root.join(rel);
         let meta = match std::fs::symlink_metadata(&full) {
             Ok(m) => m,
@@ -169,8 +179,18 @@ impl Walk {
             }
         };
         if meta.file_type().is_symlink() {
-            if !in_root {
-                self.plain.insert(rel.to_string());
+            // Inside a kustomization, links are the pre-checks' findings (`render.symlink`).
+            if in_root {
+                return;
+            }
+            match full.canonicalize() {
+                Ok(target) if target.is_dir() => {
+                    findings.push(sources::link_to_directory(rel, &target));
+                }
+                _ if is_manifest(rel) => {
+                    self.plain.insert(rel.to_string());
+                }
+                _ => {}
             }
             return;
         }
@@ -196,6 +216,10 @@ impl Walk {
             }
             None => {}
         }
+        if depth >= MAX_DEPTH {
+            findings.push(sources::too_deep(rel));
+            return;
+        }
         let mut names: Vec<String> = match std::fs::read_dir(&full) {
             Ok(rd) => rd
                 .flatten()
@@ -213,7 +237,7 @@ impl Walk {
         };
         names.sort();
         for name in names.iter().filter(|n| !n.starts_with('.')) {
-            self.visit(root, &join(rel, name), in_root, findings);
+            self.visit(root, &join(rel, name), in_root, depth + 1, findings);
         }
     }
 }
@@ -316,8 +340,14 @@ mod tests {
         write(root, "cycle/a/kustomization.yaml", "resources: [../b]\n");
         write(root, "cycle/b/kustomization.yaml", "resources: [../a]\n");
         std::os::unix::fs::symlink("/etc/hostname", root.join("configs/plain/l.yaml")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("LICENSE")).unwrap();
+        std::os::unix::fs::symlink("..", root.join("configs/plain/loop")).unwrap();
         let (d, findings) = discover(root, &[PathBuf::from(".")]);
-        assert!(findings.is_empty(), "{findings:?}");
+        let got: Vec<_> = findings
+            .iter()
+            .map(|f| (f.rule.as_str(), f.file.as_deref().unwrap()))
+            .collect();
+        assert_eq!(got, [("file.refused", "configs/plain/loop")]);
         let roots: Vec<_> = d.roots.iter().map(|r| (r.dir.as_str(), r.kind)).collect();
         assert_eq!(
             roots,
@@ -329,7 +359,30 @@ mod tests {
             ]
         );
         assert_eq!(d.bases, ["configs/base", "configs/comp", "configs/lonely"]);
-        assert_eq!(d.plain, ["configs/plain/cm.yaml", "configs/plain/l.yaml"]);
+        assert_eq!(
+            d.plain,
+            [
+                "configs/plain/cm.yaml",
+                "configs/plain/l.yaml",
+                "configs/plain/values.yaml"
+            ],
+            "a values file outside a chart is a manifest; a link not named as one is ignored"
+        );
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep: Vec<&str> = vec!["d"; MAX_DEPTH + 2];
+        write(dir.path(), &format!("{}/cm.yaml", deep.join("/")), "a: 1\n");
+        write(dir.path(), "d/cm.yaml", "a: 1\n");
+        let (d, findings) = discover(dir.path(), &[PathBuf::from(".")]);
+        assert_eq!(d.plain, ["d/cm.yaml"]);
+        let got: Vec<_> = findings
+            .iter()
+            .map(|f| (f.rule.as_str(), f.file.clone().unwrap()))
+            .collect();
+        assert_eq!(got, [("file.too-deep", vec!["d"; MAX_DEPTH].join("/"))]);
     }
 
     #[test]

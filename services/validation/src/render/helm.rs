@@ -14,6 +14,11 @@ use super::{RenderOptions, Rendered, finding, join, line_of, sandbox};
 const MAX_CHART_BYTES: u64 = 1024 * 1024;
 /// Longest release name Helm accepts.
 const MAX_RELEASE_NAME: usize = 53;
+/// Largest value file read for the values kept out of error output.
+const MAX_VALUES_BYTES: u64 = 8 * 1024 * 1024;
+/// Value strings this short or shorter would drop most error lines (`true`, `app`) and are
+/// not what a secret looks like.
+const MIN_HIDDEN_VALUE_CHARS: usize = 3;
 
 /// What the checks learnt about the chart in a root-relative directory.
 #[derive(Debug, PartialEq, Eq)]
@@ -245,6 +250,39 @@ fn links(repo_root: &Path, dir: &str) -> Vec<Finding> {
     findings
 }
 
+/// Every string value longer than `MIN_HIDDEN_VALUE_CHARS` in the value files: a chart's
+/// values may be secrets, and Helm's errors quote them. An unreadable or invalid file yields
+/// none (Helm then fails on the file, not on a value).
+fn value_strings(repo_root: &Path, files: &[String]) -> Vec<String> {
+    fn collect(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) if s.chars().count() > MIN_HIDDEN_VALUE_CHARS => {
+                out.push(s.clone());
+            }
+            Value::Sequence(items) => items.iter().for_each(|v| collect(v, out)),
+            Value::Mapping(map) => map.values().for_each(|v| collect(v, out)),
+            Value::Tagged(tagged) => collect(&tagged.value, out),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for file in files {
+        let full = repo_root.join(file);
+        if !std::fs::symlink_metadata(&full)
+            .is_ok_and(|m| m.is_file() && m.len() <= MAX_VALUES_BYTES)
+        {
+            continue;
+        }
+        let parsed = std::fs::read_to_string(&full)
+            .ok()
+            .and_then(|text| serde_yaml::from_str::<Value>(&text).ok());
+        if let Some(value) = parsed {
+            collect(&value, &mut out);
+        }
+    }
+    out
+}
+
 /// A release name Helm accepts: lower-case letters, digits and '-', at most 53 characters.
 fn release_name(name: &str) -> String {
     let cleaned: String = name
@@ -278,12 +316,16 @@ pub(super) fn render(
         return Err(findings);
     };
     let chart = checked?;
+    let redactions = sandbox::Redactions {
+        secrets: Vec::new(),
+        drop_lines_with: value_strings(repo_root, &chart.values),
+    };
     let mut args = vec!["template".to_string(), chart.release, dir.to_string()];
     for file in chart.values {
         args.push("-f".into());
         args.push(file);
     }
-    sandbox::run(repo_root, &name, &program, &args, options)
+    sandbox::run(repo_root, &name, &program, &args, options, &redactions)
 }
 
 #[cfg(test)]

@@ -15,6 +15,9 @@ use super::{RenderOptions, Rendered, finding, join, line_of, sandbox};
 
 /// Largest kustomization file read for the checks.
 const MAX_KUSTOMIZATION_BYTES: u64 = 1024 * 1024;
+/// Largest secret generator file (`files`, `envs`) read for its secrets; kustomize's error
+/// messages quote lines and values, not whole large files.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 /// Fields listing paths or kustomization directories (`resources` may also name files).
 const INCLUDES: [&str; 3] = ["resources", "bases", "components"];
@@ -130,23 +133,33 @@ pub(super) fn local_references(repo_root: &Path, dir: &str) -> References {
     }
 }
 
-/// Every finding on the kustomization in `dir` and on those it includes.
-pub(super) fn check(repo_root: &Path, dir: &str) -> Vec<Finding> {
+/// What the checks of a kustomization (and those it includes) found.
+#[derive(Debug, Default)]
+pub(super) struct Checked {
+    pub findings: Vec<Finding>,
+    /// Secret generator material that must not appear in kustomize's error output: each
+    /// literal whole and its value, each line and value of `envs` files, and the lines of
+    /// `files` entries.
+    pub secrets: Vec<String>,
+}
+
+/// Every finding on the kustomization in `dir` and on those it includes, and their secrets.
+pub(super) fn check(repo_root: &Path, dir: &str) -> Checked {
     let mut checker = Checker {
         repo_root,
         visited: BTreeSet::new(),
         links: BTreeSet::new(),
-        findings: Vec::new(),
+        checked: Checked::default(),
     };
     checker.kustomization(dir);
-    checker.findings
+    checker.checked
 }
 
 struct Checker<'a> {
     repo_root: &'a Path,
     visited: BTreeSet<String>,
     links: BTreeSet<String>,
-    findings: Vec<Finding>,
+    checked: Checked,
 }
 
 impl Checker<'_> {
@@ -158,7 +171,7 @@ impl Checker<'_> {
         let k = match read(self.repo_root, dir) {
             Ok(Some(k)) => k,
             Ok(None) => {
-                self.findings.push(finding(
+                self.checked.findings.push(finding(
                     "render.invalid",
                     dir,
                     None,
@@ -173,14 +186,14 @@ impl Checker<'_> {
                         .as_ref()
                         .is_some_and(|file| self.links.contains(file));
                 if !reported {
-                    self.findings.push(*f);
+                    self.checked.findings.push(*f);
                 }
                 return;
             }
         };
         for field in HELM_FIELDS {
             if k.value.get(field).is_some() {
-                self.findings.push(finding(
+                self.checked.findings.push(finding(
                     "render.remote-source",
                     &k.file,
                     line_of(&k.text, &format!("{field}:")),
@@ -196,7 +209,7 @@ impl Checker<'_> {
                 if let Some(path) = self.path(&k, dir, field, entry) {
                     let full = self.repo_root.join(&path);
                     if std::fs::symlink_metadata(&full).is_err() {
-                        self.findings.push(finding(
+                        self.checked.findings.push(finding(
                             "render.remote-source",
                             &k.file,
                             line_of(&k.text, entry),
@@ -239,19 +252,67 @@ impl Checker<'_> {
             self.path(&k, dir, "openapi", entry);
         }
         for generator in ["configMapGenerator", "secretGenerator"] {
+            let secret = generator == "secretGenerator";
             if let Some(Value::Sequence(items)) = k.value.get(generator) {
                 for item in items {
+                    if secret {
+                        for literal in strings(item.get("literals")) {
+                            self.literal(literal);
+                        }
+                    }
                     for entry in strings(item.get("files")) {
                         // `key=path` names the key; the path is after the first '='.
                         let path = entry.split_once('=').map_or(entry, |(_, p)| p);
-                        self.path(&k, dir, generator, path);
+                        if let Some(path) = self.path(&k, dir, generator, path)
+                            && secret
+                        {
+                            self.secret_file(&path, false);
+                        }
                     }
                     for field in ["envs", "env"] {
                         for entry in strings(item.get(field)) {
-                            self.path(&k, dir, generator, entry);
+                            if let Some(path) = self.path(&k, dir, generator, entry)
+                                && secret
+                            {
+                                self.secret_file(&path, true);
+                            }
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// A `key=value` literal (or an env file line): the whole of it and its value, quoted
+    /// or not, are secret.
+    fn literal(&mut self, literal: &str) {
+        let literal = literal.trim();
+        self.checked.secrets.push(literal.to_string());
+        if let Some((_, value)) = literal.split_once('=') {
+            let value = value.trim();
+            self.checked.secrets.push(value.to_string());
+            let unquoted = value.trim_matches(|c| c == '"' || c == '\'');
+            self.checked.secrets.push(unquoted.to_string());
+        }
+    }
+
+    /// The secrets of a generator's file (root-relative, checked): every line, and for an
+    /// env file every line's value. A file too large or unreadable fails kustomize with a
+    /// message about the file, not its contents.
+    fn secret_file(&mut self, path: &str, env: bool) {
+        let full = self.repo_root.join(path);
+        let small = std::fs::symlink_metadata(&full)
+            .is_ok_and(|m| m.is_file() && m.len() <= MAX_SECRET_FILE_BYTES);
+        let Some(bytes) = small.then(|| std::fs::read(&full).ok()).flatten() else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        self.checked.secrets.push(text.trim().to_string());
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if !env {
+                self.checked.secrets.push(line.to_string());
+            } else if !line.starts_with('#') {
+                self.literal(line);
             }
         }
     }
@@ -269,26 +330,28 @@ impl Checker<'_> {
         };
         match resolve(dir, entry) {
             Target::Remote => {
-                self.findings.push(refuse(
+                self.checked.findings.push(refuse(
                     "render.remote-source",
                     "is a remote source (kustomize would fetch it)",
                 ));
                 None
             }
             Target::Absolute => {
-                self.findings
+                self.checked
+                    .findings
                     .push(refuse("render.path-escape", "is an absolute path"));
                 None
             }
             Target::Escapes => {
-                self.findings
+                self.checked
+                    .findings
                     .push(refuse("render.path-escape", "leaves the repository root"));
                 None
             }
             Target::Local(path) => match symlink_on_path(self.repo_root, &path) {
                 Some(link) => {
                     if self.links.insert(link.clone()) {
-                        self.findings.push(finding(
+                        self.checked.findings.push(finding(
                             "render.symlink",
                             &k.file,
                             line,
@@ -329,7 +392,7 @@ impl Checker<'_> {
                         let target = std::fs::read_link(self.repo_root.join(&rel))
                             .map(|t| t.display().to_string())
                             .unwrap_or_default();
-                        self.findings.push(finding(
+                        self.checked.findings.push(finding(
                             "render.symlink",
                             &rel,
                             None,
@@ -356,7 +419,10 @@ pub(super) fn render(
 ) -> Result<Rendered, Vec<Finding>> {
     let name = kustomization_file(&repo_root.join(dir))
         .map_or_else(|| join(dir, "kustomization.yaml"), |n| join(dir, n));
-    let mut findings = check(repo_root, dir);
+    let Checked {
+        mut findings,
+        secrets,
+    } = check(repo_root, dir);
     let tool = sandbox::find_tool("kustomize", options)
         .map(|p| (p, "build"))
         .or_else(|| sandbox::find_tool("kubectl", options).map(|p| (p, "kustomize")));
@@ -375,7 +441,11 @@ pub(super) fn render(
         return Err(findings);
     }
     let args = vec![verb.to_string(), dir.to_string()];
-    sandbox::run(repo_root, &name, &program, &args, options)
+    let redactions = sandbox::Redactions {
+        secrets,
+        drop_lines_with: Vec::new(),
+    };
+    sandbox::run(repo_root, &name, &program, &args, options, &redactions)
 }
 
 #[cfg(test)]
@@ -418,7 +488,7 @@ mod tests {
             "resources:\n- git::https://example.com/repo.git\n- d.yaml\n",
         );
         write(root, "app/base/d.yaml", "kind: Deployment\n");
-        let found = rules(&check(root, "app/prod"));
+        let found = rules(&check(root, "app/prod").findings);
         let prod = "app/prod/kustomization.yaml".to_string();
         let base = "app/base/kustomization.yaml".to_string();
         assert_eq!(
@@ -446,16 +516,16 @@ mod tests {
         write(root, "real.yaml", "resources: []\n");
         std::fs::create_dir_all(root.join("c")).unwrap();
         std::os::unix::fs::symlink("../real.yaml", root.join("c/kustomization.yaml")).unwrap();
-        let a = rules(&check(root, "a"));
+        let a = rules(&check(root, "a").findings);
         assert_eq!(
             a,
             [("render.symlink".into(), "a/x.yaml".into(), None)],
             "the link is reported once"
         );
-        let b = check(root, "b");
+        let b = check(root, "b").findings;
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].rule, "render.invalid");
-        let c = rules(&check(root, "c"));
+        let c = rules(&check(root, "c").findings);
         assert_eq!(
             c,
             [("render.symlink".into(), "c/kustomization.yaml".into(), None)]

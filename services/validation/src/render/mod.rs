@@ -6,12 +6,18 @@
 //!
 //! Isolation: every tool runs under `unshare --net` (a network namespace with only a
 //! loopback) when that works on the machine, probed once; otherwise without, and only the
-//! pre-checks keep remote sources out. `Rendered::isolation` and every run finding say which.
+//! pre-checks keep remote sources out. `Rendered::isolation` and every run finding say which,
+//! and a render without isolation carries a `render.no-isolation` warning naming the tool.
+//! `unshare` is searched on the tools' `PATH` (`RenderOptions::tool_path`).
+//!
+//! Secrets: secret generator material of every kustomization involved is replaced by
+//! `[redacted]` in the tool's error output; for a chart, error lines naming any string value
+//! of its value files (longer than 3 characters) are dropped.
 //! The tool's own restrictions stay as they are (kustomize's load restrictor is not loosened).
 //!
 //! Rule ids: `render.remote-source`, `render.path-escape`, `render.symlink`, `render.invalid`,
 //! `render.tool-missing`, `render.failed`, `render.timeout`, `render.output-too-large`,
-//! `render.repository-too-large`.
+//! `render.repository-too-large`, `render.no-isolation` (a warning).
 
 mod discover;
 mod helm;
@@ -42,7 +48,8 @@ pub struct RenderOptions {
     pub max_copy_bytes: u64,
     /// Most files copied into the scratch copy of the repository.
     pub max_copy_files: usize,
-    /// `PATH` searched for the tools and given to them; `None` is this process's `PATH`.
+    /// `PATH` searched for the tools (and `unshare`) and given to them; `None` is this
+    /// process's `PATH`.
     pub tool_path: Option<OsString>,
 }
 
@@ -92,6 +99,8 @@ pub struct Rendered {
     pub yaml: Vec<u8>,
     /// How the tool was kept off the network.
     pub isolation: Isolation,
+    /// Warnings on a successful render (`render.no-isolation`), for the caller to report.
+    pub warnings: Vec<Finding>,
 }
 
 /// Renders one root: pre-checks first (nothing runs if any fails), then the tool in a

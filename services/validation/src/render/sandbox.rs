@@ -2,19 +2,21 @@
 //! files only: no `.git`, no symbolic links, bounded size), with a cleared environment whose
 //! home, config, cache and kubeconfig all point into the scratch directory, no standard
 //! input, no network when `unshare --net` works here, a timeout that kills the whole process
-//! group, and a cap on the output read.
+//! group, and a cap on the output read. Secret material the caller names is taken out of the
+//! error output before it becomes a finding.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use configsync_core::event::Finding;
+use configsync_core::event::{Finding, Severity};
 
 use super::{RenderOptions, Rendered, finding};
 
@@ -46,27 +48,43 @@ impl Isolation {
     }
 }
 
-/// `unshare` and its arguments, when a network namespace can be made here (probed once).
-fn unshare() -> Option<&'static (PathBuf, Vec<&'static str>)> {
-    static PROBE: OnceLock<Option<(PathBuf, Vec<&'static str>)>> = OnceLock::new();
-    PROBE
-        .get_or_init(|| {
-            let program = search(std::env::var_os("PATH").as_deref(), "unshare")?;
-            [vec!["--net", "--map-root-user"], vec!["--net"]]
-                .into_iter()
-                .find(|args| {
-                    Command::new(&program)
-                        .args(args)
-                        .arg("true")
-                        .stdin(Stdio::null())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status()
-                        .is_ok_and(|s| s.success())
-                })
-                .map(|args| (program, args))
-        })
-        .as_ref()
+/// What must not reach a finding from the tool's standard error.
+#[derive(Debug, Default)]
+pub(super) struct Redactions {
+    /// Replaced by `[redacted]` wherever they appear (secret generator material).
+    pub secrets: Vec<String>,
+    /// A line containing any of these is dropped (a chart's values).
+    pub drop_lines_with: Vec<String>,
+}
+
+/// `unshare` on the tools' `PATH` and its arguments, when it makes a network namespace here.
+/// Probed once per `unshare` program; searched like the tools, so a `PATH` without it (as a
+/// test's) runs them without isolation, and says so.
+fn unshare(options: &RenderOptions) -> Option<(PathBuf, Vec<&'static str>)> {
+    /// The arguments that work for each `unshare` program, or none.
+    type Probes = HashMap<PathBuf, Option<Vec<&'static str>>>;
+    static PROBES: OnceLock<Mutex<Probes>> = OnceLock::new();
+    let program = find_tool("unshare", options)?;
+    let probes = PROBES.get_or_init(Mutex::default);
+    let mut probes = probes
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let args = probes.entry(program.clone()).or_insert_with(|| {
+        [vec!["--net", "--map-root-user"], vec!["--net"]]
+            .into_iter()
+            .find(|args| {
+                Command::new(&program)
+                    .args(args)
+                    .arg("true")
+                    .env_clear()
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+    });
+    args.clone().map(|args| (program, args))
 }
 
 fn search(path: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBuf> {
@@ -92,13 +110,15 @@ pub(super) fn find_tool(name: &str, options: &RenderOptions) -> Option<PathBuf> 
 }
 
 /// Runs `program args` on a scratch copy of `repo_root` (the working directory); its
-/// standard output, or findings on `source` (the root's source file).
+/// standard output, or findings on `source` (the root's source file) whose error output
+/// went through `redactions`.
 pub(super) fn run(
     repo_root: &Path,
     source: &str,
     program: &Path,
     args: &[String],
     options: &RenderOptions,
+    redactions: &Redactions,
 ) -> Result<Rendered, Vec<Finding>> {
     let failed = |rule: &str, message: String| vec![finding(rule, source, None, message)];
     let scratch = tempfile::Builder::new()
@@ -123,7 +143,8 @@ pub(super) fn run(
     copy_repository(repo_root, &repo, options)
         .map_err(|f| vec![finding(&f.0, source, None, f.1)])?;
 
-    let isolation = if unshare().is_some() {
+    let unshare = unshare(options);
+    let isolation = if unshare.is_some() {
         Isolation::NetworkNamespace
     } else {
         Isolation::None
@@ -132,7 +153,7 @@ pub(super) fn run(
         || program.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let mut command = match unshare() {
+    let mut command = match unshare {
         Some((unshare, unshare_args)) => {
             let mut c = Command::new(unshare);
             c.args(unshare_args).arg(program);
@@ -226,12 +247,28 @@ pub(super) fn run(
     let tail = tail_lines(
         &stderr,
         &[&scratch_prefix, &scratch.path().display().to_string()],
+        redactions,
     );
     match (status, output) {
         (Some(status), Some(Ok(yaml))) if status.success() => Ok(Rendered {
             name: source.to_string(),
             yaml,
             isolation,
+            warnings: match isolation {
+                Isolation::NetworkNamespace => Vec::new(),
+                Isolation::None => vec![Finding {
+                    severity: Severity::Warning,
+                    ..finding(
+                        "render.no-isolation",
+                        source,
+                        None,
+                        format!(
+                            "{tool} ran with the network reachable: `unshare --net` is not \
+                             available here, so only the pre-checks kept remote sources out"
+                        ),
+                    )
+                }],
+            },
         }),
         (Some(status), Some(Ok(_))) => Err(failed(
             "render.failed",
@@ -276,26 +313,53 @@ fn read_capped(
     }
 }
 
+/// Standard error's tail: the last `STDERR_BYTES` or so, and whether the start was cut.
+#[derive(Debug, Default)]
+struct Tail {
+    bytes: Vec<u8>,
+    cut: bool,
+}
+
 /// Reads to EOF, keeping only the last `STDERR_BYTES`.
-fn read_tail(reader: &mut impl Read) -> Vec<u8> {
-    let mut out = Vec::new();
+fn read_tail(reader: &mut impl Read) -> Tail {
+    let mut tail = Tail::default();
     let mut buf = vec![0u8; 8 * 1024];
     while let Ok(n) = reader.read(&mut buf) {
         if n == 0 {
             break;
         }
-        out.extend_from_slice(&buf[..n]);
-        if out.len() > 2 * STDERR_BYTES {
-            out.drain(..out.len() - STDERR_BYTES);
+        tail.bytes.extend_from_slice(&buf[..n]);
+        if tail.bytes.len() > 2 * STDERR_BYTES {
+            tail.bytes.drain(..tail.bytes.len() - STDERR_BYTES);
+            tail.cut = true;
         }
     }
-    out
+    tail
 }
 
-/// The last non-empty lines of `stderr`, trimmed and shortened, with scratch paths removed
-/// so that they read as repository paths.
-fn tail_lines(stderr: &[u8], scratch_paths: &[&str]) -> String {
-    let mut text = String::from_utf8_lossy(stderr).into_owned();
+/// The last non-empty lines of `stderr`, trimmed and shortened, with secrets replaced, lines
+/// naming a chart value dropped, and scratch paths removed so that they read as repository
+/// paths. Redaction comes first, on whole lines: shortening could cut a secret in two.
+fn tail_lines(stderr: &Tail, scratch_paths: &[&str], redactions: &Redactions) -> String {
+    let mut text = String::from_utf8_lossy(&stderr.bytes).into_owned();
+    if stderr.cut {
+        // The first line may be the end of a secret whose start was cut off.
+        text = text
+            .split_once('\n')
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or_default();
+    }
+    let mut secrets: Vec<&str> = redactions
+        .secrets
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .collect();
+    // Longest first: a literal `key=value` goes whole, not as `key=[redacted]` plus pieces.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
+        text = text.replace(secret, "[redacted]");
+    }
     for prefix in scratch_paths {
         text = text.replace(prefix, "");
     }
@@ -303,6 +367,12 @@ fn tail_lines(stderr: &[u8], scratch_paths: &[&str]) -> String {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
+        .filter(|l| {
+            !redactions
+                .drop_lines_with
+                .iter()
+                .any(|v| l.contains(v.as_str()))
+        })
         .map(|l| l.chars().take(STDERR_LINE_CHARS).collect())
         .collect();
     if lines.is_empty() {
@@ -430,11 +500,41 @@ mod tests {
         let stderr: String = (1..=30)
             .map(|i| format!("  line {i} /tmp/s/repo/a.yaml\n\n"))
             .collect();
-        let tail = tail_lines(stderr.as_bytes(), &["/tmp/s/repo/"]);
+        let stderr = Tail {
+            bytes: stderr.into_bytes(),
+            cut: false,
+        };
+        let tail = tail_lines(&stderr, &["/tmp/s/repo/"], &Redactions::default());
         let lines: Vec<_> = tail.lines().collect();
         assert_eq!(lines.len(), STDERR_LINES);
         assert_eq!(lines[0], "line 11 a.yaml");
         assert_eq!(lines[19], "line 30 a.yaml");
+    }
+
+    #[test]
+    fn secrets_are_replaced_before_lines_are_shortened() {
+        let secret = "s".repeat(20);
+        let long_line = format!("{}{secret}", "x".repeat(STDERR_LINE_CHARS - 5));
+        let stderr = Tail {
+            bytes: format!(
+                "cut-secret-end\n{long_line}\nkey={secret} value\nvalue 12345 here\nok\n"
+            )
+            .into_bytes(),
+            cut: true,
+        };
+        let redactions = Redactions {
+            secrets: vec![secret.clone(), format!("key={secret}"), " ".into()],
+            drop_lines_with: vec!["12345".into()],
+        };
+        let tail = tail_lines(&stderr, &[], &redactions);
+        assert!(!tail.contains("ssssssssss"), "{tail}");
+        assert!(
+            !tail.contains("cut-secret-end"),
+            "the cut first line goes: {tail}"
+        );
+        let lines: Vec<_> = tail.lines().collect();
+        assert_eq!(lines[1..], ["[redacted] value", "ok"]);
+        assert!(lines[0].ends_with("x[reda"), "{}", lines[0]);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use configsync_core::event::Finding;
+use configsync_core::event::{Finding, Severity};
+use configsync_validation::engine::{self, Checker, Options};
 use configsync_validation::manifests::{Limits, load};
 use configsync_validation::render::{Isolation, RenderOptions, Root, RootKind, discover, render};
 
@@ -541,4 +542,191 @@ fn the_shared_corpus_renders_its_deployments_and_services() {
     assert_eq!(count("Service"), 12);
     assert_eq!(count("ServiceAccount"), 11);
     assert_eq!(loaded.manifests.len(), 35);
+}
+
+#[test]
+fn kubectl_never_quotes_a_secret_literal_in_a_finding() {
+    if !have_kubectl() {
+        return;
+    }
+    let repo = tempfile::tempdir().unwrap();
+    write(
+        repo.path(),
+        "app/kustomization.yaml",
+        "secretGenerator:\n- name: db\n  literals: [\"password:hunter2-SECRET\"]\n",
+    );
+    let findings = render(repo.path(), &kustomize("app"), &RenderOptions::default()).unwrap_err();
+    assert_eq!(rules(&findings), ["render.failed"], "{findings:?}");
+    let message = &findings[0].message;
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(message.contains("[redacted]"), "{message}");
+}
+
+#[test]
+fn secret_generator_material_of_every_kustomization_is_redacted() {
+    let repo = tempfile::tempdir().unwrap();
+    // The fake tool prints everything a careless tool could quote, then fails.
+    let (_bin, options) = fake_tools(
+        "echo \"bad literal token=lit-value-1 and lit-value-1\" >&2\n\
+         echo \"env line DB_PASS=env-value-2 gives env-value-2\" >&2\n\
+         echo \"file says file-line-3\" >&2\n\
+         echo \"base literal base-value-4\" >&2\n\
+         echo \"config value cm-value-5 stays\" >&2\n\
+         exit 1",
+    );
+    write(
+        repo.path(),
+        "app/kustomization.yaml",
+        "resources: [../base]\n\
+         secretGenerator:\n- name: db\n  literals:\n  - token=lit-value-1\n  \
+         envs: [db.env]\n  files: [key=tls.key]\n\
+         configMapGenerator:\n- name: c\n  literals: [plain=cm-value-5]\n",
+    );
+    write(
+        repo.path(),
+        "app/db.env",
+        "# comment\nDB_PASS=env-value-2\n",
+    );
+    write(repo.path(), "app/tls.key", "-----BEGIN-----\nfile-line-3\n");
+    write(
+        repo.path(),
+        "base/kustomization.yaml",
+        "secretGenerator:\n- name: b\n  literals: [\"k='base-value-4'\"]\n",
+    );
+    let findings = render(repo.path(), &kustomize("app"), &options).unwrap_err();
+    assert_eq!(rules(&findings), ["render.failed"], "{findings:?}");
+    let message = &findings[0].message;
+    for secret in ["lit-value-1", "env-value-2", "file-line-3", "base-value-4"] {
+        assert!(!message.contains(secret), "{secret} in {message}");
+    }
+    assert!(
+        message.contains("bad literal [redacted] and [redacted]"),
+        "{message}"
+    );
+    assert!(
+        message.contains("cm-value-5 stays"),
+        "config map values are not secret: {message}"
+    );
+}
+
+#[test]
+fn helm_error_lines_naming_a_value_are_dropped() {
+    let repo = tempfile::tempdir().unwrap();
+    let (_bin, options) = fake_tools(
+        "echo 'Error: template: web/templates/s.yaml: bad value s3cr3t-pass' >&2\n\
+         echo 'line with yes only' >&2\n\
+         echo 'Error: execution error at (web/templates/s.yaml:3)' >&2\n\
+         exit 1",
+    );
+    write(
+        repo.path(),
+        "charts/web/Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+    );
+    write(
+        repo.path(),
+        "charts/web/values.yaml",
+        "db:\n  password: s3cr3t-pass\n  flag: \"yes\"\n",
+    );
+    let findings = render(repo.path(), &chart("charts/web"), &options).unwrap_err();
+    assert_eq!(rules(&findings), ["render.failed"], "{findings:?}");
+    let message = &findings[0].message;
+    assert!(!message.contains("s3cr3t"), "{message}");
+    assert!(
+        message.contains("line with yes only"),
+        "values of 3 characters or fewer do not drop lines: {message}"
+    );
+    assert!(message.contains("execution error at"), "{message}");
+}
+
+#[test]
+fn a_render_without_network_isolation_warns() {
+    let repo = tempfile::tempdir().unwrap();
+    write(repo.path(), "app/kustomization.yaml", "resources: []\n");
+    // `unshare` is searched on the tools' PATH: with only the fake tools there (the script
+    // uses shell builtins only), the tool runs without isolation.
+    let (bin, mut options) = fake_tools("printf 'kind: ConfigMap\\n'");
+    options.tool_path = Some(bin.path().into());
+    let rendered = render(repo.path(), &kustomize("app"), &options).unwrap();
+    assert_eq!(rendered.isolation, Isolation::None);
+    assert_eq!(rendered.warnings.len(), 1, "{:?}", rendered.warnings);
+    let warning = &rendered.warnings[0];
+    assert_eq!(warning.rule, "render.no-isolation");
+    assert_eq!(warning.severity, Severity::Warning);
+    assert_eq!(warning.file.as_deref(), Some("app/kustomization.yaml"));
+    assert!(warning.message.contains("kustomize"), "{}", warning.message);
+
+    // With the system's directories (and so `unshare`) on the PATH, isolation is used when
+    // this machine allows it, and then nothing is said.
+    let (_bin, options) = fake_tools("printf 'kind: ConfigMap\\n'");
+    let rendered = render(repo.path(), &kustomize("app"), &options).unwrap();
+    match rendered.isolation {
+        Isolation::NetworkNamespace => assert!(rendered.warnings.is_empty()),
+        Isolation::None => assert_eq!(rendered.warnings[0].rule, "render.no-isolation"),
+    }
+}
+
+#[test]
+fn a_checkout_with_a_link_loop_a_values_named_manifest_and_links_out() {
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    std::fs::create_dir_all(root.join("a")).unwrap();
+    std::os::unix::fs::symlink("..", root.join("a/loop")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("LICENSE")).unwrap();
+    std::fs::create_dir_all(root.join("docs")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("docs/x.md")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("docs/out.yaml")).unwrap();
+    write(
+        root,
+        "configs/prod/values-configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata: [1]\n",
+    );
+    write(root, "charts/web/Chart.yaml", "apiVersion: v2\nname: web\n");
+    write(root, "charts/web/values.yaml", "a: 1\n");
+
+    let (found, findings) = discover(root, &[PathBuf::from(".")]);
+    assert_eq!(found.roots, [chart("charts/web")]);
+    assert_eq!(
+        found.plain,
+        ["configs/prod/values-configmap.yaml", "docs/out.yaml"]
+    );
+    assert_eq!(rules(&findings), ["file.refused"], "{findings:?}");
+    assert_eq!(findings[0].file.as_deref(), Some("a/loop"));
+    assert_eq!(findings[0].severity, Severity::Warning);
+
+    let checker = Checker::new(Options::default(), &[]).unwrap();
+    let outcome = engine::validate_checkout(&checker, root, &[PathBuf::from(".")], &[]);
+    let on = |file: &str| {
+        outcome
+            .findings
+            .iter()
+            .filter(|f| f.file.as_deref() == Some(file))
+            .map(|f| f.rule.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        !on("configs/prod/values-configmap.yaml").is_empty(),
+        "the invalid ConfigMap is checked: {:?}",
+        outcome.findings
+    );
+    assert_eq!(on("docs/out.yaml"), ["file.refused"]);
+    assert!(on("LICENSE").is_empty() && on("docs/x.md").is_empty());
+    assert_eq!(on("a/loop"), ["file.refused"]);
+}
+
+#[test]
+fn an_unreadable_root_is_reported_once() {
+    let checker = Checker::new(Options::default(), &[]).unwrap();
+    let outcome = engine::validate_checkout(
+        &checker,
+        Path::new("/nonexistent-configsync-root"),
+        &[PathBuf::from(".")],
+        &[],
+    );
+    let unreadable: Vec<_> = outcome
+        .findings
+        .iter()
+        .filter(|f| f.message.contains("root is unreadable"))
+        .collect();
+    assert_eq!(unreadable.len(), 1, "{:?}", outcome.findings);
 }
