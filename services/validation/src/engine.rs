@@ -140,7 +140,10 @@ pub fn validate_checkout(
     let mut rendered = Vec::new();
     for target in &discovered.roots {
         match render::render(root, target, &render_options) {
-            Ok(output) => rendered.push((output.name, output.yaml)),
+            Ok(output) => {
+                outcome.findings.extend(output.warnings);
+                rendered.push((output.name, output.yaml));
+            }
             Err(findings) => outcome.findings.extend(findings),
         }
     }
@@ -189,7 +192,8 @@ fn read_crds(paths: &[PathBuf], limits: Limits) -> manifests::Loaded {
         } else {
             base
         };
-        let read = sources::read(base, &[inner], limits.max_file_bytes as u64);
+        // Kubebuilder keeps CRDs under a kustomization (config/crd): read it as plain files.
+        let read = sources::read_plain(base, &[inner], limits.max_file_bytes as u64);
         let shown = |name: String| base.join(name).display().to_string();
         files.extend(
             read.files
@@ -199,7 +203,19 @@ fn read_crds(paths: &[PathBuf], limits: Limits) -> manifests::Loaded {
         findings.extend(read.findings);
     }
     let mut loaded = manifests::load(&files, limits);
-    findings.append(&mut loaded.findings);
+    // Only whole CRDs matter; such directories also hold patches (partial CRDs) and
+    // configuration, whose shape is not this run's business.
+    loaded.manifests.retain(|m| {
+        m.reference.kind == "CustomResourceDefinition"
+            && m.object.pointer("/spec/group").is_some()
+            && m.object.pointer("/spec/versions").is_some()
+    });
+    findings.extend(
+        loaded
+            .findings
+            .drain(..)
+            .filter(|f| !f.rule.starts_with("object.")),
+    );
     loaded.findings = findings;
     loaded
 }

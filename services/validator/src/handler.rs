@@ -15,7 +15,7 @@ use configsync_core::log::bundles::{Bundle, BundleStore};
 use configsync_core::log::{HandlerError, Publisher};
 
 use configsync_validation::engine::{self, Checker, Options};
-use configsync_validation::policy;
+use configsync_validation::{policy, render};
 
 /// Everything the handler needs, shared by concurrent handlings.
 pub struct Validator {
@@ -268,11 +268,7 @@ fn content_finding(error: &GitError, dir: &str) -> Option<Finding> {
 
 /// Whether `path` makes its directory a Kustomize or Helm root.
 fn is_render_root_file(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    matches!(
-        name,
-        "kustomization.yaml" | "kustomization.yml" | "Kustomization" | "Chart.yaml"
-    )
+    render::is_render_input(path.rsplit('/').next().unwrap_or(path))
 }
 
 fn git_error(e: GitError) -> HandlerError {

@@ -933,3 +933,53 @@ fn validate_stays_fast_on_a_document_with_thousands_of_findings() {
         out.stdout.len()
     );
 }
+
+/// CRDs given with --crd in a kubebuilder layout (a kustomization beside the bases, patches
+/// that are not whole objects): the CRDs are read, the rest is not this run's business.
+#[test]
+fn validate_reads_crds_from_a_kubebuilder_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let put = |path: &str, text: &str| {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    put(
+        "config/crd/kustomization.yaml",
+        "resources: [bases/widgets.yaml]\npatches: [{path: patches/webhook.yaml}]\n",
+    );
+    put(
+        "config/crd/patches/webhook.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  conversion: {strategy: Webhook}\n",
+    );
+    put(
+        "config/crd/bases/widgets.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            properties:\n              size: {type: integer}\n",
+    );
+    put(
+        "configs/dev/widgets.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: good\n  namespace: default\nspec:\n  size: 3\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: bad\n  namespace: default\nspec:\n  size: big\n  colour: red\n",
+    );
+    let out = validate(
+        root,
+        &[
+            "configs/dev",
+            "--crd",
+            root.join("config/crd").to_str().unwrap(),
+        ],
+    );
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("Widget good is valid"), "{shown}");
+    assert!(
+        shown.contains("Widget bad is invalid")
+            && shown.contains("colour")
+            && shown.contains("integer"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("webhook.yaml"),
+        "the patch is not reported: {shown}"
+    );
+}
