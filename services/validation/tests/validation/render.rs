@@ -695,7 +695,7 @@ fn a_checkout_with_a_link_loop_a_values_named_manifest_and_links_out() {
     assert_eq!(findings[0].severity, Severity::Warning);
 
     let checker = Checker::new(Options::default(), &[]).unwrap();
-    let outcome = engine::validate_checkout(&checker, root, &[PathBuf::from(".")], &[]);
+    let outcome = engine::validate_checkout(&checker, root, &[PathBuf::from(".")], &[], None);
     let on = |file: &str| {
         outcome
             .findings
@@ -722,6 +722,7 @@ fn an_unreadable_root_is_reported_once() {
         Path::new("/nonexistent-configsync-root"),
         &[PathBuf::from(".")],
         &[],
+        None,
     );
     let unreadable: Vec<_> = outcome
         .findings
