@@ -89,7 +89,13 @@ impl Checker {
             findings.extend(schemas.check(manifest, &self.options.schema));
         }
         findings.extend(self.policies.evaluate(manifests, self.options.policy_mode));
-        findings.extend(references::check(manifests, &self.options.external));
+        // CRDs given apart (--crd) still say whether their custom resources are namespaced.
+        if extra_crds.is_empty() {
+            findings.extend(references::check(manifests, &self.options.external));
+        } else {
+            let with_crds: Vec<Manifest> = manifests.iter().chain(extra_crds).cloned().collect();
+            findings.extend(references::check(&with_crds, &self.options.external));
+        }
         findings
     }
 
