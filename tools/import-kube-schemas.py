@@ -104,6 +104,28 @@ def import_version(path):
     return {"definitions": out_defs, "kinds": kinds}, {f"{a} {k}" for a, k, _ in kinds}
 
 
+def relax(old, new):
+    """Drops from `old` the required fields the newest version no longer requires.
+
+    Older OpenAPI documents derived `required` from Go struct tags (no `omitempty`), so they
+    list fields the API server defaults or never needed (StatefulSet `serviceName`,
+    NetworkPolicy `podSelector`, RoleRef `apiGroup`, ...); later releases corrected the
+    documents, not the servers. The newest version's list is the better truth for all.
+    """
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return
+    if "required" in old:
+        kept = [r for r in old["required"] if r in new.get("required", [])]
+        if kept:
+            old["required"] = kept
+        else:
+            del old["required"]
+    for key in ("items", "additionalProperties"):
+        relax(old.get(key), new.get(key))
+    for name, prop in old.get("properties", {}).items():
+        relax(prop, new.get("properties", {}).get(name))
+
+
 def write_gzip(path, data):
     buf = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
@@ -132,8 +154,12 @@ def run(schema_dir):
         raise SystemExit(f"no v1.NN.0-local/_definitions.json under {schema_dir}")
     OUT.mkdir(parents=True, exist_ok=True)
     served = {}
-    for minor, path in sorted(versions.items()):
-        doc, kinds = import_version(path)
+    imported = {minor: import_version(path) for minor, path in sorted(versions.items())}
+    newest = imported[max(imported)][0]["definitions"]
+    for minor, (doc, kinds) in sorted(imported.items()):
+        for name, schema in doc["definitions"].items():
+            if name in newest:
+                relax(schema, newest[name])
         doc["version"] = f"1.{minor}"
         data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
         target = OUT / f"v1.{minor}.json.gz"

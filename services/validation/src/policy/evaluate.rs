@@ -100,7 +100,7 @@ fn evaluate_object(
     if targets.is_empty() {
         return;
     }
-    engine.set_input(Value::from(manifest.object.clone()));
+    engine.set_input(Value::from(without_nulls(&manifest.object)));
     evaluate_targets(engine, targets, manifest, (Instant::now(), budget), out);
 }
 
@@ -317,5 +317,22 @@ fn run_finding(rule: &str, message: String) -> Finding {
         column: None,
         object: None,
         path: None,
+    }
+}
+
+/// The object as the API server stores it: a field set to null is absent (`volumes:` left
+/// empty by a template). Policies then never meet a null where they expect a list.
+fn without_nulls(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(without_nulls).collect())
+        }
+        other => other.clone(),
     }
 }

@@ -56,6 +56,10 @@ fn items(value: Option<&Value>) -> impl Iterator<Item = (usize, &Value)> {
         .enumerate()
 }
 
+/// The ConfigMap Kubernetes publishes in every namespace (the cluster's CA bundle), like the
+/// `default` ServiceAccount: always there.
+const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
+
 /// A required reference at `source.field`, unless the source is optional.
 fn push<'v>(
     uses: &mut Vec<Use<'v>>,
@@ -68,6 +72,9 @@ fn push<'v>(
         return;
     }
     if let Some(name) = text(source.get(field)) {
+        if kind == "ConfigMap" && name == ROOT_CA_CONFIGMAP {
+            return;
+        }
         uses.push(Use {
             kind,
             name,

@@ -219,7 +219,19 @@ impl Compiler<'_> {
         let required = match s.get("required") {
             None => Box::default(),
             Some(Value::Array(r)) if r.iter().all(Value::is_string) => {
-                r.iter().filter_map(Value::as_str).map(Into::into).collect()
+                // The API server applies a field's `default` before it checks `required`, so a
+                // defaulted field may be left out.
+                let props = s.get("properties").and_then(Value::as_object);
+                let defaulted = |name: &str| {
+                    props
+                        .and_then(|p| p.get(name))
+                        .is_some_and(|p| p.get("default").is_some())
+                };
+                r.iter()
+                    .filter_map(Value::as_str)
+                    .filter(|name| !defaulted(name))
+                    .map(Into::into)
+                    .collect()
             }
             Some(_) => {
                 self.problem(

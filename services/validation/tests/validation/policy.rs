@@ -517,3 +517,17 @@ fn policies_can_be_shared_between_threads() {
     });
     assert_eq!(rules(&from_thread), ["baseline.privileged"]);
 }
+
+/// Null lists (an empty `volumes:` left by a template) are absent, as the API server treats
+/// them: the baseline evaluates, it does not fail.
+#[test]
+fn null_fields_do_not_break_the_baseline() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {app: p}\nspec:\n  volumes:\n  securityContext:\n    sysctls:\n  containers:\n  - name: c\n    image: nginx:1.25\n    ports:\n    securityContext:\n      capabilities:\n        add:\n";
+    let findings = baseline().evaluate(&load_yaml(pod), PolicyMode::Enforce);
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.severity == Severity::Warning && f.rule.starts_with("baseline.")),
+        "{findings:#?}"
+    );
+}

@@ -457,3 +457,17 @@ fn ten_thousand_objects_take_milliseconds() {
     // Generous for a debug build on a busy machine; a quadratic pass takes seconds.
     assert!(elapsed.as_millis() < 1_000, "{elapsed:?}");
 }
+
+/// `kube-root-ca.crt` is published in every namespace by Kubernetes itself.
+#[test]
+fn the_root_ca_configmap_always_exists() {
+    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w, namespace: default}\nspec:\n  selector: {matchLabels: {app: w}}\n  template:\n    metadata: {labels: {app: w}}\n    spec:\n      containers: [{name: w, image: w:1}]\n      volumes:\n      - {name: ca, configMap: {name: kube-root-ca.crt}}\n      - {name: other, configMap: {name: missing}}\n";
+    let loaded = manifests::load(
+        &[("w.yaml".to_string(), yaml.as_bytes().to_vec())],
+        Limits::default(),
+    );
+    let findings = references::check(&loaded.manifests, &External::default());
+    let messages: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(findings.len(), 1, "{messages:?}");
+    assert!(messages[0].contains("missing"), "{messages:?}");
+}

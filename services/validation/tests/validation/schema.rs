@@ -563,3 +563,40 @@ fn absurd_nesting_is_a_finding_not_a_crash() {
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0].rule, "schema.depth");
 }
+
+/// A required CRD field with a `default` may be left out: the API server defaults it first.
+#[test]
+fn defaulted_required_crd_fields_may_be_left_out() {
+    let yaml = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: pools.example.com}\nspec:\n  group: example.com\n  names: {kind: Pool, plural: pools}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            required: [replicas, size]\n            properties:\n              replicas: {type: integer, default: 1}\n              size: {type: string}\n---\napiVersion: example.com/v1\nkind: Pool\nmetadata: {name: p}\nspec: {}\n";
+    let loaded = manifests::load(
+        &[("p.yaml".into(), yaml.as_bytes().to_vec())],
+        Limits::default(),
+    );
+    let findings = check(&loaded.manifests, "1.33", STRICT);
+    assert_eq!(of(&findings, "p"), [("schema.required", ".spec.size")]);
+}
+
+/// Older OpenAPI documents mark fields required that the API server defaults (their `required`
+/// came from Go struct tags); the bundled schemas take the newest version's list for all.
+#[test]
+fn fields_the_server_defaults_are_not_required_on_older_versions() {
+    let yaml = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: s}\nspec:\n  selector: {matchLabels: {app: s}}\n  template:\n    metadata: {labels: {app: s}}\n    spec:\n      containers: [{name: s, image: s:1}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: n}\nspec: {policyTypes: [Ingress]}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: r}\nroleRef: {kind: ClusterRole, name: view}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{image: p:1}]\n";
+    let loaded = manifests::load(
+        &[("d.yaml".into(), yaml.as_bytes().to_vec())],
+        Limits::default(),
+    );
+    for version in ["1.25", "1.30", "1.37"] {
+        let findings = check(&loaded.manifests, version, STRICT);
+        for name in ["s", "n", "r"] {
+            assert!(
+                of(&findings, name).is_empty(),
+                "{version} {name}: {findings:#?}"
+            );
+        }
+        assert_eq!(
+            of(&findings, "p"),
+            [("schema.required", ".spec.containers[0].name")],
+            "what the server does require still is, on {version}"
+        );
+    }
+}
