@@ -9,6 +9,7 @@ use serde::de::DeserializeSeed;
 use serde_json::Value;
 
 use crate::decode::StrictValue;
+use crate::yaml11;
 
 /// Limits that keep hostile input from exhausting the validator.
 #[derive(Debug, Clone, Copy)]
@@ -195,7 +196,10 @@ fn load_file(path: &str, bytes: &[u8], json: bool, limits: Limits, out: &mut Loa
         match first {
             None => {}
             Some(Ok(Value::Null)) => {}
-            Some(Ok(value)) => add_object(path, start_line, value, out),
+            Some(Ok(mut value)) => {
+                yaml11::apply(doc, &mut value);
+                add_object(path, start_line, value, out)
+            }
             Some(Err(e)) => {
                 let (line, column) = e
                     .location()
@@ -534,7 +538,7 @@ mod tests {
             "]".repeat(10_000)
         );
         let deep_json = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
-        let dup = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  name: y\n";
+        let dup = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: first\n  name: second\n";
         let many = "---\na: 1\n".repeat(Limits::default().max_documents + 1);
         let input = files(&[
             ("deep.yaml", deep_yaml.as_str()),
@@ -576,11 +580,14 @@ mod tests {
         };
         let loaded = load(&files(&[("dup.yaml", dup_text())]), lax);
         assert!(loaded.findings.is_empty(), "{:?}", loaded.findings);
-        assert_eq!(loaded.manifests[0].reference.name, "y", "the last key wins");
+        assert_eq!(
+            loaded.manifests[0].reference.name, "second",
+            "the last key wins"
+        );
     }
 
     fn dup_text() -> &'static str {
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  name: y\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: first\n  name: second\n"
     }
 
     #[test]

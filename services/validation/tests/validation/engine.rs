@@ -86,3 +86,33 @@ fn every_finding_of_a_mixed_checkout_and_nothing_else() {
         "{missing:?}"
     );
 }
+
+/// YAML 1.1 scalars read as kubectl reads them: an unquoted `0400` is a number (valid for
+/// defaultMode), an unquoted `on` a boolean (invalid as a label value, as kubectl says).
+#[test]
+fn yaml_1_1_numbers_and_booleans_are_read_as_kubectl_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: default\n  labels: {app: p, enabled: on, quoted: 'on'}\nspec:\n  containers: [{name: c, image: 'c:1'}]\n  volumes:\n  - name: s\n    secret: {secretName: s, defaultMode: 0400, optional: true}\n",
+    )
+    .unwrap();
+    let checker = Checker::new(Options::default(), &[]).unwrap();
+    let outcome = engine::validate_checkout(&checker, dir.path(), &[PathBuf::from(".")], &[], None);
+    let errors: Vec<(&str, &str)> = outcome
+        .findings
+        .iter()
+        .filter(|f| f.severity == configsync_core::event::Severity::Error)
+        .map(|f| (f.rule.as_str(), f.path.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        errors,
+        [("schema.type", ".metadata.labels.enabled")],
+        "{:#?}",
+        outcome.findings
+    );
+    assert_eq!(
+        outcome.manifests[0].object["spec"]["volumes"][0]["secret"]["defaultMode"], 256,
+        "the object applied carries the number"
+    );
+}
