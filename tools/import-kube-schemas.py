@@ -104,6 +104,62 @@ def import_version(path):
     return {"definitions": out_defs, "kinds": kinds}, {f"{a} {k}" for a, k, _ in kinds}
 
 
+# Allowed values the API server enforces in Go validation but the OpenAPI documents do not
+# state (they carry almost no enums): (definition, field) -> values. A typo here
+# (`imagePullPolicy: Allways`) is rejected by every apiserver since before 1.25.
+CORE = "io.k8s.api.core.v1."
+PROTOCOLS = ["SCTP", "TCP", "UDP"]
+ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
+EFFECTS = ["NoExecute", "NoSchedule", "PreferNoSchedule"]
+ENUMS = {
+    (CORE + "Container", "imagePullPolicy"): ["Always", "IfNotPresent", "Never"],
+    (CORE + "EphemeralContainer", "imagePullPolicy"): ["Always", "IfNotPresent", "Never"],
+    (CORE + "Container", "terminationMessagePolicy"): ["FallbackToLogsOnError", "File"],
+    (CORE + "PodSpec", "restartPolicy"): ["Always", "Never", "OnFailure"],
+    (CORE + "PodSpec", "dnsPolicy"): ["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"],
+    (CORE + "ServiceSpec", "type"): ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
+    (CORE + "ServiceSpec", "externalTrafficPolicy"): ["Cluster", "Local"],
+    (CORE + "ServiceSpec", "internalTrafficPolicy"): ["Cluster", "Local"],
+    (CORE + "ServiceSpec", "sessionAffinity"): ["ClientIP", "None"],
+    (CORE + "ServiceSpec", "ipFamilyPolicy"): ["PreferDualStack", "RequireDualStack", "SingleStack"],
+    (CORE + "ContainerPort", "protocol"): PROTOCOLS,
+    (CORE + "ServicePort", "protocol"): PROTOCOLS,
+    ("io.k8s.api.networking.v1.NetworkPolicyPort", "protocol"): PROTOCOLS,
+    ("io.k8s.api.networking.v1.HTTPIngressPath", "pathType"): ["Exact", "ImplementationSpecific", "Prefix"],
+    ("io.k8s.api.networking.v1.NetworkPolicySpec", "policyTypes[]"): ["Egress", "Ingress"],
+    (CORE + "PersistentVolumeClaimSpec", "accessModes[]"): ACCESS_MODES,
+    (CORE + "PersistentVolumeSpec", "accessModes[]"): ACCESS_MODES,
+    (CORE + "PersistentVolumeClaimSpec", "volumeMode"): ["Block", "Filesystem"],
+    (CORE + "PersistentVolumeSpec", "persistentVolumeReclaimPolicy"): ["Delete", "Recycle", "Retain"],
+    (CORE + "Toleration", "operator"): ["Equal", "Exists"],
+    (CORE + "Toleration", "effect"): EFFECTS,
+    (CORE + "Taint", "effect"): EFFECTS,
+    (CORE + "NodeSelectorRequirement", "operator"): ["DoesNotExist", "Exists", "Gt", "In", "Lt", "NotIn"],
+    ("io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement", "operator"): ["DoesNotExist", "Exists", "In", "NotIn"],
+    (CORE + "SeccompProfile", "type"): ["Localhost", "RuntimeDefault", "Unconfined"],
+    ("io.k8s.api.apps.v1.DeploymentStrategy", "type"): ["Recreate", "RollingUpdate"],
+    ("io.k8s.api.apps.v1.StatefulSetUpdateStrategy", "type"): ["OnDelete", "RollingUpdate"],
+    ("io.k8s.api.apps.v1.DaemonSetUpdateStrategy", "type"): ["OnDelete", "RollingUpdate"],
+    ("io.k8s.api.apps.v1.StatefulSetSpec", "podManagementPolicy"): ["OrderedReady", "Parallel"],
+    ("io.k8s.api.batch.v1.CronJobSpec", "concurrencyPolicy"): ["Allow", "Forbid", "Replace"],
+    ("io.k8s.api.batch.v1.JobSpec", "completionMode"): ["Indexed", "NonIndexed"],
+    ("io.k8s.api.autoscaling.v2.MetricSpec", "type"): ["ContainerResource", "External", "Object", "Pods", "Resource"],
+    ("io.k8s.api.autoscaling.v2.MetricTarget", "type"): ["AverageValue", "Utilization", "Value"],
+}
+
+
+def add_enums(definitions):
+    """Puts ENUMS into the definitions that have the field (older versions may not)."""
+    for (name, field), values in ENUMS.items():
+        props = definitions.get(name, {}).get("properties", {})
+        if field.endswith("[]"):
+            prop = props.get(field[:-2], {}).get("items")
+        else:
+            prop = props.get(field)
+        if isinstance(prop, dict) and "$ref" not in prop:
+            prop["enum"] = values
+
+
 def relax(old, new):
     """Drops from `old` the required fields the newest version no longer requires.
 
@@ -160,6 +216,7 @@ def run(schema_dir):
         for name, schema in doc["definitions"].items():
             if name in newest:
                 relax(schema, newest[name])
+        add_enums(doc["definitions"])
         doc["version"] = f"1.{minor}"
         data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
         target = OUT / f"v1.{minor}.json.gz"

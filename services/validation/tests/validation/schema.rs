@@ -600,3 +600,26 @@ fn fields_the_server_defaults_are_not_required_on_older_versions() {
         );
     }
 }
+
+/// Values the API server allows for fields the OpenAPI documents leave open (added on import).
+#[test]
+fn allowed_values_of_core_fields_are_checked() {
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  restartPolicy: Sometimes\n  containers:\n  - name: c\n    image: c:1\n    imagePullPolicy: Allways\n    ports: [{containerPort: 80, protocol: TCP}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: LoadBalancer\n  ports: [{port: 80, protocol: HTTP}]\n";
+    let loaded = manifests::load(
+        &[("e.yaml".into(), yaml.as_bytes().to_vec())],
+        Limits::default(),
+    );
+    let findings = check(&loaded.manifests, "1.30", STRICT);
+    assert_eq!(
+        of(&findings, "p"),
+        [
+            ("schema.enum", ".spec.containers[0].imagePullPolicy"),
+            ("schema.enum", ".spec.restartPolicy")
+        ],
+        "{findings:#?}"
+    );
+    assert_eq!(
+        of(&findings, "s"),
+        [("schema.enum", ".spec.ports[0].protocol")]
+    );
+}
