@@ -22,6 +22,7 @@ mod check;
 mod crd;
 mod deprecations;
 mod model;
+mod names;
 mod quantity;
 
 use std::collections::HashMap;
@@ -207,7 +208,8 @@ impl Schemas {
         let kind = manifest.reference.kind.as_str();
         let object = &manifest.object;
         let mut walker = Walker::new(&self.arena, self.object_meta, options.strict);
-        let root = model::lookup(&self.builtin, api_version, kind)
+        let builtin = model::lookup(&self.builtin, api_version, kind);
+        let root = builtin
             .inspect(|_| self.deprecation(api_version, kind, &mut problems))
             .or_else(|| model::lookup(&self.custom, api_version, kind));
         match root {
@@ -224,6 +226,7 @@ impl Schemas {
         }
         problems.append(&mut walker.problems);
         problems.extend(name_problem(object));
+        problems.extend(names::problems(kind, builtin.is_some(), object));
         problems
             .into_iter()
             .map(|p| to_finding(manifest, p))
