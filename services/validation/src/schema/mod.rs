@@ -24,6 +24,7 @@ mod deprecations;
 mod model;
 mod names;
 mod quantity;
+mod workloads;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -227,6 +228,9 @@ impl Schemas {
         problems.append(&mut walker.problems);
         problems.extend(name_problem(object));
         problems.extend(names::problems(kind, builtin.is_some(), object));
+        if builtin.is_some() {
+            problems.extend(workloads::problems(kind, object));
+        }
         problems
             .into_iter()
             .map(|p| to_finding(manifest, p))
