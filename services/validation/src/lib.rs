@@ -16,3 +16,4 @@ pub mod report;
 pub mod schema;
 pub mod sources;
 pub mod yaml11;
+mod yaml_events;

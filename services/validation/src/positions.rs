@@ -3,7 +3,9 @@
 //! Used only for findings (valid input never pays for it): the document is parsed again with
 //! yaml-rust2's event parser, which keeps positions, following the path's keys and indices.
 
-use yaml_rust2::parser::{Event, Parser};
+use std::ops::ControlFlow;
+
+use crate::yaml_events::{Frame, Visit, walk};
 
 /// One step of a finding's path: `.key`, `["key"]` or `[3]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,108 +48,32 @@ fn steps(path: &str) -> Option<Vec<Step>> {
     Some(out)
 }
 
-/// A container being walked: where the walk is inside it.
-enum Frame {
-    Map {
-        key: Option<String>,
-        at_key: bool,
-    },
-    Seq {
-        index: usize,
-    },
-    /// A mapping or sequence used as a key (legal YAML, never in Kubernetes objects).
-    ComplexKey,
-}
-
 /// The 1-based (line, column) of `path` in the first document of `text`: the key of the last
 /// step when it exists, else the deepest existing part of the path (a missing required field
 /// points at the object that lacks it). `None` when not even the first step exists.
 pub fn locate(text: &str, path: &str) -> Option<(u32, u32)> {
     let target = steps(path)?;
-    let mut parser = Parser::new_from_str(text);
-    let mut stack: Vec<Frame> = Vec::new();
     let mut best: Option<(usize, (u32, u32))> = None;
-    let mut seen_document = false;
-    loop {
-        let (event, mark) = parser.next_token().ok()?;
-        let at = (mark.line() as u32, mark.col() as u32 + 1);
-        match event {
-            Event::StreamEnd => break,
-            Event::DocumentStart if seen_document => break,
-            Event::DocumentStart => seen_document = true,
-            Event::DocumentEnd => break,
-            Event::Scalar(value, ..) => {
-                if let Some(Frame::Map {
-                    key,
-                    at_key: at_key @ true,
-                }) = stack.last_mut()
-                {
-                    *key = Some(value);
-                    *at_key = false;
-                    if let Some(depth) = matched_depth(&stack, &target) {
-                        if depth == target.len() {
-                            return Some(at);
-                        }
-                        if best.is_none_or(|(d, _)| depth > d) {
-                            best = Some((depth, at));
-                        }
-                    }
-                } else {
-                    node_done(&mut stack);
-                }
+    let mut exact = None;
+    walk(text, |stack, visit, at| {
+        // Keys, and sequence items (reached by index), are where a path step starts.
+        let on_path = match visit {
+            Visit::Key => true,
+            Visit::Container => matches!(stack.last(), Some(Frame::Seq { .. })),
+            Visit::Scalar { .. } => false,
+        };
+        if let Some(depth) = on_path.then(|| matched_depth(stack, &target)).flatten() {
+            if depth == target.len() {
+                exact = Some(at);
+                return ControlFlow::Break(());
             }
-            Event::Alias(_) => node_done(&mut stack),
-            Event::MappingStart(..) | Event::SequenceStart(..) => {
-                let is_key = matches!(stack.last(), Some(Frame::Map { at_key: true, .. }))
-                    || matches!(stack.last(), Some(Frame::ComplexKey));
-                if is_key {
-                    stack.push(Frame::ComplexKey);
-                } else {
-                    // An item of a sequence is reached by its index: record where it starts.
-                    if let Some(Frame::Seq { .. }) = stack.last()
-                        && let Some(depth) = matched_depth(&stack, &target)
-                    {
-                        if depth == target.len() {
-                            return Some(at);
-                        }
-                        if best.is_none_or(|(d, _)| depth > d) {
-                            best = Some((depth, at));
-                        }
-                    }
-                    stack.push(if matches!(event, Event::MappingStart(..)) {
-                        Frame::Map {
-                            key: None,
-                            at_key: true,
-                        }
-                    } else {
-                        Frame::Seq { index: 0 }
-                    });
-                }
+            if best.is_none_or(|(d, _)| depth > d) {
+                best = Some((depth, at));
             }
-            Event::MappingEnd | Event::SequenceEnd => {
-                if let Some(Frame::ComplexKey) = stack.pop() {
-                    if let Some(Frame::Map { key, at_key }) = stack.last_mut() {
-                        *key = None;
-                        *at_key = false;
-                    }
-                } else {
-                    node_done(&mut stack);
-                }
-            }
-            Event::StreamStart | Event::Nothing => {}
         }
-    }
-    best.filter(|(depth, _)| *depth > 0).map(|(_, at)| at)
-}
-
-/// A value just ended inside the top frame: the map waits for its next key, the sequence
-/// moves to its next index.
-fn node_done(stack: &mut [Frame]) {
-    match stack.last_mut() {
-        Some(Frame::Map { at_key, .. }) => *at_key = true,
-        Some(Frame::Seq { index }) => *index += 1,
-        _ => {}
-    }
+        ControlFlow::Continue(())
+    });
+    exact.or(best.filter(|(depth, _)| *depth > 0).map(|(_, at)| at))
 }
 
 /// How many steps of `target` the walk's current position matches, when it is on the path

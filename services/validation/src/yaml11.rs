@@ -8,9 +8,11 @@
 //! such a string (rare) is parsed again with yaml-rust2, which keeps scalar styles, and only
 //! the plain (unquoted) ones are converted.
 
+use std::ops::ControlFlow;
+
 use serde_json::Value;
-use yaml_rust2::parser::{Event, Parser};
-use yaml_rust2::scanner::TScalarStyle;
+
+use crate::yaml_events::{Frame, Visit, walk};
 
 /// The value YAML 1.1 gives a plain scalar where YAML 1.2 gives the string `text`.
 fn yaml11(text: &str) -> Option<Value> {
@@ -51,17 +53,10 @@ fn has_candidates(value: &Value) -> bool {
     }
 }
 
-/// One step of the walk: a key of a mapping or an index of a sequence.
-#[derive(Clone)]
+/// One step of a path: a key of a mapping or an index of a sequence.
 enum Step {
     Key(String),
     Index(usize),
-}
-
-enum Frame {
-    Map { key: Option<String>, at_key: bool },
-    Seq { index: usize },
-    ComplexKey,
 }
 
 /// Converts, in `value` decoded from the first document of `text`, the plain scalars that
@@ -70,72 +65,17 @@ pub fn apply(text: &str, value: &mut Value) {
     if !has_candidates(value) {
         return;
     }
-    let mut parser = Parser::new_from_str(text);
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut started = false;
-    while let Ok((event, _)) = parser.next_token() {
-        match event {
-            Event::StreamEnd | Event::DocumentEnd => break,
-            Event::DocumentStart if started => break,
-            Event::DocumentStart => started = true,
-            Event::Scalar(text, style, ..) => {
-                if let Some(Frame::Map {
-                    key,
-                    at_key: at_key @ true,
-                }) = stack.last_mut()
-                {
-                    *key = Some(text);
-                    *at_key = false;
-                    continue;
-                }
-                if style == TScalarStyle::Plain
-                    && let Some(converted) = yaml11(&text)
-                    && let Some(path) = path_of(&stack)
-                    && let Some(slot) = at_path(value, &path)
-                    && slot.as_str() == Some(text.as_str())
-                {
-                    *slot = converted;
-                }
-                value_done(&mut stack);
-            }
-            Event::Alias(_) => value_done(&mut stack),
-            Event::MappingStart(..) | Event::SequenceStart(..) => {
-                let is_key = matches!(
-                    stack.last(),
-                    Some(Frame::Map { at_key: true, .. } | Frame::ComplexKey)
-                );
-                stack.push(if is_key {
-                    Frame::ComplexKey
-                } else if matches!(event, Event::MappingStart(..)) {
-                    Frame::Map {
-                        key: None,
-                        at_key: true,
-                    }
-                } else {
-                    Frame::Seq { index: 0 }
-                });
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                if let Some(Frame::ComplexKey) = stack.pop() {
-                    if let Some(Frame::Map { key, at_key }) = stack.last_mut() {
-                        *key = None;
-                        *at_key = false;
-                    }
-                } else {
-                    value_done(&mut stack);
-                }
-            }
-            Event::StreamStart | Event::Nothing => {}
+    walk(text, |stack, visit, _| {
+        if let Visit::Scalar { text, plain: true } = visit
+            && let Some(converted) = yaml11(text)
+            && let Some(path) = path_of(stack)
+            && let Some(slot) = at_path(value, &path)
+            && slot.as_str() == Some(text)
+        {
+            *slot = converted;
         }
-    }
-}
-
-fn value_done(stack: &mut [Frame]) {
-    match stack.last_mut() {
-        Some(Frame::Map { at_key, .. }) => *at_key = true,
-        Some(Frame::Seq { index }) => *index += 1,
-        _ => {}
-    }
+        ControlFlow::Continue(())
+    });
 }
 
 fn path_of(stack: &[Frame]) -> Option<Vec<Step>> {
