@@ -75,7 +75,7 @@ pub(crate) fn walk(
                     stack.last(),
                     Some(Frame::Map { at_key: true, .. } | Frame::ComplexKey)
                 );
-                let flow = if is_key {
+                if is_key {
                     stack.push(Frame::ComplexKey);
                     ControlFlow::Continue(())
                 } else {
@@ -89,8 +89,7 @@ pub(crate) fn walk(
                         Frame::Seq { index: 0 }
                     });
                     flow
-                };
-                flow
+                }
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 if let Some(Frame::ComplexKey) = stack.pop() {
