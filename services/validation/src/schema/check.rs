@@ -5,7 +5,7 @@
 use configsync_core::event::Severity;
 use serde_json::Value;
 
-use super::model::{Additional, Arena, Format, Kind, Node, NodeId, ObjectNode};
+use super::model::{Additional, Arena, Format, Kind, Limits, Node, NodeId, ObjectNode};
 use super::quantity;
 
 /// Deeper than this, the walker stops and says so (the YAML and JSON loaders stop at 128).
@@ -149,6 +149,9 @@ impl<'a> Walker<'a> {
                 }
             }
         }
+        if let Some(limits) = &node.limits {
+            self.limits(limits, value);
+        }
         if let Some(allowed) = &node.enum_values
             && !allowed.contains(value)
         {
@@ -162,6 +165,64 @@ impl<'a> Walker<'a> {
                     list.join(", ")
                 ),
             );
+        }
+    }
+
+    /// A CRD's bounds, lengths, item counts and pattern, on values of the matching type.
+    fn limits(&mut self, limits: &Limits, value: &Value) {
+        let mut problems = Vec::new();
+        if let Some(n) = value.as_f64() {
+            if let Some((min, exclusive)) = limits.minimum
+                && (n < min || (exclusive && n == min))
+            {
+                let or_equal = if exclusive { "" } else { " or equal to" };
+                problems.push(format!("{n} must be greater than{or_equal} {min}"));
+            }
+            if let Some((max, exclusive)) = limits.maximum
+                && (n > max || (exclusive && n == max))
+            {
+                let or_equal = if exclusive { "" } else { " or equal to" };
+                problems.push(format!("{n} must be less than{or_equal} {max}"));
+            }
+        }
+        if let Some(text) = value.as_str() {
+            let length = text.chars().count() as u64;
+            if limits.min_length.is_some_and(|m| length < m) {
+                problems.push(format!(
+                    "is {length} characters, under the minimum of {}",
+                    limits.min_length.unwrap_or_default()
+                ));
+            }
+            if limits.max_length.is_some_and(|m| length > m) {
+                problems.push(format!(
+                    "is {length} characters, over the maximum of {}",
+                    limits.max_length.unwrap_or_default()
+                ));
+            }
+            if let Some(re) = &limits.pattern
+                && !re.is_match(text)
+            {
+                // The value is not quoted: this check also sees Secret-like custom resources.
+                problems.push(format!("does not match the pattern {}", re.as_str()));
+            }
+        }
+        if let Some(items) = value.as_array() {
+            let n = items.len() as u64;
+            if limits.min_items.is_some_and(|m| n < m) {
+                problems.push(format!(
+                    "has {n} items, under the minimum of {}",
+                    limits.min_items.unwrap_or_default()
+                ));
+            }
+            if limits.max_items.is_some_and(|m| n > m) {
+                problems.push(format!(
+                    "has {n} items, over the maximum of {}",
+                    limits.max_items.unwrap_or_default()
+                ));
+            }
+        }
+        for message in problems {
+            self.report("schema.limit", message);
         }
     }
 

@@ -7,7 +7,7 @@ use configsync_core::event::Severity;
 use serde_json::Value;
 
 use super::check::Problem;
-use super::model::{Additional, Arena, Format, Kind, Node, NodeId, ObjectNode};
+use super::model::{Additional, Arena, Format, Kind, Limits, Node, NodeId, ObjectNode};
 
 /// CRD schemas nested deeper than this are not compiled further.
 const MAX_DEPTH: usize = 64;
@@ -193,7 +193,50 @@ impl Compiler<'_> {
                 None
             }
         };
-        Node { kind, enum_values }
+        let limits = self.limits(s, path);
+        Node {
+            kind,
+            enum_values,
+            limits,
+        }
+    }
+
+    /// `minimum`/`maximum` (and their `exclusive` flags), lengths, item counts and `pattern`.
+    fn limits(&mut self, s: &serde_json::Map<String, Value>, path: &str) -> Option<Box<Limits>> {
+        let number = |k: &str| s.get(k).and_then(Value::as_f64);
+        let count = |k: &str| s.get(k).and_then(Value::as_u64);
+        let flag = |k: &str| s.get(k).and_then(Value::as_bool) == Some(true);
+        let mut limits = Limits {
+            minimum: number("minimum").map(|m| (m, flag("exclusiveMinimum"))),
+            maximum: number("maximum").map(|m| (m, flag("exclusiveMaximum"))),
+            min_length: count("minLength"),
+            max_length: count("maxLength"),
+            min_items: count("minItems"),
+            max_items: count("maxItems"),
+            pattern: None,
+        };
+        if let Some(pattern) = s.get("pattern").and_then(Value::as_str) {
+            // The API server uses Go's RE2, which Rust's regex matches; a size limit keeps a
+            // hostile CRD from costing memory.
+            match regex::RegexBuilder::new(pattern)
+                .size_limit(1 << 20)
+                .build()
+            {
+                Ok(re) => limits.pattern = Some(re),
+                Err(e) => self.problem(
+                    &format!("{path}.pattern"),
+                    &format!("pattern does not compile: {e}"),
+                ),
+            }
+        }
+        let any = limits.minimum.is_some()
+            || limits.maximum.is_some()
+            || limits.min_length.is_some()
+            || limits.max_length.is_some()
+            || limits.min_items.is_some()
+            || limits.max_items.is_some()
+            || limits.pattern.is_some();
+        any.then(|| Box::new(limits))
     }
 
     fn object(

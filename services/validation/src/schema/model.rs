@@ -15,6 +15,8 @@ pub(crate) struct Node {
     pub kind: Kind,
     /// Allowed values, when the schema lists them.
     pub enum_values: Option<Box<[Value]>>,
+    /// Bounds and pattern, which CRD schemas state (the built-in documents do not).
+    pub limits: Option<Box<Limits>>,
 }
 
 impl Node {
@@ -22,8 +24,22 @@ impl Node {
         Self {
             kind,
             enum_values: None,
+            limits: None,
         }
     }
+}
+
+/// OpenAPI's value limits, checked on values of the matching type.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Limits {
+    /// (bound, exclusive).
+    pub minimum: Option<(f64, bool)>,
+    pub maximum: Option<(f64, bool)>,
+    pub min_length: Option<u64>,
+    pub max_length: Option<u64>,
+    pub min_items: Option<u64>,
+    pub max_items: Option<u64>,
+    pub pattern: Option<regex::Regex>,
 }
 
 #[derive(Debug, Clone)]
@@ -203,7 +219,11 @@ impl<'a> BuiltinCompiler<'a> {
             .get("enum")
             .and_then(Value::as_array)
             .map(|values| values.clone().into_boxed_slice());
-        Ok(Node { kind, enum_values })
+        Ok(Node {
+            kind,
+            enum_values,
+            limits: None,
+        })
     }
 
     fn object(&mut self, schema: &Value) -> Result<Kind, String> {

@@ -623,3 +623,28 @@ fn allowed_values_of_core_fields_are_checked() {
         [("schema.enum", ".spec.ports[0].protocol")]
     );
 }
+
+/// A CRD's `minimum`/`maximum`, lengths, item counts and `pattern` hold for its resources.
+#[test]
+fn crd_value_limits_are_checked() {
+    let yaml = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: gates.example.com}\nspec:\n  group: example.com\n  names: {kind: Gate, plural: gates}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            properties:\n              replicas: {type: integer, minimum: 1, maximum: 10}\n              ratio: {type: number, maximum: 1, exclusiveMaximum: true}\n              code: {type: string, pattern: '^[A-Z]{3}$', maxLength: 3}\n              hosts: {type: array, minItems: 1, maxItems: 2, items: {type: string}}\n---\napiVersion: example.com/v1\nkind: Gate\nmetadata: {name: good}\nspec: {replicas: 10, ratio: 0.5, code: ABC, hosts: [a]}\n---\napiVersion: example.com/v1\nkind: Gate\nmetadata: {name: bad}\nspec: {replicas: 0, ratio: 1, code: abcd, hosts: [a, b, c]}\n";
+    let loaded = manifests::load(
+        &[("g.yaml".into(), yaml.as_bytes().to_vec())],
+        Limits::default(),
+    );
+    let findings = check(&loaded.manifests, "1.33", STRICT);
+    assert!(of(&findings, "good").is_empty(), "{findings:#?}");
+    let mut bad = of(&findings, "bad");
+    bad.sort();
+    assert_eq!(
+        bad,
+        [
+            ("schema.limit", ".spec.code"),
+            ("schema.limit", ".spec.code"),
+            ("schema.limit", ".spec.hosts"),
+            ("schema.limit", ".spec.ratio"),
+            ("schema.limit", ".spec.replicas"),
+        ],
+        "{findings:#?}"
+    );
+}
