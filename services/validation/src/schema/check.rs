@@ -187,18 +187,13 @@ impl<'a> Walker<'a> {
         }
         if let Some(text) = value.as_str() {
             let length = text.chars().count() as u64;
-            if limits.min_length.is_some_and(|m| length < m) {
-                problems.push(format!(
-                    "is {length} characters, under the minimum of {}",
-                    limits.min_length.unwrap_or_default()
-                ));
-            }
-            if limits.max_length.is_some_and(|m| length > m) {
-                problems.push(format!(
-                    "is {length} characters, over the maximum of {}",
-                    limits.max_length.unwrap_or_default()
-                ));
-            }
+            counted(
+                &mut problems,
+                "characters",
+                length,
+                limits.min_length,
+                limits.max_length,
+            );
             if let Some(re) = &limits.pattern
                 && !re.is_match(text)
             {
@@ -208,18 +203,13 @@ impl<'a> Walker<'a> {
         }
         if let Some(items) = value.as_array() {
             let n = items.len() as u64;
-            if limits.min_items.is_some_and(|m| n < m) {
-                problems.push(format!(
-                    "has {n} items, under the minimum of {}",
-                    limits.min_items.unwrap_or_default()
-                ));
-            }
-            if limits.max_items.is_some_and(|m| n > m) {
-                problems.push(format!(
-                    "has {n} items, over the maximum of {}",
-                    limits.max_items.unwrap_or_default()
-                ));
-            }
+            counted(
+                &mut problems,
+                "items",
+                n,
+                limits.min_items,
+                limits.max_items,
+            );
         }
         for message in problems {
             self.report("schema.limit", message);
@@ -430,6 +420,16 @@ fn suggestion<'o>(key: &str, object: &'o ObjectNode) -> Option<&'o str> {
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d)
         .map(|(_, name)| name)
+}
+
+/// A length or item count against its minimum and maximum.
+fn counted(problems: &mut Vec<String>, what: &str, n: u64, min: Option<u64>, max: Option<u64>) {
+    if let Some(m) = min.filter(|&m| n < m) {
+        problems.push(format!("has {n} {what}, under the minimum of {m}"));
+    }
+    if let Some(m) = max.filter(|&m| n > m) {
+        problems.push(format!("has {n} {what}, over the maximum of {m}"));
+    }
 }
 
 /// A key as quoted in a message: at most 64 characters, so a hostile key cannot bloat the
