@@ -46,18 +46,7 @@ pub async fn serve(
         .route("/v1/events", get(search))
         .route("/v1/status", get(status))
         .with_state(ApiState { index, indexed });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "audit api failed");
-        }
-    });
-    tracing::info!(addr = %bound, "audit api listening");
-    Ok((bound, task))
+    configsync_core::ops::serve_router(addr, app, "audit api", shutdown).await
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {

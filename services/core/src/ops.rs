@@ -46,6 +46,18 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .with_state(OpsState { ready, metrics });
+    serve_router(addr, app, "ops endpoint", shutdown).await
+}
+
+/// Serves `app` on `addr` until `shutdown` (the operations endpoint, and any other HTTP API
+/// of a service); returns the bound address (port 0 picks a free one) and the server task.
+/// `what` names the server in its log lines.
+pub async fn serve_router(
+    addr: SocketAddr,
+    app: Router,
+    what: &'static str,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -53,10 +65,10 @@ pub async fn serve(
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await;
         if let Err(e) = result {
-            tracing::error!(error = %e, "ops endpoint failed");
+            tracing::error!(error = %e, server = what, "HTTP server failed");
         }
     });
-    tracing::info!(addr = %bound, "ops endpoint listening");
+    tracing::info!(addr = %bound, server = what, "listening");
     Ok((bound, task))
 }
 
