@@ -43,6 +43,22 @@ pub struct Manifest {
     pub reference: ObjectRef,
 }
 
+impl Manifest {
+    /// A finding about this object: its file, the line where it starts, and its reference.
+    pub fn finding(
+        &self,
+        severity: Severity,
+        rule: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            severity,
+            object: Some(self.reference.clone()),
+            ..Finding::file_error(rule, self.file.clone(), Some(self.line), message)
+        }
+    }
+}
+
 /// What loading one environment's files produced.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -71,14 +87,8 @@ fn finding(
     message: impl Into<String>,
 ) -> Finding {
     Finding {
-        severity: Severity::Error,
-        rule: rule.into(),
-        message: message.into(),
-        file: Some(file.into()),
-        line,
         column,
-        object: None,
-        path: None,
+        ..Finding::file_error(rule, file, line, message)
     }
 }
 

@@ -17,16 +17,7 @@ pub struct Sources {
 }
 
 fn finding(rule: &str, file: &str, message: String) -> Finding {
-    Finding {
-        severity: Severity::Error,
-        rule: rule.into(),
-        message,
-        file: Some(file.into()),
-        line: None,
-        column: None,
-        object: None,
-        path: None,
-    }
+    Finding::file_error(rule, file, None, message)
 }
 
 /// Deepest directory nesting walked below a given path; deeper directories are a finding

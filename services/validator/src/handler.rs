@@ -239,16 +239,12 @@ fn build<P: configsync_core::event::EventPayload>(
 }
 
 fn no_manifests(dir: &str) -> Finding {
-    Finding {
-        severity: Severity::Error,
-        rule: "environment.empty".into(),
-        message: format!("{dir}/ does not exist"),
-        file: Some(dir.into()),
-        line: None,
-        column: None,
-        object: None,
-        path: None,
-    }
+    Finding::file_error(
+        "environment.empty",
+        dir,
+        None,
+        format!("{dir}/ does not exist"),
+    )
 }
 
 /// Git errors that are about the repository's content become findings, not retries.

@@ -128,6 +128,28 @@ pub struct Finding {
     pub path: Option<String>,
 }
 
+impl Finding {
+    /// An error about `file` (relative to the repository root), at `line` when known; the
+    /// object, column and path are added by those who know them.
+    pub fn file_error(
+        rule: impl Into<String>,
+        file: impl Into<String>,
+        line: Option<u32>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            severity: Severity::Error,
+            rule: rule.into(),
+            message: message.into(),
+            file: Some(file.into()),
+            line,
+            column: None,
+            object: None,
+            path: None,
+        }
+    }
+}
+
 /// An environment's manifests at a revision passed validation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

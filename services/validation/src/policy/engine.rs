@@ -295,14 +295,13 @@ pub(super) fn error_text(error: &str) -> String {
 fn compile_finding(file: &str, error: &str) -> Finding {
     let located = locate(error);
     Finding {
-        severity: Severity::Error,
-        rule: "policy.compile".into(),
-        message: format!("policy does not compile: {}", error_text(error)),
-        file: Some(file.to_string()),
-        line: located.as_ref().map(|l| l.1),
         column: located.as_ref().map(|l| l.2),
-        object: None,
-        path: None,
+        ..Finding::file_error(
+            "policy.compile",
+            file,
+            located.as_ref().map(|l| l.1),
+            format!("policy does not compile: {}", error_text(error)),
+        )
     }
 }
 

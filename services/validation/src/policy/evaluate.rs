@@ -295,16 +295,7 @@ fn exemptions(object: &serde_json::Value) -> BTreeSet<&str> {
 }
 
 fn object_finding(manifest: &Manifest, rule: &str, severity: Severity, message: String) -> Finding {
-    Finding {
-        severity,
-        rule: rule.into(),
-        message,
-        file: Some(manifest.file.clone()),
-        line: Some(manifest.line),
-        column: None,
-        object: Some(manifest.reference.clone()),
-        path: None,
-    }
+    manifest.finding(severity, rule, message)
 }
 
 fn run_finding(rule: &str, message: String) -> Finding {

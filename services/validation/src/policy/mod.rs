@@ -33,7 +33,7 @@ mod redact;
 
 use std::path::Path;
 
-use configsync_core::event::{Finding, Severity};
+use configsync_core::event::Finding;
 
 use crate::manifests::Manifest;
 pub use engine::is_policy_file;
@@ -91,16 +91,12 @@ impl Policies {
 }
 
 fn read_error(path: &Path, message: String) -> Box<Finding> {
-    Box::new(Finding {
-        severity: Severity::Error,
-        rule: "policy.read".into(),
+    Box::new(Finding::file_error(
+        "policy.read",
+        path.display().to_string(),
+        None,
         message,
-        file: Some(path.display().to_string()),
-        line: None,
-        column: None,
-        object: None,
-        path: None,
-    })
+    ))
 }
 
 /// Walks `dir`. Symbolic links are refused: a repository's `policies/` is content from Git,

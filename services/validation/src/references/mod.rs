@@ -153,14 +153,8 @@ fn in_namespace(namespace: Option<&str>) -> String {
 /// A finding about the field at `path` of `m`.
 fn finding(m: &Manifest, severity: Severity, rule: &str, path: String, message: String) -> Finding {
     Finding {
-        severity,
-        rule: rule.into(),
-        message,
-        file: Some(m.file.clone()),
-        line: Some(m.line),
-        column: None,
-        object: Some(m.reference.clone()),
         path: Some(path),
+        ..m.finding(severity, rule, message)
     }
 }
 

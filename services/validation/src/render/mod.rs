@@ -29,7 +29,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
-use configsync_core::event::{Finding, Severity};
+use configsync_core::event::Finding;
 
 pub(crate) use discover::enclosing_root;
 pub use discover::{discover, is_render_input, root_kind};
@@ -125,16 +125,7 @@ pub fn render(
 }
 
 fn finding(rule: &str, file: &str, line: Option<u32>, message: String) -> Finding {
-    Finding {
-        severity: Severity::Error,
-        rule: rule.into(),
-        message,
-        file: Some(file.into()),
-        line,
-        column: None,
-        object: None,
-        path: None,
-    }
+    Finding::file_error(rule, file, line, message)
 }
 
 /// `dir/name` for a root-relative directory, without a leading `./`.

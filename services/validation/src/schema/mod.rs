@@ -385,13 +385,7 @@ fn name_problem(object: &Value) -> Option<Problem> {
 
 fn to_finding(manifest: &Manifest, p: Problem) -> Finding {
     Finding {
-        severity: p.severity,
-        rule: p.rule.into(),
-        message: p.message,
-        file: Some(manifest.file.clone()),
-        line: Some(manifest.line),
-        column: None,
-        object: Some(manifest.reference.clone()),
         path: Some(p.path),
+        ..manifest.finding(p.severity, p.rule, p.message)
     }
 }
