@@ -1,7 +1,8 @@
 //! Compiling a CustomResourceDefinition (`apiextensions.k8s.io/v1`) into the arena: each
-//! served version's `openAPIV3Schema`, the OpenAPI v3 subset structural schemas use. What
-//! this does not model (patterns, bounds, CEL rules, `not`, `allOf`) is accepted, not
-//! rejected; what is malformed becomes a `schema.crd` problem and is accepted as anything.
+//! served version's `openAPIV3Schema`, the OpenAPI v3 subset structural schemas use, with
+//! bounds, lengths, item counts and patterns. What this does not model (CEL rules,
+//! `multipleOf`, `not`, `allOf`) is accepted, not rejected; what is malformed becomes a
+//! `schema.crd` problem and is accepted as anything.
 
 use configsync_core::event::Severity;
 use serde_json::Value;
@@ -216,12 +217,7 @@ impl Compiler<'_> {
             pattern: None,
         };
         if let Some(pattern) = s.get("pattern").and_then(Value::as_str) {
-            // The API server uses Go's RE2, which Rust's regex matches; a size limit keeps a
-            // hostile CRD from costing memory.
-            match regex::RegexBuilder::new(pattern)
-                .size_limit(1 << 20)
-                .build()
-            {
+            match self.arena.pattern(pattern) {
                 Ok(re) => limits.pattern = Some(re),
                 Err(e) => self.problem(
                     &format!("{path}.pattern"),

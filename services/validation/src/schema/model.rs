@@ -118,6 +118,9 @@ pub(crate) enum Additional {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Arena {
     pub nodes: Vec<Node>,
+    /// CRD patterns compiled so far: CRDs repeat the same few patterns hundreds of times
+    /// (kube-prometheus: 353 patterns, 47 distinct), and compiling a regex is the costly part.
+    patterns: HashMap<Box<str>, Result<regex::Regex, String>>,
 }
 
 impl Arena {
@@ -129,6 +132,20 @@ impl Arena {
 
     pub fn get(&self, id: NodeId) -> &Node {
         &self.nodes[id as usize]
+    }
+
+    /// The compiled `pattern` (Go's RE2 syntax, which Rust's regex follows), or why it does
+    /// not compile; a size limit keeps a hostile CRD from costing memory.
+    pub fn pattern(&mut self, source: &str) -> Result<regex::Regex, String> {
+        self.patterns
+            .entry(source.into())
+            .or_insert_with(|| {
+                regex::RegexBuilder::new(source)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
     }
 }
 
