@@ -221,6 +221,7 @@ impl Setup {
                 .map(|o| configsync_core::cluster::object_ref(o).unwrap())
                 .collect(),
             warnings: vec![],
+            commit_sequence: 0,
         };
         let event = Outgoing::builder(&payload)
             .cause(revision)

@@ -41,6 +41,7 @@ impl Pipeline {
             clusters: Vec::new(),
             environments: vec!["dev".into(), "prod".into()],
             policies: vec!["dev=auto".into(), "prod=alert".into()],
+            applier_flags: Vec::new(),
         };
         let stack = tokio::time::timeout(WAIT, Stack::start(&options, CancellationToken::new()))
             .await

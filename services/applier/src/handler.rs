@@ -1,34 +1,51 @@
-//! Handling one validated revision: skip it if a later one exists, fetch its bundle, and apply
-//! it to each cluster of the environment that does not already run it.
+//! The applier's decisions: which revision each target of an environment should run (the
+//! newest validated one by branch history, or the pin after a rollback), rollbacks and pins,
+//! approved prunes. The state they are made from is the shared fold over the environment's
+//! events, replayed when an event arrives, so replicas and restarts decide alike.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use configsync_core::cluster::{
-    ApplyError, ClusterAppliers, ClusterTarget, Clusters, mark, object_ref, order,
-};
+use configsync_core::cluster::{ClusterAppliers, Clusters};
 use configsync_core::event::{
-    ApplyFailed, ApplyStarted, ApplySucceeded, EventData, EventPayload, ObjectAction, ObjectResult,
-    Outgoing, Received, ValidationPassed,
+    EnvironmentPinned, EnvironmentUnpinned, EventData, EventPayload, Outgoing, PruneApproved,
+    Received, RollbackRequested, RolloutWaiting, ValidationPassed,
 };
+use configsync_core::fold::{EnvironmentState, LogState};
 use configsync_core::log::bundles::BundleStore;
-use configsync_core::log::{EventLog, HandlerError, Publisher, last_event};
+use configsync_core::log::replay::{Start, Until, replay_filtered};
+use configsync_core::log::{EventLog, Fold, HandlerError, Publisher};
+use configsync_core::names::{Name, Target};
 use configsync_core::subject;
-use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::RolloutArgs;
+use crate::health::HealthWatches;
+use crate::rollout::{Rollout, RolloutKind};
+
+/// The actor of what ConfigSync decides by itself (automatic rollbacks, pins lifted by a new
+/// commit).
+pub const SYSTEM_ACTOR: &str = "configsync";
 
 pub struct Applier {
-    log: EventLog,
+    pub(crate) log: EventLog,
     publisher: Publisher,
-    bundles: BundleStore,
+    pub(crate) bundles: BundleStore,
     clusters: Clusters,
-    appliers: ClusterAppliers,
+    pub(crate) appliers: ClusterAppliers,
+    pub(crate) settings: RolloutArgs,
+    /// One environment's events are handled one at a time; different environments at once.
+    environments: Mutex<HashMap<Name, Arc<Mutex<()>>>>,
+    pub(crate) health: HealthWatches,
 }
 
-/// How applying to one cluster ended.
-enum Outcome {
-    Applied,
-    /// The cluster could not be reached: the whole event is retried later.
-    Unreachable,
+/// The event a decision answers: the cause of what it emits (for deterministic ids and the
+/// correlation id), or none when the applier acts on its own at start.
+#[derive(Clone, Copy)]
+pub(crate) struct Cause<'a> {
+    pub event: Option<&'a Received>,
 }
 
 impl Applier {
@@ -37,236 +54,446 @@ impl Applier {
         bundles: BundleStore,
         clusters: Clusters,
         allow_exec_auth: bool,
+        settings: RolloutArgs,
+        shutdown: CancellationToken,
     ) -> Self {
         let publisher = log.publisher(Duration::from_secs(60));
+        let appliers =
+            ClusterAppliers::new(allow_exec_auth).with_request_timeout(settings.request_timeout);
         Self {
             log,
             publisher,
             bundles,
             clusters,
-            appliers: ClusterAppliers::new(allow_exec_auth),
+            appliers,
+            settings,
+            environments: Mutex::new(HashMap::new()),
+            health: HealthWatches::new(shutdown),
         }
     }
 
     pub async fn handle(self: Arc<Self>, event: Received) -> Result<(), HandlerError> {
+        let Some(environment) = event.environment().and_then(|e| Name::new(e).ok()) else {
+            return Err(HandlerError::Terminal(
+                "event without a valid environment".into(),
+            ));
+        };
+        let lock = self.lock(&environment).await;
+        let _serial = lock.lock().await;
+        let cause = Cause {
+            event: Some(&event),
+        };
         match &event.data {
-            EventData::ValidationPassed(passed) => self.apply_revision(passed, &event).await,
-            // Approvals and rollbacks arrive with their own issues; they change nothing yet.
+            EventData::ValidationPassed(_) | EventData::EnvironmentUnpinned(_) => {
+                self.reconcile(&environment, cause, Until::End).await
+            }
+            EventData::RollbackRequested(r) => self.rollback(&environment, r, &event).await,
+            EventData::PruneApproved(p) => self.prune_approved(&environment, p, &event).await,
             other => {
-                tracing::debug!(r#type = other.type_name(), "event not acted on yet");
+                tracing::debug!(r#type = other.type_name(), "event not acted on");
                 Ok(())
             }
         }
     }
 
-    async fn apply_revision(
-        &self,
-        passed: &ValidationPassed,
-        event: &Received,
-    ) -> Result<(), HandlerError> {
-        let env = passed.environment.as_str();
-        if self.superseded(passed, event).await? {
-            tracing::info!(environment = env, revision = %passed.revision, "a later revision was validated; skipping this one");
-            return Ok(());
+    /// At start: roll every configured environment to its wanted revision, and resume health
+    /// checks that a restart cut short, each environment in its own task. Failures are
+    /// logged; the next event retries.
+    pub fn catch_up(self: Arc<Self>) {
+        let mut environments: Vec<Name> =
+            self.clusters.all().map(|t| t.environment.clone()).collect();
+        environments.dedup();
+        for environment in environments {
+            let applier = self.clone();
+            tokio::spawn(async move {
+                let lock = applier.lock(&environment).await;
+                let _serial = lock.lock().await;
+                if let Err(e) = applier
+                    .reconcile(&environment, Cause { event: None }, Until::End)
+                    .await
+                {
+                    tracing::warn!(environment = %environment, error = %e, "catching up failed; the next event retries");
+                }
+            });
         }
-        let targets = self.clusters.of(env);
-        if targets.is_empty() {
-            tracing::warn!(environment = env, revision = %passed.revision, "no clusters configured for this environment; nothing applied");
-            return Ok(());
-        }
-        let bundle = self.bundles.get_bundle(&passed.bundle_digest).await?;
+    }
 
-        let mut waiting = Vec::new();
-        for target in targets {
-            if self.already_applied(target, passed).await? {
-                continue;
+    async fn lock(&self, environment: &Name) -> Arc<Mutex<()>> {
+        self.environments
+            .lock()
+            .await
+            .entry(environment.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// The state of the environment and its targets, folded from its events.
+    pub(crate) async fn state(
+        &self,
+        environment: &Name,
+        until: Until,
+    ) -> Result<LogState, HandlerError> {
+        let mut state = LogState::default();
+        replay_filtered(
+            &self.log.js,
+            self.log.stream(),
+            &subject::environment_filter(environment),
+            Start::Beginning,
+            until,
+            &mut state,
+        )
+        .await
+        .map_err(|e| HandlerError::Transient(format!("reading the log: {e}")))?;
+        Ok(state)
+    }
+
+    /// Brings every target of the environment to its wanted revision.
+    async fn reconcile(
+        &self,
+        environment: &Name,
+        cause: Cause<'_>,
+        until: Until,
+    ) -> Result<(), HandlerError> {
+        let state = self.state(environment, until).await?;
+        let Some(env) = state.environment(environment.as_str()).cloned() else {
+            return Ok(());
+        };
+        let env = self.lift_pin_if_newer(environment, env, cause).await?;
+        let Some((revision, wanted)) = env.wanted() else {
+            return Ok(());
+        };
+        // Catching up at start, the cause is the revision's validation, as if it had just
+        // arrived: the same ids (so a replica doing the same is deduplicated) and the same
+        // correlation id as the rest of the change.
+        let validation;
+        let cause = match cause.event {
+            Some(_) => cause,
+            None => {
+                validation = self.validation_of(environment, revision).await?;
+                Cause {
+                    event: validation.as_ref(),
+                }
             }
-            if let Outcome::Unreachable = self
-                .apply_to(target, passed, &bundle.objects, event)
-                .await?
+        };
+        let targets = self.clusters.of(environment.as_str());
+        if targets.is_empty() {
+            let waiting = RolloutWaiting {
+                environment: environment.to_string(),
+                cluster: None,
+                revision: revision.to_string(),
+                reason: format!(
+                    "no cluster is configured for environment {environment}; the revision is applied once one is (the applier catches up at start)"
+                ),
+            };
+            tracing::warn!(environment = %environment, revision, "no clusters configured for this environment");
+            return self.emit(&waiting, cause, &["no-cluster"]).await;
+        }
+        if let (Some(pin), Some(EventData::ValidationPassed(passed))) =
+            (&env.pin, cause.event.map(|e| &e.data))
+            && passed.revision != pin.revision
+        {
+            let waiting = RolloutWaiting {
+                environment: environment.to_string(),
+                cluster: None,
+                revision: passed.revision.clone(),
+                reason: format!(
+                    "environment pinned to {} by {} ({}); a newer commit or `configsync unpin` lifts the pin",
+                    pin.revision, pin.actor, pin.reason
+                ),
+            };
+            self.emit(&waiting, cause, &["pinned"]).await?;
+        }
+        let kind = if env.pin.is_some() {
+            RolloutKind::Rollback
+        } else {
+            RolloutKind::Forward
+        };
+        let rollouts = targets.iter().filter_map(|target| {
+            let current = state.target(&target.target());
+            let deployed = current.is_some_and(|t| {
+                t.deployed_revision.as_deref() == Some(revision)
+                    && t.deployed_bundle.as_deref() == Some(wanted.bundle_digest.as_str())
+            });
+            (!deployed).then(|| Rollout {
+                applier: self,
+                target,
+                revision: revision.to_string(),
+                bundle_digest: wanted.bundle_digest.clone(),
+                state: current.cloned().unwrap_or_default(),
+                cause,
+                kind,
+            })
+        });
+        self.run_all(rollouts.collect()).await?;
+        // A target deployed before a restart whose health was never settled is checked again.
+        for target in targets {
+            if let Some(t) = state.target(&target.target())
+                && t.healthy.is_none()
+                && t.deployed_revision.as_deref() == Some(revision)
             {
-                waiting.push(target.cluster.to_string());
+                self.health
+                    .watch_if_idle(self, target, revision, &wanted.bundle_digest, cause);
+            }
+        }
+        Ok(())
+    }
+
+    /// The (last) `validation.passed` event of `revision` for the environment.
+    async fn validation_of(
+        &self,
+        environment: &Name,
+        revision: &str,
+    ) -> Result<Option<Received>, HandlerError> {
+        struct Find<'a> {
+            revision: &'a str,
+            found: Option<Received>,
+        }
+        impl Fold for Find<'_> {
+            fn apply(&mut self, event: &Received) {
+                if matches!(&event.data, EventData::ValidationPassed(v) if v.revision == self.revision)
+                {
+                    self.found = Some(event.clone());
+                }
+            }
+        }
+        let filter = subject::for_event(ValidationPassed::TYPE, Some(environment.as_str()), None)
+            .map_err(|e| HandlerError::Terminal(e.to_string()))?;
+        let mut find = Find {
+            revision,
+            found: None,
+        };
+        replay_filtered(
+            &self.log.js,
+            self.log.stream(),
+            &filter,
+            Start::Beginning,
+            Until::End,
+            &mut find,
+        )
+        .await
+        .map_err(|e| HandlerError::Transient(format!("reading the log: {e}")))?;
+        Ok(find.found)
+    }
+
+    /// Runs the rollouts of several targets at once; a target whose cluster cannot be reached
+    /// makes the event wait (transient), the others are done.
+    async fn run_all(&self, rollouts: Vec<Rollout<'_>>) -> Result<(), HandlerError> {
+        let results = futures::future::join_all(rollouts.into_iter().map(Rollout::run)).await;
+        let mut waiting = Vec::new();
+        for result in results {
+            match result {
+                Ok(()) => {}
+                Err(HandlerError::Transient(reason)) => waiting.push(reason),
+                Err(terminal) => return Err(terminal),
             }
         }
         if waiting.is_empty() {
             Ok(())
         } else {
             Err(HandlerError::Transient(format!(
-                "clusters unreachable: {}; the change waits for them",
-                waiting.join(", ")
+                "the change waits for: {}",
+                waiting.join("; ")
             )))
         }
     }
 
-    /// Whether a later validation of the same environment exists: latest wins, so an older
-    /// revision retried after a newer one never overwrites it.
-    async fn superseded(
+    /// A validation of a commit newer than the pin lifts it (the pin holds back only what was
+    /// known when it was set).
+    async fn lift_pin_if_newer(
         &self,
-        passed: &ValidationPassed,
+        environment: &Name,
+        mut env: EnvironmentState,
+        cause: Cause<'_>,
+    ) -> Result<EnvironmentState, HandlerError> {
+        let Some(pin) = env.pin.clone() else {
+            return Ok(env);
+        };
+        let newest = env
+            .newest
+            .as_ref()
+            .and_then(|r| env.validated.get(r).map(|v| (r.clone(), v.commit_sequence)));
+        if let Some((revision, sequence)) = newest
+            && sequence > pin.commit_sequence
+        {
+            let unpinned = EnvironmentUnpinned {
+                environment: environment.to_string(),
+                revision: pin.revision.clone(),
+                reason: format!("a newer commit, {revision}, was validated"),
+                actor: SYSTEM_ACTOR.into(),
+            };
+            tracing::info!(environment = %environment, pinned = %pin.revision, newer = %revision, "a newer commit lifts the pin");
+            self.emit_as(&unpinned, cause, &["lift", &revision], Some(SYSTEM_ACTOR))
+                .await?;
+            env.pin = None;
+        }
+        Ok(env)
+    }
+
+    /// Pins the environment to a validated revision and rolls it out.
+    async fn rollback(
+        &self,
+        environment: &Name,
+        request: &RollbackRequested,
         event: &Received,
-    ) -> Result<bool, HandlerError> {
-        let subject = subject::for_event(ValidationPassed::TYPE, Some(&passed.environment), None)
-            .map_err(|e| HandlerError::Terminal(e.to_string()))?;
-        let last = last_event(&self.log.js, self.log.stream(), &subject)
-            .await
-            .map_err(|e| HandlerError::Transient(e.to_string()))?;
-        Ok(last.is_some_and(|l| l.stream_sequence > event.stream_sequence))
-    }
-
-    /// Whether this target's latest successful apply is already this bundle (a redelivery).
-    async fn already_applied(
-        &self,
-        target: &ClusterTarget,
-        passed: &ValidationPassed,
-    ) -> Result<bool, HandlerError> {
-        let subject = subject::for_event(
-            ApplySucceeded::TYPE,
-            Some(target.environment.as_str()),
-            Some(target.cluster.as_str()),
-        )
-        .map_err(|e| HandlerError::Terminal(e.to_string()))?;
-        let last = last_event(&self.log.js, self.log.stream(), &subject)
-            .await
-            .map_err(|e| HandlerError::Transient(e.to_string()))?;
-        Ok(
-            matches!(last.map(|l| l.data), Some(EventData::ApplySucceeded(s)) if s.revision == passed.revision && s.bundle_digest == passed.bundle_digest),
-        )
-    }
-
-    async fn apply_to(
-        &self,
-        target: &ClusterTarget,
-        passed: &ValidationPassed,
-        objects: &[Value],
-        cause: &Received,
-    ) -> Result<Outcome, HandlerError> {
-        let (env, cluster) = (target.environment.as_str(), target.cluster.as_str());
-        let started = ApplyStarted {
-            environment: env.into(),
-            cluster: cluster.into(),
-            revision: passed.revision.clone(),
-            bundle_digest: passed.bundle_digest.clone(),
-            objects: objects.len() as u32,
+    ) -> Result<(), HandlerError> {
+        let cause = Cause { event: Some(event) };
+        let state = self.state(environment, Until::End).await?;
+        let refuse = |reason: String| {
+            tracing::warn!(environment = %environment, revision = %request.to_revision, %reason, "rollback refused");
+            Err(HandlerError::Terminal(format!(
+                "rollback refused: {reason}"
+            )))
         };
-        self.emit(&started, cause, cluster).await?;
-        let clock = Instant::now();
-        let applier = match self.appliers.get(target).await.map_err(|e| e.to_string()) {
-            Ok(a) => a,
-            Err(reason) => {
-                // A broken kubeconfig will not fix itself: report it, do not retry forever.
-                let failed = ApplyFailed {
-                    environment: env.into(),
-                    cluster: cluster.into(),
-                    revision: passed.revision.clone(),
-                    bundle_digest: passed.bundle_digest.clone(),
-                    reason,
-                    transient: false,
-                    results: vec![],
-                };
-                tracing::error!(environment = env, cluster, reason = %failed.reason, "cannot build a client for the cluster");
-                self.emit(&failed, cause, cluster).await?;
-                return Ok(Outcome::Applied);
-            }
+        let Some(env) = state.environment(environment.as_str()) else {
+            return refuse(format!(
+                "nothing was ever validated for environment {environment}"
+            ));
         };
-        let mut results = Vec::new();
-        for object in order(objects) {
-            let mut object = object.clone();
-            mark(&mut object, env, &passed.revision);
-            let Some(reference) = object_ref(&object) else {
-                continue;
-            };
-            match applier.apply(&object).await {
-                Ok(action) => results.push(ObjectResult {
-                    object: reference,
-                    action,
-                    message: None,
-                }),
-                Err(ApplyError::Unreachable(reason)) => {
-                    let failed = ApplyFailed {
-                        environment: env.into(),
-                        cluster: cluster.into(),
-                        revision: passed.revision.clone(),
-                        bundle_digest: passed.bundle_digest.clone(),
-                        reason: format!("cluster unreachable, will retry: {reason}"),
-                        transient: true,
-                        results,
-                    };
-                    tracing::warn!(environment = env, cluster, %reason, "cluster unreachable; the change waits");
-                    self.emit(&failed, cause, cluster).await?;
-                    return Ok(Outcome::Unreachable);
-                }
-                Err(e) => {
-                    tracing::warn!(environment = env, cluster, kind = %reference.kind, name = %reference.name, error = %e, "object refused");
-                    results.push(ObjectResult {
-                        object: reference,
-                        action: ObjectAction::Failed,
-                        message: Some(e.to_string()),
-                    })
-                }
-            }
+        if !env.validated.contains_key(&request.to_revision) {
+            return refuse(format!(
+                "revision {} was never validated for environment {environment}",
+                request.to_revision
+            ));
         }
-        let failures: Vec<String> = results
+        if self.clusters.of(environment.as_str()).is_empty() {
+            return refuse(format!(
+                "no cluster is configured for environment {environment}"
+            ));
+        }
+        if let Some(cluster) = &request.cluster
+            && !self
+                .clusters
+                .of(environment.as_str())
+                .iter()
+                .any(|t| t.cluster.as_str() == cluster)
+        {
+            return refuse(format!(
+                "environment {environment} has no cluster {cluster}"
+            ));
+        }
+        let newest_known = env
+            .validated
+            .values()
+            .map(|v| v.commit_sequence)
+            .max()
+            .unwrap_or_default();
+        if env.pin.as_ref().map(|p| &p.revision) != Some(&request.to_revision) {
+            let pinned = EnvironmentPinned {
+                environment: environment.to_string(),
+                revision: request.to_revision.clone(),
+                commit_sequence: newest_known,
+                reason: request.reason.clone(),
+                actor: request.requested_by.clone(),
+            };
+            self.emit_as(&pinned, cause, &["pin"], Some(&request.requested_by))
+                .await?;
+        }
+        self.reconcile(environment, cause, Until::End).await
+    }
+
+    /// Deletes what a prune guard held back, once a person approved it.
+    async fn prune_approved(
+        &self,
+        environment: &Name,
+        approval: &PruneApproved,
+        event: &Received,
+    ) -> Result<(), HandlerError> {
+        // The state just before the approval: it still shows the hold.
+        let state = self
+            .state(
+                environment,
+                Until::Sequence(event.stream_sequence.saturating_sub(1)),
+            )
+            .await?;
+        let target = self
+            .clusters
+            .of(environment.as_str())
             .iter()
-            .filter(|r| r.action == ObjectAction::Failed)
-            .map(|r| {
-                format!(
-                    "{} {}: {}",
-                    r.object.kind,
-                    r.object.name,
-                    r.message.as_deref().unwrap_or_default()
-                )
-            })
-            .collect();
-        if failures.is_empty() {
-            let ok = ApplySucceeded {
-                environment: env.into(),
-                cluster: cluster.into(),
-                revision: passed.revision.clone(),
-                bundle_digest: passed.bundle_digest.clone(),
-                results,
-                duration_ms: clock.elapsed().as_millis() as u64,
-            };
-            tracing::info!(environment = env, cluster, revision = %passed.revision, objects = ok.results.len(), "applied");
-            self.emit(&ok, cause, cluster).await?;
-        } else {
-            let failed = ApplyFailed {
-                environment: env.into(),
-                cluster: cluster.into(),
-                revision: passed.revision.clone(),
-                bundle_digest: passed.bundle_digest.clone(),
-                reason: format!(
-                    "{} of {} objects refused: {}",
-                    failures.len(),
-                    results.len(),
-                    failures.join("; ")
-                ),
-                transient: false,
-                results,
-            };
-            self.emit(&failed, cause, cluster).await?;
+            .find(|t| t.cluster.as_str() == approval.cluster);
+        let (Some(target), Some(current)) = (
+            target,
+            Target::parse(&approval.environment, &approval.cluster)
+                .ok()
+                .and_then(|t| state.target(&t)),
+        ) else {
+            return Err(HandlerError::Terminal(format!(
+                "prune approval for an unknown target {}/{}",
+                approval.environment, approval.cluster
+            )));
+        };
+        match &current.prune_held {
+            Some(hold) if hold.revision == approval.revision => {}
+            _ => {
+                tracing::warn!(environment = %environment, cluster = %approval.cluster, revision = %approval.revision, "prune approved, but nothing is held for that revision");
+                return Ok(());
+            }
         }
-        Ok(Outcome::Applied)
+        let rollout = Rollout {
+            applier: self,
+            target,
+            revision: approval.revision.clone(),
+            bundle_digest: current.deployed_bundle.clone().unwrap_or_default(),
+            state: current.clone(),
+            cause: Cause { event: Some(event) },
+            kind: RolloutKind::Forward,
+        };
+        rollout.prune_held().await
     }
 
-    async fn emit<P: EventPayload>(
+    /// Records a pin, a wait or an outcome, caused by `cause` (plus `extra` to tell apart
+    /// several events of one type caused by one event).
+    pub(crate) async fn emit<P: EventPayload>(
         &self,
         payload: &P,
-        cause: &Received,
-        cluster: &str,
+        cause: Cause<'_>,
+        extra: &[&str],
     ) -> Result<(), HandlerError> {
-        let event = Outgoing::builder(payload)
-            .caused_by(cause)
-            .cause(cluster)
-            .subject(format!(
-                "{}/{}",
-                payload.routing().environment.unwrap_or_default(),
-                cluster
-            ))
-            .build(&self.log.source)?;
+        self.emit_as(payload, cause, extra, None).await
+    }
+
+    /// [`Self::emit`], recording who acted.
+    pub(crate) async fn emit_as<P: EventPayload>(
+        &self,
+        payload: &P,
+        cause: Cause<'_>,
+        extra: &[&str],
+        actor: Option<&str>,
+    ) -> Result<(), HandlerError> {
+        let routing = payload.routing();
+        let mut builder = Outgoing::builder(payload);
+        if let Some(actor) = actor {
+            builder = builder.actor(actor);
+        }
+        match cause.event {
+            Some(event) => builder = builder.caused_by(event),
+            // Acting on its own at start: the causes are what the event is about, and the
+            // time, since the same catch-up may rightly happen again later.
+            None => {
+                builder = builder.cause(chrono::Utc::now().to_rfc3339());
+            }
+        }
+        for part in extra {
+            builder = builder.cause(part);
+        }
+        if let Some(cluster) = routing.cluster {
+            builder = builder.cause(cluster);
+        }
+        let subject = match (routing.environment, routing.cluster) {
+            (Some(env), Some(cluster)) => Target::parse(env, cluster)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            (Some(env), None) => env.to_string(),
+            _ => String::new(),
+        };
+        let event = builder.subject(subject).build(&self.log.source)?;
         self.publisher
             .publish(&event)
             .await
             .map(|_| ())
             .map_err(HandlerError::from)
+    }
+
+    pub(crate) fn auto_rollback(&self, environment: &Name) -> bool {
+        self.settings.auto_rollback.contains(environment)
     }
 }

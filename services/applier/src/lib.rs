@@ -1,10 +1,12 @@
-//! The applier service: applies each validated bundle to every cluster of its environment with
-//! server-side apply (field manager `configsync`, Namespaces and CRDs first), and records the
-//! outcome per object.
+//! The applier service: rolls each environment's wanted revision (the newest validated one, or
+//! the pin after a rollback) out to every cluster of the environment: a server-side dry run of
+//! the whole revision, an ordered apply of what changed, prune behind a guard, and health.
 //!
 //! Runs alone (the `applier` binary) or inside `configsync up`, with the same code.
 
 mod handler;
+mod health;
+mod rollout;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -13,10 +15,11 @@ use std::time::Duration;
 use configsync_core::cluster::ClusterArgs;
 use configsync_core::config::ServiceArgs;
 use configsync_core::event::{
-    ApprovalGranted, EventPayload, Received, RollbackRequested, ValidationPassed,
+    EnvironmentUnpinned, EventPayload, PruneApproved, Received, RollbackRequested, ValidationPassed,
 };
 use configsync_core::log::ConsumerSpec;
 use configsync_core::log::bundles::BundleStore;
+use configsync_core::names::Name;
 use configsync_core::service::{Service, ServiceConfig, ServiceError};
 use configsync_core::subject;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +41,57 @@ pub struct Config {
     pub service: ServiceArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
+}
+
+/// How revisions are rolled out.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RolloutArgs {
+    /// How long the objects of a revision may take to become healthy before the target is
+    /// reported degraded.
+    #[arg(long, env = "CONFIGSYNC_HEALTH_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub health_timeout: Duration,
+    /// The largest share of a target's objects one revision may delete without a person's
+    /// approval (`configsync prune approve`); deleting all of them always needs one.
+    #[arg(long, env = "CONFIGSYNC_PRUNE_MAX_SHARE", default_value_t = 0.5, value_parser = share)]
+    pub prune_max_share: f64,
+    /// Roll an environment back to its last healthy revision when a new one degrades
+    /// (repeatable; in the env var, separated by `,`).
+    #[arg(
+        long = "auto-rollback",
+        env = "CONFIGSYNC_AUTO_ROLLBACK",
+        value_delimiter = ','
+    )]
+    pub auto_rollback: Vec<Name>,
+    /// Each request to a cluster fails after this long: a cluster that hangs delays only
+    /// itself.
+    #[arg(long, env = "CONFIGSYNC_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Requests in flight per cluster while applying one level of objects.
+    #[arg(long, env = "CONFIGSYNC_APPLY_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: usize,
+}
+
+impl Default for RolloutArgs {
+    fn default() -> Self {
+        Self {
+            health_timeout: Duration::from_secs(300),
+            prune_max_share: 0.5,
+            auto_rollback: Vec::new(),
+            request_timeout: Duration::from_secs(30),
+            concurrency: 16,
+        }
+    }
+}
+
+fn share(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a share between 0 and 1"))
+    }
 }
 
 impl ServiceConfig for Config {
@@ -46,21 +100,23 @@ impl ServiceConfig for Config {
     }
 }
 
-/// The durable consumer shared by the applier's replicas. One event in flight per replica:
-/// revisions of an environment are applied in log order (see docs/architecture.md).
-pub fn consumer() -> ConsumerSpec {
+/// The durable consumer shared by the applier's replicas. Events of different environments
+/// are handled at the same time, those of one environment one after another (see
+/// docs/architecture.md).
+fn consumer() -> ConsumerSpec {
     let mut spec = ConsumerSpec::new(
         NAME,
         [
             ValidationPassed::TYPE,
-            ApprovalGranted::TYPE,
             RollbackRequested::TYPE,
+            EnvironmentUnpinned::TYPE,
+            PruneApproved::TYPE,
         ]
         .into_iter()
         .map(subject::type_filter)
         .collect(),
     );
-    spec.max_in_flight = 1;
+    spec.max_in_flight = 4;
     // A cluster that is down makes the change wait, not vanish: retry (with backoff capped at
     // 30 s) for about three days before giving up to the dead-letter record.
     spec.max_deliver = 10_000;
@@ -86,8 +142,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         bundles,
         clusters,
         config.cluster.allow_exec_auth,
+        config.rollout,
+        shutdown.clone(),
     ));
+    applier.health.bind(&applier);
     let runner = service.log.runner(consumer()).await?;
+    // What waited while no applier ran (a cluster configured since, a health check cut
+    // short by a restart) is picked up from the log, beside the consumer: a cluster that
+    // hangs at start must not hold up the others' events.
+    applier.clone().catch_up();
     service.readiness.set(true);
     let result = runner
         .run(

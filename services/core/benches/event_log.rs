@@ -48,6 +48,8 @@ fn payload(n: u64) -> ApplySucceeded {
             })
             .collect(),
         duration_ms: 12,
+        counts: Default::default(),
+        results_truncated: false,
     }
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{EventData, ObjectRef, Received};
 use crate::log::Fold;
+use crate::names::Target;
 
 /// The last commit seen on one tracked branch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,12 +30,47 @@ pub enum Validation {
     },
 }
 
+/// A revision that passed validation for an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatedRevision {
+    pub bundle_digest: String,
+    /// Its place in the branch's history (see `ValidationPassed::commit_sequence`).
+    pub commit_sequence: u64,
+}
+
+/// An environment held at a revision after a rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    pub revision: String,
+    /// Commits announced up to this sequence stay behind the pin.
+    pub commit_sequence: u64,
+    pub reason: String,
+    pub actor: String,
+}
+
 /// One environment's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvironmentState {
     pub latest_validation: Option<Validation>,
     /// Revisions waiting for approvals, with the distinct approvers so far.
     pub approvals: BTreeMap<String, BTreeSet<String>>,
+    /// Every revision that passed validation, with its bundle and place in history.
+    pub validated: BTreeMap<String, ValidatedRevision>,
+    /// The validated revision latest in the branch's history: the one to run ("latest wins").
+    pub newest: Option<String>,
+    pub pin: Option<Pin>,
+}
+
+impl EnvironmentState {
+    /// The validated revision this environment should run: the pin, else the newest.
+    pub fn wanted(&self) -> Option<(&str, &ValidatedRevision)> {
+        let revision = self
+            .pin
+            .as_ref()
+            .map(|p| p.revision.as_str())
+            .or(self.newest.as_deref())?;
+        self.validated.get(revision).map(|v| (revision, v))
+    }
 }
 
 /// What happened last to a target.
@@ -45,16 +81,43 @@ pub enum LastApply {
     Failed { revision: String, reason: String },
 }
 
+/// A revision deployed on a target, and its bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployed {
+    pub revision: String,
+    pub bundle_digest: String,
+}
+
+/// Deletions the prune guard holds back on a target until a person approves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneHold {
+    /// The revision whose apply would have deleted them.
+    pub revision: String,
+    pub would_delete: u32,
+}
+
 /// One target's (environment + cluster) state.
+///
+/// The target's inventory (the objects its deployed revision owns) is the bundle
+/// `deployed_bundle` names, plus, while a prune is held, the objects of `inventory_bundles`
+/// that are still in the cluster: bundles are content-addressed and immutable, so the fold keeps
+/// their digests, not thousands of object names.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetState {
     /// The revision last applied successfully.
     pub deployed_revision: Option<String>,
     pub deployed_bundle: Option<String>,
-    /// The objects applied by the deployed revision.
-    pub inventory: BTreeSet<ObjectRef>,
+    /// The bundles whose objects this target may still hold: the deployed one, and earlier
+    /// ones whose leftovers a prune hold kept.
+    pub inventory_bundles: BTreeSet<String>,
+    /// Objects in the deployed bundle.
+    pub inventory_size: u32,
     pub last_apply: Option<LastApply>,
+    /// The health of the deployed revision, once assessed.
     pub healthy: Option<bool>,
+    /// The last revision that was healthy here (the default rollback target).
+    pub last_healthy: Option<Deployed>,
+    pub prune_held: Option<PruneHold>,
     /// Objects currently drifted from their desired state.
     pub drifted: BTreeSet<ObjectRef>,
     /// The sequence of the last event about this target.
@@ -67,8 +130,7 @@ pub struct LogState {
     /// Keyed by `<repository>#<branch>`.
     pub sources: BTreeMap<String, SourceState>,
     pub environments: BTreeMap<String, EnvironmentState>,
-    /// Keyed by `<environment>/<cluster>`.
-    pub targets: BTreeMap<String, TargetState>,
+    pub targets: BTreeMap<Target, TargetState>,
     pub events: u64,
     pub dead_letters: u64,
     /// The sequence of the last event folded.
@@ -77,17 +139,27 @@ pub struct LogState {
 
 impl LogState {
     /// The state of one target, if any event concerned it.
-    pub fn target(&self, environment: &str, cluster: &str) -> Option<&TargetState> {
-        self.targets.get(&format!("{environment}/{cluster}"))
+    pub fn target(&self, target: &Target) -> Option<&TargetState> {
+        self.targets.get(target)
     }
 
-    fn target_mut(&mut self, environment: &str, cluster: &str, sequence: u64) -> &mut TargetState {
-        let target = self
-            .targets
-            .entry(format!("{environment}/{cluster}"))
-            .or_default();
+    /// The state of one environment, if any event concerned it.
+    pub fn environment(&self, environment: &str) -> Option<&EnvironmentState> {
+        self.environments.get(environment)
+    }
+
+    /// The target an event names; events carry validated names, so a bad one (only possible
+    /// in a hand-made event) is left out of the state rather than failing the whole fold.
+    fn target_mut(
+        &mut self,
+        environment: &str,
+        cluster: &str,
+        sequence: u64,
+    ) -> Option<&mut TargetState> {
+        let key = Target::parse(environment, cluster).ok()?;
+        let target = self.targets.entry(key).or_default();
         target.sequence = sequence;
-        target
+        Some(target)
     }
 
     /// Serializes the state as a MessagePack snapshot taken at `self.sequence`.
@@ -132,13 +204,50 @@ impl Fold for LogState {
                 );
             }
             EventData::ValidationPassed(v) => {
-                self.environments
-                    .entry(v.environment.clone())
-                    .or_default()
-                    .latest_validation = Some(Validation::Passed {
+                let env = self.environments.entry(v.environment.clone()).or_default();
+                env.latest_validation = Some(Validation::Passed {
                     revision: v.revision.clone(),
                     bundle_digest: v.bundle_digest.clone(),
                 });
+                // Events from before commit sequences were recorded fall back to their own
+                // position, the best order they can give.
+                let commit_sequence = if v.commit_sequence > 0 {
+                    v.commit_sequence
+                } else {
+                    seq
+                };
+                let newer = env
+                    .newest
+                    .as_ref()
+                    .and_then(|r| env.validated.get(r))
+                    .is_none_or(|n| commit_sequence > n.commit_sequence);
+                env.validated.insert(
+                    v.revision.clone(),
+                    ValidatedRevision {
+                        bundle_digest: v.bundle_digest.clone(),
+                        commit_sequence,
+                    },
+                );
+                if newer {
+                    env.newest = Some(v.revision.clone());
+                }
+            }
+            EventData::EnvironmentPinned(p) => {
+                self.environments
+                    .entry(p.environment.clone())
+                    .or_default()
+                    .pin = Some(Pin {
+                    revision: p.revision.clone(),
+                    commit_sequence: p.commit_sequence,
+                    reason: p.reason.clone(),
+                    actor: p.actor.clone(),
+                });
+            }
+            EventData::EnvironmentUnpinned(u) => {
+                let env = self.environments.entry(u.environment.clone()).or_default();
+                if env.pin.as_ref().is_some_and(|p| p.revision == u.revision) {
+                    env.pin = None;
+                }
             }
             EventData::ValidationFailed(v) => {
                 self.environments
@@ -167,52 +276,93 @@ impl Fold for LogState {
                     .insert(a.approver.clone());
             }
             EventData::ApplyStarted(a) => {
-                self.target_mut(&a.environment, &a.cluster, seq).last_apply =
-                    Some(LastApply::Started {
+                if let Some(t) = self.target_mut(&a.environment, &a.cluster, seq) {
+                    t.last_apply = Some(LastApply::Started {
                         revision: a.revision.clone(),
                     });
+                }
             }
             EventData::ApplySucceeded(a) => {
-                let t = self.target_mut(&a.environment, &a.cluster, seq);
-                t.deployed_revision = Some(a.revision.clone());
-                t.deployed_bundle = Some(a.bundle_digest.clone());
-                t.inventory = a.results.iter().map(|r| r.object.clone()).collect();
-                t.last_apply = Some(LastApply::Succeeded {
-                    revision: a.revision.clone(),
-                });
-                t.healthy = None;
+                if let Some(t) = self.target_mut(&a.environment, &a.cluster, seq) {
+                    if t.deployed_revision.as_deref() != Some(&a.revision)
+                        || t.deployed_bundle.as_deref() != Some(&a.bundle_digest)
+                    {
+                        t.healthy = None;
+                    }
+                    t.deployed_revision = Some(a.revision.clone());
+                    t.deployed_bundle = Some(a.bundle_digest.clone());
+                    // The apply pruned what the earlier bundles left, unless a hold follows.
+                    t.inventory_bundles = BTreeSet::from([a.bundle_digest.clone()]);
+                    t.inventory_size = a.counts.created + a.counts.configured + a.counts.unchanged;
+                    t.prune_held = None;
+                    t.last_apply = Some(LastApply::Succeeded {
+                        revision: a.revision.clone(),
+                    });
+                }
             }
             EventData::ApplyFailed(a) => {
-                self.target_mut(&a.environment, &a.cluster, seq).last_apply =
-                    Some(LastApply::Failed {
+                if let Some(t) = self.target_mut(&a.environment, &a.cluster, seq) {
+                    t.last_apply = Some(LastApply::Failed {
                         revision: a.revision.clone(),
                         reason: a.reason.clone(),
                     });
+                }
+            }
+            EventData::PruneHeld(p) => {
+                if let Some(t) = self.target_mut(&p.environment, &p.cluster, seq) {
+                    t.prune_held = Some(PruneHold {
+                        revision: p.revision.clone(),
+                        would_delete: p.would_delete,
+                    });
+                    t.inventory_bundles.extend(p.held_bundles.iter().cloned());
+                }
+            }
+            EventData::PruneApproved(p) => {
+                if let Some(t) = self.target_mut(&p.environment, &p.cluster, seq)
+                    && t.prune_held
+                        .as_ref()
+                        .is_some_and(|h| h.revision == p.revision)
+                {
+                    // The applier deletes them now; what it deletes follows as resource.pruned.
+                    t.prune_held = None;
+                    t.inventory_bundles = t.deployed_bundle.iter().cloned().collect();
+                }
             }
             EventData::ResourcePruned(p) => {
-                self.target_mut(&p.environment, &p.cluster, seq)
-                    .inventory
-                    .remove(&p.object);
+                self.target_mut(&p.environment, &p.cluster, seq);
             }
             EventData::HealthReady(h) => {
-                self.target_mut(&h.environment, &h.cluster, seq).healthy = Some(true)
+                if let Some(t) = self.target_mut(&h.environment, &h.cluster, seq)
+                    && t.deployed_revision.as_deref() == Some(&h.revision)
+                {
+                    t.healthy = Some(true);
+                    t.last_healthy = t.deployed_bundle.clone().map(|bundle_digest| Deployed {
+                        revision: h.revision.clone(),
+                        bundle_digest,
+                    });
+                }
             }
             EventData::HealthDegraded(h) => {
-                self.target_mut(&h.environment, &h.cluster, seq).healthy = Some(false)
+                if let Some(t) = self.target_mut(&h.environment, &h.cluster, seq)
+                    && t.deployed_revision.as_deref() == Some(&h.revision)
+                {
+                    t.healthy = Some(false);
+                }
             }
             EventData::DriftDetected(d) => {
-                self.target_mut(&d.environment, &d.cluster, seq)
-                    .drifted
-                    .insert(d.object.clone());
+                if let Some(t) = self.target_mut(&d.environment, &d.cluster, seq) {
+                    t.drifted.insert(d.object.clone());
+                }
             }
             EventData::DriftResolved(d) => {
-                self.target_mut(&d.environment, &d.cluster, seq)
-                    .drifted
-                    .remove(&d.object);
+                if let Some(t) = self.target_mut(&d.environment, &d.cluster, seq) {
+                    t.drifted.remove(&d.object);
+                }
             }
             EventData::DeadLetterRecorded(_) => self.dead_letters += 1,
             EventData::SourceFailed(_)
             | EventData::RollbackRequested(_)
+            | EventData::RolloutWaiting(_)
             | EventData::RemediationStarted(_)
             | EventData::RemediationSucceeded(_)
             | EventData::RemediationFailed(_)

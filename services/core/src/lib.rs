@@ -13,6 +13,7 @@ pub mod log;
 pub mod metrics;
 pub mod names;
 pub mod ops;
+pub mod order;
 pub mod retry;
 pub mod schema;
 pub mod service;

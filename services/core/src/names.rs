@@ -86,8 +86,74 @@ impl AsRef<str> for Name {
     }
 }
 
+/// A target: one cluster of one environment, the unit ConfigSync applies to, watches and
+/// orders work on. Written `<environment>/<cluster>` (its `Display`, `FromStr` and serde
+/// form), so it can key maps in snapshots and JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Target {
+    pub environment: Name,
+    pub cluster: Name,
+}
+
+impl Target {
+    /// The target of two already-validated names.
+    pub fn new(environment: Name, cluster: Name) -> Self {
+        Self {
+            environment,
+            cluster,
+        }
+    }
+
+    /// Validates both names.
+    pub fn parse(environment: &str, cluster: &str) -> Result<Self, InvalidName> {
+        Ok(Self::new(Name::new(environment)?, Name::new(cluster)?))
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.environment, self.cluster)
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = InvalidName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (environment, cluster) = s.split_once('/').ok_or_else(|| InvalidName {
+            name: s.to_string(),
+            reason: "a target is written <environment>/<cluster>",
+        })?;
+        Self::parse(environment, cluster)
+    }
+}
+
+impl TryFrom<String> for Target {
+    type Error = InvalidName;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl From<Target> for String {
+    fn from(value: Target) -> Self {
+        value.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn targets_round_trip_through_text_and_refuse_bad_names() {
+        let t: Target = "prod/eu-1".parse().unwrap();
+        assert_eq!(t.environment.as_str(), "prod");
+        assert_eq!(t.to_string(), "prod/eu-1");
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"prod/eu-1\"");
+        for bad in ["prod", "prod/EU", "a/b/c", "/x"] {
+            assert!(bad.parse::<Target>().is_err(), "{bad}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -56,6 +56,11 @@ pub fn type_filter(type_name: &str) -> String {
     format!("{ROOT}.evt.*.*.{}", type_suffix(type_name))
 }
 
+/// The filter that matches every event about one environment and its targets.
+pub fn environment_filter(environment: &Name) -> String {
+    format!("{ROOT}.evt.{environment}.>")
+}
+
 /// `io.configsync.apply.succeeded.v1` → `apply.succeeded.v1`. Types from elsewhere keep their
 /// dots as tokens; wildcard characters and whitespace are replaced so they stay one literal.
 fn type_suffix(type_name: &str) -> String {

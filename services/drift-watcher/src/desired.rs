@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use configsync_core::cluster::{AppliedBundle, ApplyError, ClusterApplier, object_ref};
+use configsync_core::cluster::{
+    ANNOTATION_REVISION, AppliedBundle, ApplyError, ClusterApplier, object_ref,
+};
 use configsync_core::event::ObjectRef;
 use serde_json::Value;
 
@@ -44,6 +46,11 @@ impl Desired {
             let mut object = object.clone();
             if let Some(ns) = &namespace {
                 object["metadata"]["namespace"] = Value::String(ns.clone());
+            }
+            // The applier writes the revision annotation only when it changes an object, so it
+            // names the revision that last changed it: bookkeeping, not desired state.
+            if let Some(annotations) = object["metadata"]["annotations"].as_object_mut() {
+                annotations.remove(ANNOTATION_REVISION);
             }
             reference.namespace = namespace;
             objects.insert(reference, object);

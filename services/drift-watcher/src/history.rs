@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use configsync_core::event::Received;
 use configsync_core::log::{EventLog, Fold, ReplayError, Start, Until, replay_filtered};
+use configsync_core::names::Target;
 
 use crate::report::Reporter;
 
@@ -13,14 +14,15 @@ const DRIFT_EVENTS: &str = "configsync.evt.*.*.drift.>";
 
 /// Feeds drift events to the reporter of their target.
 struct Seed<'a> {
-    reporters: &'a mut HashMap<String, Reporter>,
+    reporters: &'a mut HashMap<Target, Reporter>,
     folded: u64,
 }
 
 impl Fold for Seed<'_> {
     fn apply(&mut self, event: &Received) {
         if let (Some(env), Some(cluster)) = (event.environment(), event.cluster())
-            && let Some(reporter) = self.reporters.get_mut(&format!("{env}/{cluster}"))
+            && let Ok(target) = Target::parse(env, cluster)
+            && let Some(reporter) = self.reporters.get_mut(&target)
         {
             reporter.seed(event);
             self.folded += 1;
@@ -28,10 +30,10 @@ impl Fold for Seed<'_> {
     }
 }
 
-/// Folds the log's drift events into `reporters` (keyed by `env/cluster`).
+/// Folds the log's drift events into `reporters` (keyed by target).
 pub async fn seed(
     log: &EventLog,
-    reporters: &mut HashMap<String, Reporter>,
+    reporters: &mut HashMap<Target, Reporter>,
 ) -> Result<u64, ReplayError> {
     let mut seed = Seed {
         reporters,

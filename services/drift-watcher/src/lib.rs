@@ -22,6 +22,7 @@ use configsync_core::cluster::ClusterArgs;
 use configsync_core::config::ServiceArgs;
 use configsync_core::event::{EventData, Received};
 use configsync_core::log::{ConsumerSpec, HandlerError};
+use configsync_core::names::Target;
 use configsync_core::service::{Service, ServiceConfig, ServiceError};
 use configsync_core::{event::EventPayload, subject};
 use tokio::sync::mpsc;
@@ -70,7 +71,9 @@ fn spec() -> ConsumerSpec {
     ConsumerSpec::new(
         NAME,
         [
+            configsync_core::event::ApplyStarted::TYPE,
             configsync_core::event::ApplySucceeded::TYPE,
+            configsync_core::event::ApplyFailed::TYPE,
             configsync_core::event::ResourcePruned::TYPE,
         ]
         .into_iter()
@@ -89,7 +92,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     let log = service.log.clone();
     let publisher = log.publisher(Duration::from_secs(60));
 
-    let mut reporters: HashMap<String, Reporter> = clusters
+    let mut reporters: HashMap<Target, Reporter> = clusters
         .all()
         .map(|t| {
             let reporter = Reporter::new(
@@ -98,7 +101,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
                 &log.source,
                 publisher.clone(),
             );
-            (format!("{}/{}", t.environment, t.cluster), reporter)
+            (t.target(), reporter)
         })
         .collect();
     match history::seed(&log, &mut reporters).await {
@@ -111,19 +114,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     let (synced_tx, mut synced_rx) = mpsc::channel(reporters.len().max(1));
     let mut receivers = Vec::new();
     let mut senders = HashMap::new();
+    let mut applying = HashMap::new();
     for target in clusters.all() {
         let (tx, rx) = tokio::sync::watch::channel(Latest::Unknown);
-        senders.insert(format!("{}/{}", target.environment, target.cluster), tx);
-        receivers.push((target.clone(), rx));
+        let (applying_tx, applying_rx) = tokio::sync::watch::channel(false);
+        senders.insert(target.target(), tx);
+        applying.insert(target.target(), applying_tx);
+        receivers.push((target.clone(), rx, applying_rx));
     }
     let refresher = Arc::new(Refresher {
         source: DesiredSource::new(log.clone()),
         senders,
+        applying,
     });
 
     let mut tasks = tokio::task::JoinSet::new();
-    for (target, rx) in receivers {
-        let key = format!("{}/{}", target.environment, target.cluster);
+    for (target, rx, applying) in receivers {
+        let key = target.target();
         let Some(reporter) = reporters.remove(&key) else {
             continue;
         };
@@ -138,6 +145,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
             allow_exec_auth: config.cluster.allow_exec_auth,
             resync: config.resync,
             desired: rx,
+            applying,
             reporter,
             synced: synced_tx.clone(),
         };
@@ -184,24 +192,45 @@ pub enum Latest {
 /// Keeps each target's desired state current from the log.
 struct Refresher {
     source: DesiredSource,
-    senders: HashMap<String, tokio::sync::watch::Sender<Latest>>,
+    senders: HashMap<Target, tokio::sync::watch::Sender<Latest>>,
+    /// Whether the applier is applying to the target now (between its `apply.started` and
+    /// the outcome): differences are then its writes, not drift.
+    applying: HashMap<Target, tokio::sync::watch::Sender<bool>>,
 }
 
 impl Refresher {
     /// A delivery only says "this target changed": replicas split deliveries, so each reads
     /// the target's latest apply from the log instead of trusting the event it was handed.
     async fn handle(self: Arc<Self>, event: Received) -> Result<(), HandlerError> {
-        let (env, cluster) = match &event.data {
-            EventData::ApplySucceeded(a) => (a.environment.as_str(), a.cluster.as_str()),
-            EventData::ResourcePruned(p) => (p.environment.as_str(), p.cluster.as_str()),
+        let (env, cluster, applying) = match &event.data {
+            EventData::ApplyStarted(a) => (a.environment.as_str(), a.cluster.as_str(), Some(true)),
+            EventData::ApplySucceeded(a) => {
+                (a.environment.as_str(), a.cluster.as_str(), Some(false))
+            }
+            EventData::ApplyFailed(a) => (a.environment.as_str(), a.cluster.as_str(), Some(false)),
+            EventData::ResourcePruned(p) => (p.environment.as_str(), p.cluster.as_str(), None),
             _ => return Ok(()),
         };
-        Ok(self.reload(env, cluster).await?)
+        if applying != Some(true) {
+            self.reload(env, cluster).await?;
+        }
+        if let (Some(applying), Some(flag)) = (
+            applying,
+            Target::parse(env, cluster)
+                .ok()
+                .and_then(|t| self.applying.get(&t)),
+        ) {
+            flag.send_if_modified(|now| std::mem::replace(now, applying) != applying);
+        }
+        Ok(())
     }
 
     /// Reads the target's latest apply from the log and publishes it to the target's watch.
     async fn reload(&self, env: &str, cluster: &str) -> Result<(), DesiredError> {
-        let Some(sender) = self.senders.get(&format!("{env}/{cluster}")) else {
+        let Some(sender) = Target::parse(env, cluster)
+            .ok()
+            .and_then(|t| self.senders.get(&t))
+        else {
             tracing::debug!(environment = env, cluster, "target not watched here");
             return Ok(());
         };

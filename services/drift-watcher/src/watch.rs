@@ -36,6 +36,9 @@ pub struct TargetWatch {
     pub resync: Duration,
     /// The latest applied bundle, replaced when the log says the target changed.
     pub desired: watch::Receiver<Latest>,
+    /// True while the applier applies to the target (from the log): nothing is reported then,
+    /// and everything is compared again when it is done.
+    pub applying: watch::Receiver<bool>,
     pub reporter: Reporter,
     /// Told once, after the first full comparison.
     pub synced: mpsc::Sender<()>,
@@ -113,6 +116,14 @@ impl TargetWatch {
                         break;
                     }
                     _ = resync.tick() => self.check_all(&applier, &desired, None).await,
+                    changed = self.applying.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        if !*self.applying.borrow_and_update() {
+                            self.check_all(&applier, &desired, None).await;
+                        }
+                    }
                     Some((kind, event)) = events.next() => match event {
                         Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
                             let reference = reference_of(&kind, &o);
@@ -189,6 +200,10 @@ impl TargetWatch {
         let (Some(object), Some(live)) = (desired.objects.get(reference), live) else {
             return;
         };
+        if *self.applying.borrow() {
+            tracing::debug!(kind = %reference.kind, name = %reference.name, "an apply is in flight; compared when it is done");
+            return;
+        }
         let Some(observation) = observe(reference, object, live, &desired.revision) else {
             tracing::debug!(kind = %reference.kind, name = %reference.name, "object carries another revision applied by configsync; waiting for its apply to finish");
             return;
@@ -227,32 +242,36 @@ impl TargetWatch {
 }
 
 /// What the live object says about its desired counterpart, or `None` while ConfigSync itself
-/// is applying another revision to it (its revision annotation, written by `configsync`,
-/// differs): that is an apply in flight, not drift.
+/// is applying another revision to it.
+///
+/// The revision annotation names the revision that last *changed* the object (the applier
+/// leaves unchanged objects alone), so it is not compared (`desired` carries none). An apply
+/// in flight shows as differences that `configsync` itself wrote under another revision's
+/// annotation; anything someone else changed, or removed, is drift.
 pub fn observe(
     reference: &ObjectRef,
     desired: &Value,
     live: &Value,
     revision: &str,
 ) -> Option<Observation> {
+    let mut fields = compare::diff(desired, live);
+    if fields.is_empty() {
+        return Some(Observation::InSync);
+    }
     let live_revision = live
         .pointer("/metadata/annotations")
         .and_then(|a| a.get(ANNOTATION_REVISION))
         .and_then(Value::as_str);
-    if let Some(live_revision) = live_revision
-        && live_revision != revision
-    {
-        let path = pointer(&["metadata", "annotations", ANNOTATION_REVISION]);
-        if attribution::owners(live, &path)
-            .iter()
-            .any(|m| m == FIELD_MANAGER)
-        {
+    if live_revision.is_some_and(|r| r != revision) {
+        let ours = |path: &str| {
+            attribution::owners(live, path)
+                .iter()
+                .any(|m| m == FIELD_MANAGER)
+        };
+        let annotation = pointer(&["metadata", "annotations", ANNOTATION_REVISION]);
+        if ours(&annotation) && fields.iter().all(|f| ours(&f.path)) {
             return None;
         }
-    }
-    let mut fields = compare::diff(desired, live);
-    if fields.is_empty() {
-        return Some(Observation::InSync);
     }
     let paths: Vec<String> = fields.iter().map(|f| f.path.clone()).collect();
     let changed_by = attribution::changed_by(live, &paths);
@@ -330,34 +349,52 @@ mod tests {
             ]}, "data": {"key": value}})
     }
 
+    /// The desired object as `Desired::resolve` keeps it: without the revision annotation.
+    fn desired(value: &str) -> Value {
+        let mut o = object("ConfigMap", "r1", value, "configsync");
+        o["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(ANNOTATION_REVISION);
+        o
+    }
+
+    fn owned_by_configsync(mut live: Value) -> Value {
+        live["metadata"]["managedFields"] = json!([{"manager": "configsync", "time": "2026-11-26T06:00:00Z",
+            "fieldsV1": {"f:metadata": {"f:annotations": {"f:configsync.io/revision": {}}}, "f:data": {"f:key": {}}}}]);
+        live
+    }
+
     #[test]
     fn another_revision_applied_by_configsync_is_an_apply_in_flight_not_drift() {
-        let desired = object("ConfigMap", "r1", "one", "configsync");
-        let live = object("ConfigMap", "r2", "two", "configsync");
+        let live = owned_by_configsync(object("ConfigMap", "r2", "two", "configsync"));
         assert_eq!(
-            observe(&reference("ConfigMap"), &desired, &live, "r1"),
+            observe(&reference("ConfigMap"), &desired("one"), &live, "r1"),
             None
         );
     }
 
     #[test]
-    fn a_revision_annotation_changed_by_someone_else_is_drift() {
-        let desired = object("ConfigMap", "r1", "one", "configsync");
-        let live = object("ConfigMap", "r0", "one", "kubectl-annotate");
+    fn an_object_last_changed_by_an_older_revision_is_in_sync_and_its_drift_is_seen() {
+        // Unchanged since r0: the applier did not rewrite it for r1.
+        let live = owned_by_configsync(object("ConfigMap", "r0", "one", "configsync"));
+        assert_eq!(
+            observe(&reference("ConfigMap"), &desired("one"), &live, "r1"),
+            Some(Observation::InSync)
+        );
+        // Someone else changed it since: drift, whatever its revision annotation says.
+        let live = object("ConfigMap", "r0", "two", "configsync");
         let Some(Observation::Drifted {
             fields,
             changed_by,
             resource_version,
             ..
-        }) = observe(&reference("ConfigMap"), &desired, &live, "r1")
+        }) = observe(&reference("ConfigMap"), &desired("one"), &live, "r1")
         else {
             panic!("expected drift")
         };
-        assert_eq!(
-            fields[0].path,
-            "/metadata/annotations/configsync.io~1revision"
-        );
-        assert_eq!(changed_by.as_deref(), Some("kubectl-annotate"));
+        assert_eq!(fields[0].path, "/data/key");
+        assert_eq!(changed_by.as_deref(), Some("kubectl-edit"));
         assert_eq!(resource_version.as_deref(), Some("9"));
     }
 

@@ -212,6 +212,7 @@ impl Validator {
                             .map(|m| m.reference.clone())
                             .collect(),
                         warnings: loaded.findings,
+                        commit_sequence: cause.stream_sequence,
                     };
                     tracing::info!(environment, revision = %commit.sha, objects = passed.objects.len(), "validation passed");
                     return build(&passed, environment, cause, &self.source);

@@ -99,6 +99,7 @@ async fn main() {
         clusters: Vec::new(),
         environments: vec!["dev".into()],
         policies: vec!["dev=auto".into()],
+        applier_flags: Vec::new(),
     };
     let stack = Stack::start(&options, CancellationToken::new())
         .await

@@ -1,5 +1,8 @@
 //! The applier against a real nats-server and kubesim over HTTP: validated bundles reach the
 //! cluster with server-side apply; refusals, superseded revisions and a cluster that is down.
+//! The rollout lifecycle (writes, prune, health, rollback, pins) is in `rollout`.
+
+mod rollout;
 
 use std::time::Duration;
 
@@ -53,9 +56,18 @@ fn start_applier(
     nats_url: &str,
     kubeconfig: &tempfile::NamedTempFile,
 ) -> (CancellationToken, Task) {
+    start_applier_with(nats_url, kubeconfig, &[])
+}
+
+/// [`start_applier`] with more flags.
+fn start_applier_with(
+    nats_url: &str,
+    kubeconfig: &tempfile::NamedTempFile,
+    extra: &[&str],
+) -> (CancellationToken, Task) {
     let cluster = format!("dev/c1={}#dev", kubeconfig.path().display());
     let ops = free_addr().to_string();
-    let args = [
+    let mut args = vec![
         "applier",
         "--nats-url",
         nats_url,
@@ -64,6 +76,7 @@ fn start_applier(
         "--cluster",
         &cluster,
     ];
+    args.extend_from_slice(extra);
     let config = configsync_applier::Config::try_parse_from(args).unwrap();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(configsync_applier::run(config, shutdown.clone()));
@@ -92,7 +105,31 @@ fn reference(o: &Value) -> ObjectRef {
 
 /// Stores a bundle and publishes its validation, as the validator does.
 async fn validated(log: &EventLog, revision: &str, objects: Vec<Value>) -> Outgoing {
-    let bundle = json!({"environment": "dev", "revision": revision, "objects": objects});
+    validated_as(log, "dev", revision, objects, 0).await
+}
+
+/// [`validated`] for any environment, with the commit's place in history.
+async fn validated_as(
+    log: &EventLog,
+    environment: &str,
+    revision: &str,
+    objects: Vec<Value>,
+    commit_sequence: u64,
+) -> Outgoing {
+    validated_again(log, environment, revision, objects, commit_sequence, "").await
+}
+
+/// [`validated_as`], published as a distinct event (`attempt` is one more cause of its id): a
+/// validator retry of the same commit after the duplicate window.
+async fn validated_again(
+    log: &EventLog,
+    environment: &str,
+    revision: &str,
+    objects: Vec<Value>,
+    commit_sequence: u64,
+    attempt: &str,
+) -> Outgoing {
+    let bundle = json!({"environment": environment, "revision": revision, "objects": objects});
     let digest = BundleStore::open(&log.js)
         .await
         .unwrap()
@@ -100,14 +137,17 @@ async fn validated(log: &EventLog, revision: &str, objects: Vec<Value>) -> Outgo
         .await
         .unwrap();
     let payload = ValidationPassed {
-        environment: "dev".into(),
+        environment: environment.into(),
         revision: revision.into(),
         bundle_digest: digest,
         objects: objects.iter().map(reference).collect(),
         warnings: vec![],
+        commit_sequence,
     };
     let event = Outgoing::builder(&payload)
         .cause(revision)
+        .cause(environment)
+        .cause(attempt)
         .build("configsync://validator/test")
         .unwrap();
     log.publisher(Duration::from_secs(10))
@@ -232,7 +272,7 @@ async fn a_validated_bundle_is_applied_then_updated_and_marked_as_managed() {
 }
 
 #[tokio::test]
-async fn an_object_in_a_missing_namespace_fails_clearly_and_the_rest_is_applied() {
+async fn a_dry_run_refusal_fails_the_revision_with_the_reason_and_writes_nothing() {
     let sim = kubesim::KubeSim::start(kubesim::Config::default())
         .await
         .unwrap();
@@ -252,7 +292,8 @@ async fn an_object_in_a_missing_namespace_fails_clearly_and_the_rest_is_applied(
     };
     assert!(!failed.transient);
     assert!(
-        failed.reason.contains("ConfigMap lost") && failed.reason.contains("nowhere"),
+        failed.reason.contains("ConfigMap nowhere/lost")
+            && failed.reason.contains("nothing was written"),
         "{}",
         failed.reason
     );
@@ -261,14 +302,19 @@ async fn an_object_in_a_missing_namespace_fails_clearly_and_the_rest_is_applied(
         .iter()
         .map(|r| (r.object.name.as_str(), r.action))
         .collect();
-    assert_eq!(
-        actions,
-        [
-            ("ok", ObjectAction::Created),
-            ("lost", ObjectAction::Failed)
-        ]
+    assert_eq!(actions, [("lost", ObjectAction::Failed)]);
+    assert!(
+        failed.results[0]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("nowhere")),
+        "the API's own message: {:?}",
+        failed.results[0]
     );
-    assert!(live_configmap(&sim, "ok").await.is_some());
+    assert!(
+        live_configmap(&sim, "ok").await.is_none(),
+        "the dry run refused part of the revision: none of it may be written"
+    );
     s.shutdown.cancel();
     s.task.await.unwrap().unwrap();
 }

@@ -1,11 +1,12 @@
 //! Server-side apply of ConfigSync's objects: field manager `configsync`, forced (Git is the
 //! source of truth, so ConfigSync takes back fields others changed), every object marked as
-//! managed, Namespaces and CRDs first.
+//! managed; server-side dry runs, deletes, and the comparison that tells whether an apply would
+//! change anything.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Scope;
 use serde_json::Value;
@@ -21,6 +22,8 @@ pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "con
 pub const ANNOTATION_ENVIRONMENT: &str = "configsync.io/environment";
 /// The Git revision an object was last applied from.
 pub const ANNOTATION_REVISION: &str = "configsync.io/revision";
+/// `configsync.io/prune: disabled` keeps an object in the cluster when it leaves Git.
+pub const ANNOTATION_PRUNE: &str = "configsync.io/prune";
 
 /// Why an apply failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -93,17 +96,57 @@ pub fn object_ref(object: &Value) -> Option<ObjectRef> {
     })
 }
 
-/// Namespaces first, then CustomResourceDefinitions, then everything else in bundle order:
-/// objects need their namespace, custom resources their definition.
-pub fn order(objects: &[Value]) -> Vec<&Value> {
-    let rank = |o: &Value| match o["kind"].as_str() {
-        Some("Namespace") => 0,
-        Some("CustomResourceDefinition") => 1,
-        _ => 2,
-    };
-    let mut ordered: Vec<&Value> = objects.iter().collect();
-    ordered.sort_by_key(|o| rank(o));
-    ordered
+/// `object` without what the server writes on every request (managedFields,
+/// resourceVersion, generation, timestamps), without `status`, and without ConfigSync's
+/// revision annotation: what is left changes only when an apply changes the object. The
+/// revision annotation is left out so that a new revision rewrites only the objects it
+/// changes; on those it records the revision that last changed them.
+pub fn comparable(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+        if let Some(metadata) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+            if let Some(annotations) = metadata
+                .get_mut("annotations")
+                .and_then(Value::as_object_mut)
+            {
+                annotations.remove(ANNOTATION_REVISION);
+            }
+            for field in [
+                "managedFields",
+                "resourceVersion",
+                "generation",
+                "creationTimestamp",
+                "uid",
+                "selfLink",
+            ] {
+                metadata.remove(field);
+            }
+        }
+    }
+    object
+}
+
+/// Whether applying (with the dry-run result `after`) would change the live object `before`.
+pub fn would_change(before: &Value, after: &Value) -> bool {
+    comparable(before) != comparable(after)
+}
+
+/// Whether the live object may be deleted by ConfigSync for `environment`: it carries the
+/// managed-by label and this environment's annotation, and no `configsync.io/prune: disabled`.
+/// Anything else was created or taken over by someone else and is left alone.
+pub fn may_prune(live: &Value, environment: &str) -> Result<(), &'static str> {
+    let metadata = &live["metadata"];
+    if metadata["labels"][MANAGED_BY_LABEL.0] != MANAGED_BY_LABEL.1 {
+        return Err("not managed by configsync (no managed-by label)");
+    }
+    if metadata["annotations"][ANNOTATION_ENVIRONMENT] != environment {
+        return Err("applied for another environment");
+    }
+    if metadata["annotations"][ANNOTATION_PRUNE] == "disabled" {
+        return Err("configsync.io/prune: disabled");
+    }
+    Ok(())
 }
 
 /// Applies objects to one cluster, caching what discovery says about each kind.
@@ -200,23 +243,9 @@ impl ClusterApplier {
 
     /// Server-side applies `object` (already marked) and says what changed.
     pub async fn apply(&self, object: &Value) -> Result<ObjectAction, ApplyError> {
-        let reference = object_ref(object).ok_or_else(|| {
-            ApplyError::Invalid("missing apiVersion, kind or metadata.name".into())
-        })?;
-        let (api, namespace) = self.api_for(&reference).await?;
-        let mut object = object.clone();
-        if let Some(ns) = &namespace {
-            object["metadata"]["namespace"] = Value::String(ns.clone());
-        }
-        let before = api
-            .get_opt(&reference.name)
-            .await
-            .map_err(ApplyError::from_kube)?;
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let after = api
-            .patch(&reference.name, &params, &Patch::Apply(&object))
-            .await
-            .map_err(ApplyError::from_kube)?;
+        let reference = reference_of(object)?;
+        let before = self.get(&reference).await?;
+        let after = self.patch(object, false).await?;
         Ok(match before {
             None => ObjectAction::Created,
             Some(b) if b.metadata.resource_version == after.metadata.resource_version => {
@@ -226,6 +255,23 @@ impl ClusterApplier {
         })
     }
 
+    /// Server-side applies `object` (already marked), for real or as a dry run
+    /// (`dryRun=All`: admission and validation run, nothing is stored), and returns the object
+    /// as the server has (or would have) it.
+    pub async fn patch(&self, object: &Value, dry_run: bool) -> Result<DynamicObject, ApplyError> {
+        let reference = reference_of(object)?;
+        let (api, namespace) = self.api_for(&reference).await?;
+        let mut object = object.clone();
+        if let Some(ns) = &namespace {
+            object["metadata"]["namespace"] = Value::String(ns.clone());
+        }
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.dry_run = dry_run;
+        api.patch(&reference.name, &params, &Patch::Apply(&object))
+            .await
+            .map_err(ApplyError::from_kube)
+    }
+
     /// The live object, if it exists.
     pub async fn get(&self, reference: &ObjectRef) -> Result<Option<DynamicObject>, ApplyError> {
         let (api, _) = self.api_for(reference).await?;
@@ -233,13 +279,34 @@ impl ClusterApplier {
             .await
             .map_err(ApplyError::from_kube)
     }
+
+    /// Deletes the object (background propagation, as kubectl does); gone already is fine.
+    pub async fn delete(&self, reference: &ObjectRef) -> Result<(), ApplyError> {
+        let (api, _) = self.api_for(reference).await?;
+        match api
+            .delete(&reference.name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(ApplyError::from_kube(e)),
+        }
+    }
+}
+
+fn reference_of(object: &Value) -> Result<ObjectRef, ApplyError> {
+    object_ref(object)
+        .ok_or_else(|| ApplyError::Invalid("missing apiVersion, kind or metadata.name".into()))
 }
 
 /// One [`ClusterApplier`] per target, built on first use and kept (a kube client reconnects by
 /// itself, so a cluster that was down needs no new client).
 pub struct ClusterAppliers {
     allow_exec: bool,
-    by_target: Mutex<HashMap<String, std::sync::Arc<ClusterApplier>>>,
+    /// Each request's limit: a cluster that accepts connections and never answers must delay
+    /// only its own target, never every environment.
+    request_timeout: Option<Duration>,
+    by_target: Mutex<HashMap<crate::names::Target, std::sync::Arc<ClusterApplier>>>,
 }
 
 impl ClusterAppliers {
@@ -247,8 +314,15 @@ impl ClusterAppliers {
     pub fn new(allow_exec: bool) -> Self {
         Self {
             allow_exec,
+            request_timeout: None,
             by_target: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Requests that take longer than `timeout` fail as unreachable (not for watches).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
     }
 
     /// The applier of `target`.
@@ -256,13 +330,15 @@ impl ClusterAppliers {
         &self,
         target: &super::ClusterTarget,
     ) -> Result<std::sync::Arc<ClusterApplier>, super::ClusterError> {
-        let key = format!("{}/{}", target.environment, target.cluster);
+        let key = target.target();
         let mut by_target = self.by_target.lock().await;
         if let Some(applier) = by_target.get(&key) {
             return Ok(applier.clone());
         }
-        let applier =
-            std::sync::Arc::new(ClusterApplier::new(target.client(self.allow_exec).await?));
+        let client = target
+            .client_with(self.allow_exec, self.request_timeout)
+            .await?;
+        let applier = std::sync::Arc::new(ClusterApplier::new(client));
         by_target.insert(key, applier.clone());
         Ok(applier)
     }
@@ -274,26 +350,28 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn namespaces_and_crds_go_first_keeping_the_rest_in_order() {
-        let objects = vec![
-            json!({"kind": "ConfigMap", "n": 1}),
-            json!({"kind": "CustomResourceDefinition"}),
-            json!({"kind": "Deployment", "n": 2}),
-            json!({"kind": "Namespace"}),
-        ];
-        let kinds: Vec<_> = order(&objects)
-            .iter()
-            .map(|o| o["kind"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            kinds,
-            [
-                "Namespace",
-                "CustomResourceDefinition",
-                "ConfigMap",
-                "Deployment"
-            ]
-        );
+    fn comparison_ignores_what_the_server_writes_on_every_request() {
+        let live = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "resourceVersion": "7", "generation": 1, "managedFields": [{"manager": "x"}]},
+            "data": {"k": "v"}, "status": {"x": 1}});
+        let after = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "resourceVersion": "8", "generation": 2, "managedFields": [{"manager": "configsync"}]},
+            "data": {"k": "v"}});
+        assert!(!would_change(&live, &after));
+        let mut changed = after.clone();
+        changed["data"]["k"] = "w".into();
+        assert!(would_change(&live, &changed));
+    }
+
+    #[test]
+    fn only_objects_marked_for_this_environment_may_be_pruned() {
+        let mut o = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}});
+        assert!(may_prune(&o, "dev").is_err(), "unmarked: someone else's");
+        mark(&mut o, "dev", "r1");
+        assert_eq!(may_prune(&o, "dev"), Ok(()));
+        assert!(may_prune(&o, "prod").is_err(), "another environment's");
+        o["metadata"]["annotations"][ANNOTATION_PRUNE] = "disabled".into();
+        assert!(may_prune(&o, "dev").is_err(), "prune disabled");
     }
 
     #[test]

@@ -4,11 +4,13 @@
 
 mod apply;
 mod desired;
+pub mod health;
 mod targets;
 
 pub use apply::{
-    ANNOTATION_ENVIRONMENT, ANNOTATION_REVISION, ApplyError, ClusterApplier, ClusterAppliers,
-    FIELD_MANAGER, MANAGED_BY_LABEL, mark, object_ref, order,
+    ANNOTATION_ENVIRONMENT, ANNOTATION_PRUNE, ANNOTATION_REVISION, ApplyError, ClusterApplier,
+    ClusterAppliers, FIELD_MANAGER, MANAGED_BY_LABEL, comparable, mark, may_prune, object_ref,
+    would_change,
 };
 pub use desired::{AppliedBundle, DesiredError, DesiredSource};
 pub use targets::{ClusterArgs, ClusterError, ClusterTarget, Clusters};

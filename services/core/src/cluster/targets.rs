@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::names::Name;
+use crate::names::{Name, Target};
 
 /// One cluster of one environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,9 +70,23 @@ impl FromStr for ClusterTarget {
 }
 
 impl ClusterTarget {
+    /// The target's identity.
+    pub fn target(&self) -> Target {
+        Target::new(self.environment.clone(), self.cluster.clone())
+    }
+
     /// A client for this cluster. Kubeconfigs whose user runs an `exec` plugin or an
     /// `auth-provider` are refused unless `allow_exec` (they run code on this machine).
     pub async fn client(&self, allow_exec: bool) -> Result<kube::Client, ClusterError> {
+        self.client_with(allow_exec, None).await
+    }
+
+    /// A client whose requests time out after `read_timeout` (none for clients that watch).
+    pub async fn client_with(
+        &self,
+        allow_exec: bool,
+        read_timeout: Option<std::time::Duration>,
+    ) -> Result<kube::Client, ClusterError> {
         let path = self.kubeconfig.display().to_string();
         let fail = |reason: String| ClusterError::Kubeconfig {
             cluster: self.cluster.to_string(),
@@ -105,9 +119,13 @@ impl ClusterTarget {
             context: self.context.clone(),
             ..Default::default()
         };
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
             .map_err(|e| fail(e.to_string()))?;
+        if read_timeout.is_some() {
+            config.read_timeout = read_timeout;
+            config.write_timeout = read_timeout;
+        }
         kube::Client::try_from(config).map_err(|e| fail(e.to_string()))
     }
 }

@@ -1,7 +1,9 @@
 //! The catalogue of event payloads: one typed struct per versioned CloudEvents type.
 //!
 //! Types only evolve by adding a new version (`...v2`) beside the old one; stored events are
-//! never rewritten. Every struct here has a JSON Schema in `schemas/` generated from it.
+//! never rewritten. The one compatible change made in place is a new *optional* field (with a
+//! serde default), which every stored event still decodes into. Every struct here has a JSON
+//! Schema in `schemas/` generated from it.
 
 use std::collections::BTreeMap;
 
@@ -162,6 +164,11 @@ pub struct ValidationPassed {
     /// Warnings that did not block the change.
     #[serde(default)]
     pub warnings: Vec<Finding>,
+    /// The stream sequence of the `commit.detected` this validation answers. The git-watcher
+    /// announces a branch's commits oldest first (first-parent), so this orders revisions by
+    /// the branch's history whatever order their validations finish in. 0: unknown.
+    #[serde(default)]
+    pub commit_sequence: u64,
 }
 
 /// An environment's manifests at a revision failed validation.
@@ -203,6 +210,46 @@ pub struct RollbackRequested {
     pub to_revision: String,
     pub reason: String,
     pub requested_by: String,
+    /// Only this cluster of the environment; absent: every cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+/// An environment is held at a revision (after a rollback): newer validations of commits that
+/// were already known do not replace it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentPinned {
+    pub environment: String,
+    pub revision: String,
+    /// Commits announced up to this stream sequence stay behind the pin; a later commit lifts it.
+    pub commit_sequence: u64,
+    pub reason: String,
+    pub actor: String,
+}
+
+/// An environment's pin was lifted (a newer commit, or `configsync unpin`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentUnpinned {
+    pub environment: String,
+    /// The revision the environment was pinned to.
+    pub revision: String,
+    pub reason: String,
+    pub actor: String,
+}
+
+/// A validated revision is not applied to a target (or to any cluster of an environment) yet,
+/// and why: no cluster is configured, the environment is pinned, a revision it depends on is
+/// not healthy yet. Nothing is dropped silently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolloutWaiting {
+    pub environment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    pub revision: String,
+    pub reason: String,
 }
 
 /// The applier began applying a bundle to one cluster.
@@ -236,7 +283,22 @@ pub struct ObjectResult {
     pub message: Option<String>,
 }
 
+/// How many objects an apply created, changed, left alone and pruned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplyCounts {
+    pub created: u32,
+    pub configured: u32,
+    pub unchanged: u32,
+    pub pruned: u32,
+}
+
 /// A bundle is applied to one cluster.
+///
+/// `results` lists the objects that were written (created or configured), at most
+/// [`ApplySucceeded::MAX_RESULTS`] of them, so that the event stays far below the stream's
+/// message limit for any size of revision; `counts` has the totals and the bundle (by digest)
+/// has every object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApplySucceeded {
@@ -246,6 +308,16 @@ pub struct ApplySucceeded {
     pub bundle_digest: String,
     pub results: Vec<ObjectResult>,
     pub duration_ms: u64,
+    #[serde(default)]
+    pub counts: ApplyCounts,
+    /// True when more objects were written than `results` lists.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub results_truncated: bool,
+}
+
+impl ApplySucceeded {
+    /// The most objects one event lists.
+    pub const MAX_RESULTS: usize = 1000;
 }
 
 /// Applying a bundle to one cluster failed.
@@ -271,6 +343,36 @@ pub struct ResourcePruned {
     pub cluster: String,
     pub revision: String,
     pub object: ObjectRef,
+}
+
+/// The prune guard held back deletions: the revision would delete all of the target's objects,
+/// or more than the allowed share. Nothing is deleted until a person approves
+/// (`prune.approved`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PruneHeld {
+    pub environment: String,
+    pub cluster: String,
+    pub revision: String,
+    /// How many objects would be deleted, of how many the target had.
+    pub would_delete: u32,
+    pub inventory: u32,
+    /// The first of them (at most 100).
+    pub objects: Vec<ObjectRef>,
+    /// The bundles (by digest) whose objects are held: the target's earlier revisions.
+    pub held_bundles: Vec<String>,
+    pub reason: String,
+}
+
+/// A person allowed the held deletions of a revision on a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PruneApproved {
+    pub environment: String,
+    pub cluster: String,
+    pub revision: String,
+    pub reason: String,
+    pub approved_by: String,
 }
 
 /// Every applied object of a revision is healthy.
@@ -535,6 +637,12 @@ payloads! {
         |p| env_only(&p.environment, &p.revision);
     RollbackRequested => "rollback.requested.v1", "Someone asked to return an environment to an earlier revision.",
         |p| env_only(&p.environment, &p.to_revision);
+    EnvironmentPinned => "rollout.pinned.v1", "An environment is held at a revision after a rollback, until a newer commit or an unpin.",
+        |p| env_only(&p.environment, &p.revision);
+    EnvironmentUnpinned => "rollout.unpinned.v1", "An environment's pin was lifted.",
+        |p| env_only(&p.environment, &p.revision);
+    RolloutWaiting => "rollout.waiting.v1", "A validated revision is not applied yet, and why.",
+        |p| Routing { environment: Some(&p.environment), cluster: p.cluster.as_deref(), revision: Some(&p.revision) };
     ApplyStarted => "apply.started.v1", "The applier began applying a bundle to one cluster.",
         |p| target(&p.environment, &p.cluster, &p.revision);
     ApplySucceeded => "apply.succeeded.v1", "A bundle is applied to one cluster, with a result per object.",
@@ -542,6 +650,10 @@ payloads! {
     ApplyFailed => "apply.failed.v1", "Applying a bundle to one cluster failed.",
         |p| target(&p.environment, &p.cluster, &p.revision);
     ResourcePruned => "resource.pruned.v1", "An object that left the configuration was deleted from a cluster.",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    PruneHeld => "prune.held.v1", "The prune guard held back deletions that need a person's approval.",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    PruneApproved => "prune.approved.v1", "A person allowed the held deletions of a revision.",
         |p| target(&p.environment, &p.cluster, &p.revision);
     HealthReady => "health.ready.v1", "Every applied object of a revision is healthy.",
         |p| target(&p.environment, &p.cluster, &p.revision);

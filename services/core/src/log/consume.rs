@@ -372,7 +372,24 @@ impl Shared {
         };
         let span = tracing::info_span!("handle", consumer = %self.spec.durable, event.id = received.id(), event.type = received.type_name(), stream.sequence = sequence, delivered);
         let started = std::time::Instant::now();
-        let result = tracing::Instrument::instrument(handler.handle(received), span).await;
+        let handling = tracing::Instrument::instrument(handler.handle(received), span);
+        // A handler may outlast `ack_wait` (a large revision, a slow cluster): tell the server
+        // it is still being worked on, or it would hand the message to another replica too.
+        let result = {
+            tokio::pin!(handling);
+            let mut progress = tokio::time::interval(self.spec.ack_wait / 3);
+            progress.tick().await;
+            loop {
+                tokio::select! {
+                    result = &mut handling => break result,
+                    _ = progress.tick() => {
+                        if let Err(e) = message.ack_with(AckKind::Progress).await {
+                            tracing::debug!(consumer = %self.spec.durable, stream.sequence = sequence, error = %e, "progress ack failed");
+                        }
+                    }
+                }
+            }
+        };
         self.metrics
             .handle_seconds
             .get_or_create(&ConsumerLabels {

@@ -48,6 +48,7 @@ fn history() -> Vec<Outgoing> {
             bundle_digest: format!("sha256:{i}"),
             objects: vec![obj("a"), obj(&format!("b{i}"))],
             warnings: vec![],
+            commit_sequence: 0,
         };
         out.push(Outgoing::builder(&passed).cause(rev).build(src).unwrap());
         for cluster in ["c1", "c2"] {
@@ -99,6 +100,8 @@ fn history() -> Vec<Outgoing> {
                     bundle_digest: format!("sha256:{i}"),
                     results,
                     duration_ms: 5,
+                    counts: Default::default(),
+                    results_truncated: false,
                 };
                 out.push(
                     Outgoing::builder(&ok)
@@ -173,21 +176,27 @@ async fn replay_from_a_sequence_and_from_a_time_equals_the_live_fold() {
     task.await.unwrap().unwrap();
     let live = live.lock().unwrap().clone();
     assert_eq!(
-        live.target("dev", "c1")
+        live.target(&"dev/c1".parse().unwrap())
             .unwrap()
             .deployed_revision
             .as_deref(),
         Some("r3")
     );
     assert_eq!(
-        live.target("dev", "c2")
+        live.target(&"dev/c2".parse().unwrap())
             .unwrap()
             .deployed_revision
             .as_deref(),
         Some("r2"),
         "r3 failed on c2"
     );
-    assert_eq!(live.target("dev", "c1").unwrap().drifted.len(), 1);
+    assert_eq!(
+        live.target(&"dev/c1".parse().unwrap())
+            .unwrap()
+            .drifted
+            .len(),
+        1
+    );
 
     // From the beginning.
     let mut full = LogState::default();

@@ -63,6 +63,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "staging=auto".into(),
             "prod=alert".into(),
         ],
+        applier_flags: vec![
+            "--auto-rollback".into(),
+            "dev".into(),
+            "--health-timeout".into(),
+            "30s".into(),
+        ],
     };
     let stack = Stack::start(&options, shutdown.clone()).await?;
     println!(
@@ -222,6 +228,78 @@ async fn script(
     println!(
         "8. prod's drift is reported, not repaired: color stays {}",
         live_color(&kubeconfig, "prod").await?
+    );
+
+    let pruned = scaffold::remove(
+        repo,
+        "configs/dev/api/service.yaml",
+        "Retire dev's api Service",
+    )?;
+    println!(
+        "9. committed {}: dev's api Service removed from Git",
+        &pruned[..8]
+    );
+    wait_for(&mut events, step, "the Service pruned", |e| {
+        matches!(&e.data, EventData::ResourcePruned(p) if p.environment == "dev" && p.object.kind == "Service")
+    })
+    .await?;
+    wait_for(&mut events, step, "dev healthy", |e| {
+        matches!(&e.data, EventData::HealthReady(h) if h.environment == "dev" && h.revision == pruned)
+    })
+    .await?;
+    println!(
+        "   it was deleted from dev's cluster (managed by ConfigSync, so safe to prune), and dev is healthy"
+    );
+
+    let broken = scaffold::rewrite(
+        repo,
+        "configs/dev/web/deployment.yaml",
+        &[
+            (
+                "  labels:\n    app: web\nspec:",
+                "  labels:\n    app: web\n  annotations:\n    kubesim.configsync.io/never-ready: \"true\"\nspec:",
+            ),
+            ("image: nginx:1.27.3", "image: nginx:1.29.0-broken"),
+        ],
+        "Upgrade dev's web to a build that never becomes ready",
+    )?;
+    println!(
+        "10. committed {}: dev's web Deployment never becomes ready",
+        &broken[..8]
+    );
+    wait_for(&mut events, step, "dev degraded", |e| {
+        matches!(&e.data, EventData::HealthDegraded(h) if h.environment == "dev" && h.revision == broken)
+    })
+    .await?;
+    wait_for(&mut events, step, "dev rolled back and healthy", |e| {
+        matches!(&e.data, EventData::HealthReady(h) if h.environment == "dev" && h.revision == pruned)
+    })
+    .await?;
+    println!(
+        "    health.degraded, so dev (auto-rollback) went back to {} by itself: healthy again, and pinned there",
+        &pruned[..8]
+    );
+
+    let fixed = scaffold::rewrite(
+        repo,
+        "configs/dev/web/deployment.yaml",
+        &[
+            (
+                "  annotations:\n    kubesim.configsync.io/never-ready: \"true\"\n",
+                "",
+            ),
+            ("image: nginx:1.29.0-broken", "image: nginx:1.29.1"),
+        ],
+        "Fix dev's web build",
+    )?;
+    println!("11. committed {}: a fixed build", &fixed[..8]);
+    wait_for(&mut events, step, "the fix healthy in dev", |e| {
+        matches!(&e.data, EventData::HealthReady(h) if h.environment == "dev" && h.revision == fixed)
+    })
+    .await?;
+    println!(
+        "    the newer commit lifted the pin: dev runs {} and is healthy",
+        &fixed[..8]
     );
     printer.abort();
     Ok(())

@@ -6,6 +6,7 @@ mod events;
 pub mod http;
 mod nats;
 mod replay;
+mod rollout;
 pub mod scaffold;
 mod schemas;
 pub mod stack;
@@ -33,6 +34,17 @@ pub enum Command {
     /// Rebuild the state of every source, environment and target from the log, at any
     /// sequence or time.
     Replay(replay::ReplayArgs),
+    /// Return an environment to an earlier validated revision (default: the last healthy
+    /// one) and pin it there until a newer commit or `unpin`.
+    Rollback(rollout::RollbackArgs),
+    /// Lift an environment's pin: it returns to its newest validated revision.
+    Unpin(rollout::UnpinArgs),
+    /// Decide on deletions the prune guard holds back.
+    #[command(subcommand)]
+    Prune(rollout::PruneCommand),
+    /// Show what applying a revision would change in a cluster (a server-side dry run). Exit
+    /// 0: no changes, 1: changes, 2: error.
+    Diff(rollout::DiffArgs),
     /// Search the audit index of a running auditor.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -51,6 +63,10 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Nats(c) => nats::run(c).await,
         Command::Events(c) => events::run(c).await,
         Command::Replay(c) => replay::run(c).await,
+        Command::Rollback(c) => rollout::rollback(c).await,
+        Command::Unpin(c) => rollout::unpin(c).await,
+        Command::Prune(c) => rollout::prune(c).await,
+        Command::Diff(c) => rollout::diff(c).await,
         Command::Audit(c) => audit::run(c).await,
         Command::Schemas(c) => schemas::run(c),
         Command::Validate(c) => validate::run(c),

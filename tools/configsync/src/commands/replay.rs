@@ -6,9 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use configsync_core::cluster::object_ref;
 use configsync_core::fold::LogState;
+use configsync_core::log::bundles::BundleStore;
 use configsync_core::log::replay::{self, Start, Until};
 use configsync_core::log::stream::StreamSpec;
+use configsync_core::names::Target;
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
@@ -23,9 +26,10 @@ pub struct ReplayArgs {
     /// Write the resulting state as a MessagePack snapshot.
     #[arg(long)]
     snapshot_out: Option<PathBuf>,
-    /// Print only this target (`<environment>/<cluster>`).
+    /// Print only this target (`<environment>/<cluster>`), with its environment's pin and its
+    /// inventory (the objects of its deployed bundle).
     #[arg(long)]
-    target: Option<String>,
+    target: Option<Target>,
 }
 
 fn parse_until(s: &str) -> anyhow::Result<Until> {
@@ -73,10 +77,27 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let output = match &args.target {
         Some(t) => {
             let target = state
-                .targets
-                .get(t)
-                .with_context(|| format!("no events about target {t:?} up to this point"))?;
-            serde_json::to_string_pretty(target)?
+                .target(t)
+                .with_context(|| format!("no events about target {t} up to this point"))?;
+            let inventory = match &target.deployed_bundle {
+                Some(digest) => BundleStore::open(&js)
+                    .await?
+                    .get_bundle(digest)
+                    .await
+                    .with_context(|| format!("reading the deployed bundle {digest}"))?
+                    .objects
+                    .iter()
+                    .filter_map(object_ref)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let pin = state
+                .environment(t.environment.as_str())
+                .and_then(|e| e.pin.clone());
+            let mut shown = serde_json::to_value(target)?;
+            shown["pin"] = serde_json::to_value(pin)?;
+            shown["inventory"] = serde_json::to_value(inventory)?;
+            serde_json::to_string_pretty(&shown)?
         }
         None => serde_json::to_string_pretty(&state)?,
     };

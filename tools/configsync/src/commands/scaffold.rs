@@ -100,14 +100,35 @@ pub fn change(
     to: &str,
     message: &str,
 ) -> anyhow::Result<String> {
+    rewrite(repo, path, &[(from, to)], message)
+}
+
+/// Makes each replacement (the first occurrence of each `from`) in one file and commits them
+/// together with `message`. Returns the new SHA.
+pub fn rewrite(
+    repo: &Path,
+    path: &str,
+    replacements: &[(&str, &str)],
+    message: &str,
+) -> anyhow::Result<String> {
     let file = repo.join(path);
-    let text = std::fs::read_to_string(&file)
+    let mut text = std::fs::read_to_string(&file)
         .with_context(|| format!("cannot read {}", file.display()))?;
-    if !text.contains(from) {
-        bail!("{path} does not contain {from:?}");
+    for (from, to) in replacements {
+        if !text.contains(from) {
+            bail!("{path} does not contain {from:?}");
+        }
+        text = text.replacen(from, to, 1);
     }
-    std::fs::write(&file, text.replacen(from, to, 1))?;
+    std::fs::write(&file, text)?;
     git(repo, &["commit", "-q", "-am", message])?;
+    git(repo, &["rev-parse", "HEAD"])
+}
+
+/// Removes one file from the repository and commits that with `message`. Returns the new SHA.
+pub fn remove(repo: &Path, path: &str, message: &str) -> anyhow::Result<String> {
+    git(repo, &["rm", "-q", path])?;
+    git(repo, &["commit", "-q", "-m", message])?;
     git(repo, &["rev-parse", "HEAD"])
 }
 

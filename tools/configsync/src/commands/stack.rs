@@ -34,6 +34,8 @@ pub struct StackOptions {
     pub environments: Vec<String>,
     /// Remediation policies, `ENV=auto|alert|off`.
     pub policies: Vec<String>,
+    /// More flags of the applier (`--auto-rollback dev`, `--health-timeout 1m`, ...).
+    pub applier_flags: Vec<String>,
 }
 
 /// A service's ops endpoint, for endpoints.json.
@@ -236,7 +238,14 @@ impl Stack {
                 dir("validator")
             ]
         );
-        start!(configsync_applier, cluster_flags.clone());
+        start!(
+            configsync_applier,
+            cluster_flags
+                .iter()
+                .cloned()
+                .chain(options.applier_flags.iter().cloned())
+                .collect::<Vec<_>>()
+        );
         start!(configsync_drift_watcher, cluster_flags.clone());
         start!(
             configsync_remediator,

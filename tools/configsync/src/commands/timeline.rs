@@ -2,7 +2,7 @@
 //! position, time, type, routing, and the one fact a person wants to see about it.
 
 use configsync_core::cloudevents::AttributesReader;
-use configsync_core::event::{EventData, ObjectAction, ObjectRef, Received};
+use configsync_core::event::{EventData, ObjectRef, Received};
 
 /// `#12 06:30:01.123 apply.succeeded env=dev cluster=local rev=1a2b3c4d: 7 objects (...)`.
 pub fn line(e: &Received) -> String {
@@ -92,13 +92,14 @@ fn detail(e: &Received) -> String {
         },
         EventData::ApplyStarted(a) => format!("{} objects", a.objects),
         EventData::ApplySucceeded(a) => {
-            let count = |action| a.results.iter().filter(|r| r.action == action).count();
+            let c = &a.counts;
             format!(
-                "{} objects ({} created, {} configured, {} unchanged) in {} ms",
-                a.results.len(),
-                count(ObjectAction::Created),
-                count(ObjectAction::Configured),
-                count(ObjectAction::Unchanged),
+                "{} objects ({} created, {} configured, {} unchanged, {} pruned) in {} ms",
+                c.created + c.configured + c.unchanged,
+                c.created,
+                c.configured,
+                c.unchanged,
+                c.pruned,
                 a.duration_ms
             )
         }
@@ -152,8 +153,26 @@ fn detail(e: &Received) -> String {
         }
         EventData::ApprovalGranted(a) => format!("approved by {}", a.approver),
         EventData::RollbackRequested(r) => format!(
-            "rollback to {} requested by {}",
-            r.to_revision, r.requested_by
+            "rollback to {} requested by {}: {}",
+            short(&r.to_revision),
+            r.requested_by,
+            r.reason
         ),
+        EventData::EnvironmentPinned(p) => format!(
+            "pinned to {} by {}: {}",
+            short(&p.revision),
+            p.actor,
+            p.reason
+        ),
+        EventData::EnvironmentUnpinned(u) => format!("pin lifted by {}: {}", u.actor, u.reason),
+        EventData::RolloutWaiting(w) => format!("waiting: {}", w.reason),
+        EventData::PruneHeld(p) => format!("prune held: {}", p.reason),
+        EventData::PruneApproved(p) => {
+            format!("prune approved by {}: {}", p.approved_by, p.reason)
+        }
     }
+}
+
+fn short(revision: &str) -> &str {
+    &revision[..revision.len().min(8)]
 }

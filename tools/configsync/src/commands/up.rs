@@ -39,6 +39,17 @@ pub struct UpArgs {
     /// How often the repository is polled.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
+    /// Environments rolled back to their last healthy revision when a new one degrades
+    /// (repeatable).
+    #[arg(
+        long = "auto-rollback",
+        env = "CONFIGSYNC_AUTO_ROLLBACK",
+        value_delimiter = ','
+    )]
+    pub auto_rollback: Vec<String>,
+    /// How long a revision's objects may take to become healthy.
+    #[arg(long, env = "CONFIGSYNC_HEALTH_TIMEOUT", default_value = "5m")]
+    pub health_timeout: String,
 }
 
 impl UpArgs {
@@ -52,6 +63,12 @@ impl UpArgs {
             clusters: self.clusters.clone(),
             environments: self.environments.clone(),
             policies: self.policies.clone(),
+            applier_flags: self
+                .auto_rollback
+                .iter()
+                .flat_map(|e| ["--auto-rollback".to_string(), e.clone()])
+                .chain(["--health-timeout".to_string(), self.health_timeout.clone()])
+                .collect(),
         }
     }
 }

@@ -1,0 +1,705 @@
+//! The rollout lifecycle against a real nats-server and kubesim: only changed objects are
+//! written, prune and its guard, health, automatic rollback and pins, the order of revisions by
+//! branch history, waiting revisions, and a hung cluster that delays only itself.
+
+use std::time::{Duration, Instant};
+
+use configsync_core::event::{EventData, ObjectAction, Outgoing, PruneApproved, Received};
+use configsync_core::log::{Entry, EventLog, Reader, Start};
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+
+use super::{
+    WAIT, bus, configmap, live_configmap, outcome, setup, start_applier_with, validated,
+    validated_again, validated_as,
+};
+
+/// Waits for the first event on `filter` that `pick` accepts, and returns it.
+async fn wait_for<T>(
+    log: &EventLog,
+    filter: &str,
+    mut pick: impl FnMut(&Received) -> Option<T>,
+) -> T {
+    let mut reader = Reader::open(&log.js, log.stream(), Start::Beginning, Some(filter))
+        .await
+        .unwrap();
+    loop {
+        let entry = tokio::time::timeout(WAIT, reader.next())
+            .await
+            .unwrap_or_else(|_| panic!("an event on {filter} in time"))
+            .expect("open")
+            .unwrap();
+        if let Entry::Event(e) = entry
+            && let Some(found) = pick(&e)
+        {
+            return found;
+        }
+    }
+}
+
+/// Every event on `filter` now in the log.
+async fn events(log: &EventLog, filter: &str) -> Vec<Received> {
+    let mut reader = Reader::open(&log.js, log.stream(), Start::Beginning, Some(filter))
+        .await
+        .unwrap();
+    let mut found = Vec::new();
+    while let Ok(Some(Ok(entry))) =
+        tokio::time::timeout(Duration::from_millis(300), reader.next()).await
+    {
+        if let Entry::Event(e) = entry {
+            found.push(*e);
+        }
+    }
+    found
+}
+
+fn resource_version(o: &DynamicObject) -> String {
+    o.metadata.resource_version.clone().unwrap()
+}
+
+fn annotation(o: &DynamicObject, key: &str) -> Option<String> {
+    o.metadata.annotations.as_ref()?.get(key).cloned()
+}
+
+fn with_annotation(mut o: Value, key: &str, value: &str) -> Value {
+    o["metadata"]["annotations"] = json!({ key: value });
+    o
+}
+
+fn deployment(name: &str, image: &str, never_ready: bool) -> Value {
+    let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "default"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": name, "image": image}]}}}});
+    if never_ready {
+        d["metadata"]["annotations"] = json!({"kubesim.configsync.io/never-ready": "true"});
+    }
+    d
+}
+
+#[tokio::test]
+async fn a_revision_that_changes_nothing_writes_nothing_and_a_new_one_writes_only_what_changed() {
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let s = setup(&sim).await;
+    validated(
+        &s.log,
+        "r1",
+        vec![
+            configmap("a", "default", "blue"),
+            configmap("b", "default", "x"),
+        ],
+    )
+    .await;
+    outcome(&s.log, "r1", false).await;
+    let (a1, b1) = (
+        live_configmap(&sim, "a").await.unwrap(),
+        live_configmap(&sim, "b").await.unwrap(),
+    );
+
+    // The same objects in a new revision: nothing to write.
+    validated(
+        &s.log,
+        "r2",
+        vec![
+            configmap("a", "default", "blue"),
+            configmap("b", "default", "x"),
+        ],
+    )
+    .await;
+    let done = outcome(&s.log, "r2", false).await;
+    let EventData::ApplySucceeded(ok) = &done.data else {
+        unreachable!()
+    };
+    assert_eq!(
+        (ok.counts.created, ok.counts.configured, ok.counts.unchanged),
+        (0, 0, 2)
+    );
+    assert!(ok.results.is_empty(), "only written objects are listed");
+    let (a2, b2) = (
+        live_configmap(&sim, "a").await.unwrap(),
+        live_configmap(&sim, "b").await.unwrap(),
+    );
+    assert_eq!(
+        resource_version(&a1),
+        resource_version(&a2),
+        "a not written"
+    );
+    assert_eq!(
+        resource_version(&b1),
+        resource_version(&b2),
+        "b not written"
+    );
+
+    // One object changes: only it is written, and its annotation names that revision.
+    validated(
+        &s.log,
+        "r3",
+        vec![
+            configmap("a", "default", "green"),
+            configmap("b", "default", "x"),
+        ],
+    )
+    .await;
+    let done = outcome(&s.log, "r3", false).await;
+    let EventData::ApplySucceeded(ok) = &done.data else {
+        unreachable!()
+    };
+    assert_eq!((ok.counts.configured, ok.counts.unchanged), (1, 1));
+    assert_eq!(ok.results.len(), 1);
+    assert_eq!(ok.results[0].object.name, "a");
+    assert_eq!(ok.results[0].action, ObjectAction::Configured);
+    let (a3, b3) = (
+        live_configmap(&sim, "a").await.unwrap(),
+        live_configmap(&sim, "b").await.unwrap(),
+    );
+    assert_eq!(a3.data["data"]["color"], "green");
+    assert_eq!(
+        annotation(&a3, "configsync.io/revision").as_deref(),
+        Some("r3")
+    );
+    assert_eq!(resource_version(&b1), resource_version(&b3));
+    assert_eq!(
+        annotation(&b3, "configsync.io/revision").as_deref(),
+        Some("r1"),
+        "b was last changed by r1"
+    );
+    s.shutdown.cancel();
+    s.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn removed_objects_are_pruned_but_not_disabled_or_someone_elses() {
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let s = setup(&sim).await;
+    let kept = with_annotation(
+        configmap("kept", "default", "1"),
+        "configsync.io/prune",
+        "disabled",
+    );
+    validated(
+        &s.log,
+        "r1",
+        vec![
+            configmap("a", "default", "1"),
+            configmap("b", "default", "1"),
+            configmap("gone", "default", "1"),
+            kept,
+            configmap("taken", "default", "1"),
+            configmap("c", "default", "1"),
+        ],
+    )
+    .await;
+    outcome(&s.log, "r1", false).await;
+
+    // Someone else deletes `taken` and creates their own object of that name.
+    let client = kube::Client::try_from(kube::Config::new(sim.url().parse().unwrap())).unwrap();
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap"));
+    let api = Api::<DynamicObject>::namespaced_with(client, "default", &ar);
+    api.delete("taken", &Default::default()).await.unwrap();
+    let theirs: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "taken"}, "data": {"owner": "team-b"}}),
+    )
+    .unwrap();
+    api.create(&PostParams::default(), &theirs).await.unwrap();
+
+    // Three of six leave Git: half, within the guard's default share.
+    validated(
+        &s.log,
+        "r2",
+        vec![
+            configmap("a", "default", "1"),
+            configmap("b", "default", "1"),
+            configmap("c", "default", "1"),
+        ],
+    )
+    .await;
+    let done = outcome(&s.log, "r2", false).await;
+    let EventData::ApplySucceeded(ok) = &done.data else {
+        unreachable!()
+    };
+    assert_eq!(ok.counts.pruned, 1);
+    assert!(live_configmap(&sim, "gone").await.is_none(), "pruned");
+    assert!(
+        live_configmap(&sim, "kept").await.is_some(),
+        "prune: disabled"
+    );
+    let taken = live_configmap(&sim, "taken").await.expect("someone else's");
+    assert_eq!(taken.data["data"]["owner"], "team-b");
+    let pruned: Vec<String> = events(&s.log, "configsync.evt.dev.c1.resource.pruned.v1")
+        .await
+        .into_iter()
+        .filter_map(|e| match e.data {
+            EventData::ResourcePruned(p) => Some(p.object.name),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pruned, ["gone"]);
+    s.shutdown.cancel();
+    s.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_prune_guard_holds_a_large_deletion_until_a_person_approves_it() {
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let s = setup(&sim).await;
+    let four: Vec<Value> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| configmap(n, "default", "1"))
+        .collect();
+    validated(&s.log, "r1", four).await;
+    outcome(&s.log, "r1", false).await;
+    validated(&s.log, "r2", vec![configmap("a", "default", "1")]).await;
+    outcome(&s.log, "r2", false).await;
+    let held = wait_for(
+        &s.log,
+        "configsync.evt.dev.c1.prune.held.v1",
+        |e| match &e.data {
+            EventData::PruneHeld(h) => Some(h.clone()),
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!((held.would_delete, held.inventory), (3, 4));
+    assert!(held.reason.contains("75%"), "{}", held.reason);
+    for name in ["b", "c", "d"] {
+        assert!(live_configmap(&sim, name).await.is_some(), "{name} held");
+    }
+
+    let approval = PruneApproved {
+        environment: "dev".into(),
+        cluster: "c1".into(),
+        revision: "r2".into(),
+        reason: "retiring the old config maps".into(),
+        approved_by: "alice@example.com".into(),
+    };
+    let event = Outgoing::builder(&approval)
+        .actor("alice@example.com")
+        .cause("approve")
+        .build("configsync://cli/test")
+        .unwrap();
+    s.log
+        .publisher(Duration::from_secs(10))
+        .publish(&event)
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, async {
+        while live_configmap(&sim, "d").await.is_some() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the approved prune deletes them");
+    for name in ["b", "c", "d"] {
+        assert!(live_configmap(&sim, name).await.is_none(), "{name} pruned");
+    }
+    assert!(live_configmap(&sim, "a").await.is_some());
+    let approvals = events(&s.log, "configsync.evt.dev.c1.prune.approved.v1").await;
+    assert_eq!(approvals[0].actor(), Some("alice@example.com"));
+    s.shutdown.cancel();
+    s.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_degraded_revision_is_rolled_back_pinned_and_a_newer_commit_lifts_the_pin() {
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let (server, log, kubeconfig) = bus(&sim).await;
+    let (shutdown, task) = start_applier_with(
+        &server.url(),
+        &kubeconfig,
+        &["--health-timeout", "20s", "--auto-rollback", "dev"],
+    );
+    validated_as(
+        &log,
+        "dev",
+        "good",
+        vec![deployment("web", "nginx:1.26", false)],
+        10,
+    )
+    .await;
+    wait_for(&log, "configsync.evt.dev.c1.health.>", |e| match &e.data {
+        EventData::HealthReady(h) if h.revision == "good" => Some(()),
+        EventData::HealthDegraded(h) if h.revision == "good" => panic!("{h:?}"),
+        _ => None,
+    })
+    .await;
+
+    let committed = Instant::now();
+    validated_as(
+        &log,
+        "dev",
+        "bad",
+        vec![deployment("web", "nginx:1.27", true)],
+        20,
+    )
+    .await;
+    let degraded = wait_for(
+        &log,
+        "configsync.evt.dev.c1.health.degraded.v1",
+        |e| match &e.data {
+            EventData::HealthDegraded(h) if h.revision == "bad" => Some(h.clone()),
+            _ => None,
+        },
+    )
+    .await;
+    assert!(
+        degraded.unhealthy[0]
+            .reason
+            .contains("timed out progressing"),
+        "{degraded:?}"
+    );
+    let rollback = wait_for(
+        &log,
+        "configsync.evt.dev._.rollback.requested.v1",
+        |e| match &e.data {
+            EventData::RollbackRequested(r) => Some((r.clone(), e.actor().map(str::to_string))),
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(rollback.0.to_revision, "good");
+    assert_eq!(rollback.1.as_deref(), Some("configsync"));
+    assert!(
+        rollback.0.reason.contains("degraded"),
+        "{}",
+        rollback.0.reason
+    );
+    let mut verdicts = 0;
+    wait_for(
+        &log,
+        "configsync.evt.dev.c1.health.ready.v1",
+        |e| match &e.data {
+            // The second verdict for "good": the one after the rollback.
+            EventData::HealthReady(h) if h.revision == "good" => {
+                verdicts += 1;
+                (verdicts == 2).then_some(())
+            }
+            _ => None,
+        },
+    )
+    .await;
+    let live = live_deployment(&sim, "web").await;
+    assert_eq!(
+        live["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.26"
+    );
+    eprintln!(
+        "commit of a never-ready revision to healthy again: {:?}",
+        committed.elapsed()
+    );
+    let pinned = events(&log, "configsync.evt.dev._.rollout.pinned.v1").await;
+    assert_eq!(pinned.len(), 1);
+
+    // The bad commit validated again (a validator retry, a redelivery): the pin holds.
+    validated_again(
+        &log,
+        "dev",
+        "bad",
+        vec![deployment("web", "nginx:1.27", true)],
+        20,
+        "retry",
+    )
+    .await;
+    wait_for(
+        &log,
+        "configsync.evt.dev._.rollout.waiting.v1",
+        |e| match &e.data {
+            EventData::RolloutWaiting(w) if w.revision == "bad" && w.reason.contains("pinned") => {
+                Some(())
+            }
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(
+        live_deployment(&sim, "web").await["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.26"
+    );
+
+    // A newer commit lifts the pin and is applied.
+    validated_as(
+        &log,
+        "dev",
+        "fixed",
+        vec![deployment("web", "nginx:1.28", false)],
+        30,
+    )
+    .await;
+    outcome(&log, "fixed", false).await;
+    let unpinned = events(&log, "configsync.evt.dev._.rollout.unpinned.v1").await;
+    assert_eq!(unpinned.len(), 1);
+    assert_eq!(unpinned[0].actor(), Some("configsync"));
+    assert_eq!(
+        live_deployment(&sim, "web").await["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.28"
+    );
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_rollback_target_that_degrades_too_stops_the_automatic_rollback() {
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let (server, log, kubeconfig) = bus(&sim).await;
+    let (shutdown, task) = start_applier_with(
+        &server.url(),
+        &kubeconfig,
+        &["--health-timeout", "20s", "--auto-rollback", "dev"],
+    );
+    validated_as(
+        &log,
+        "dev",
+        "good",
+        vec![deployment("web", "nginx:1.26", false)],
+        10,
+    )
+    .await;
+    wait_for(&log, "configsync.evt.dev.c1.health.ready.v1", |_| Some(())).await;
+    validated_as(
+        &log,
+        "dev",
+        "bad",
+        vec![deployment("web", "nginx:1.27", true)],
+        20,
+    )
+    .await;
+    wait_for(&log, "configsync.evt.dev._.rollout.pinned.v1", |_| Some(())).await;
+    // A person rolls back to "bad" anyway: it degrades again, and since it is itself a
+    // rollback, nothing rolls it back automatically: the loop guard stops and says so.
+    let request = configsync_core::event::RollbackRequested {
+        environment: "dev".into(),
+        to_revision: "bad".into(),
+        reason: "testing the loop guard".into(),
+        requested_by: "bob@example.com".into(),
+        cluster: None,
+    };
+    let event = Outgoing::builder(&request)
+        .actor("bob@example.com")
+        .cause("by-hand")
+        .build("configsync://cli/test")
+        .unwrap();
+    log.publisher(Duration::from_secs(10))
+        .publish(&event)
+        .await
+        .unwrap();
+    let stopped = wait_for(
+        &log,
+        "configsync.evt.dev.c1.rollout.waiting.v1",
+        |e| match &e.data {
+            EventData::RolloutWaiting(w) if w.reason.contains("automatic rollback stopped") => {
+                Some(w.clone())
+            }
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(stopped.revision, "bad");
+    let requests = events(&log, "configsync.evt.dev._.rollback.requested.v1").await;
+    assert_eq!(
+        requests.len(),
+        2,
+        "the automatic one and the person's; no third: {requests:?}"
+    );
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_older_commit_validated_last_is_never_applied_over_a_newer_one() {
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let s = setup(&sim).await;
+    // The validator finished the newer commit first; the older one's result lands last.
+    validated_as(
+        &s.log,
+        "dev",
+        "newer",
+        vec![configmap("settings", "default", "new")],
+        20,
+    )
+    .await;
+    outcome(&s.log, "newer", false).await;
+    validated_as(
+        &s.log,
+        "dev",
+        "older",
+        vec![configmap("settings", "default", "old")],
+        10,
+    )
+    .await;
+    settled(&s.log).await;
+    assert_eq!(
+        live_configmap(&sim, "settings").await.unwrap().data["data"]["color"],
+        "new"
+    );
+    let applied: Vec<_> = events(&s.log, "configsync.evt.dev.c1.apply.>")
+        .await
+        .into_iter()
+        .filter(|e| e.revision() == Some("older"))
+        .collect();
+    assert!(
+        applied.is_empty(),
+        "the older commit was applied: {applied:?}"
+    );
+    s.shutdown.cancel();
+    s.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_revision_for_an_environment_without_clusters_is_recorded_as_waiting() {
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let s = setup(&sim).await;
+    validated_as(
+        &s.log,
+        "staging",
+        "r1",
+        vec![configmap("x", "default", "x")],
+        5,
+    )
+    .await;
+    let waiting = wait_for(
+        &s.log,
+        "configsync.evt.staging._.rollout.waiting.v1",
+        |e| match &e.data {
+            EventData::RolloutWaiting(w) => Some(w.clone()),
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(waiting.revision, "r1");
+    assert!(
+        waiting.reason.contains("no cluster is configured"),
+        "{}",
+        waiting.reason
+    );
+    s.shutdown.cancel();
+    s.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_custom_resource_and_its_definition_in_one_revision_apply_in_order() {
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let s = setup(&sim).await;
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w", "namespace": "shop"}, "spec": {"size": 3}});
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}});
+    // Deliberately in the wrong order in the bundle.
+    validated(&s.log, "r1", vec![widget, crd, namespace]).await;
+    let done = outcome(&s.log, "r1", false).await;
+    let EventData::ApplySucceeded(ok) = &done.data else {
+        panic!("expected success, got {:?}", done.data)
+    };
+    let kinds: Vec<&str> = ok.results.iter().map(|r| r.object.kind.as_str()).collect();
+    assert_eq!(kinds, ["Namespace", "CustomResourceDefinition", "Widget"]);
+    s.shutdown.cancel();
+    s.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_hung_cluster_delays_only_its_own_environment() {
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let (server, log, kubeconfig) = bus(&sim).await;
+    // A "cluster" that accepts connections and never answers.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_addr = hung.local_addr().unwrap();
+    let _accepting = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            open.push(socket);
+        }
+    });
+    let hung_kubeconfig = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        hung_kubeconfig.path(),
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: hung\n  cluster:\n    server: http://{hung_addr}\ncontexts:\n- name: hung\n  context:\n    cluster: hung\n    user: hung\ncurrent-context: hung\nusers:\n- name: hung\n  user: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let staging = format!("staging/s1={}#hung", hung_kubeconfig.path().display());
+    let (shutdown, task) = start_applier_with(
+        &server.url(),
+        &kubeconfig,
+        &["--cluster", &staging, "--request-timeout", "10s"],
+    );
+    validated_as(
+        &log,
+        "staging",
+        "s-r1",
+        vec![configmap("x", "default", "x")],
+        1,
+    )
+    .await;
+    let started = Instant::now();
+    validated_as(&log, "dev", "d-r1", vec![configmap("y", "default", "y")], 2).await;
+    outcome(&log, "d-r1", false).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "dev waited for the hung staging cluster: {:?}",
+        started.elapsed()
+    );
+    let waiting = wait_for(
+        &log,
+        "configsync.evt.staging.s1.apply.failed.v1",
+        |e| match &e.data {
+            EventData::ApplyFailed(f) if f.transient => Some(f.clone()),
+            _ => None,
+        },
+    )
+    .await;
+    assert!(waiting.reason.contains("unreachable"), "{}", waiting.reason);
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
+
+async fn live_deployment(sim: &kubesim::KubeSim, name: &str) -> Value {
+    let client = kube::Client::try_from(kube::Config::new(sim.url().parse().unwrap())).unwrap();
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"));
+    let live = Api::<DynamicObject>::namespaced_with(client, "default", &ar)
+        .get(name)
+        .await
+        .unwrap();
+    serde_json::to_value(live).unwrap()
+}
+
+/// Waits until the applier has handled (and acknowledged) every event delivered to it.
+async fn settled(log: &EventLog) {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer = log
+                .js
+                .get_consumer_from_stream("applier", log.stream())
+                .await
+                .unwrap();
+            let info = consumer.info().await.unwrap();
+            if info.num_pending == 0 && info.num_ack_pending == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the applier handles every event in time");
+}
