@@ -147,12 +147,14 @@ pub mod build {
         emit(cfg, found.is_some());
     }
 
-    /// `cfg` is set when the shared corpus holds `part`.
-    pub fn corpus(cfg: &str, part: &str) {
-        let path = super::corpus_dir().join(part);
-        let found = path.exists();
+    /// `cfg` is set when the shared corpus holds every one of `parts`.
+    pub fn corpus(cfg: &str, parts: &[&str]) {
+        let dir = super::corpus_dir();
+        let found = parts.iter().all(|part| dir.join(part).exists());
         if found {
-            watch(&path);
+            for part in parts {
+                watch(&dir.join(part));
+            }
         }
         emit(cfg, found);
     }
@@ -219,10 +221,11 @@ mod tests {
     #[test]
     fn a_missing_tool_panics_with_its_installer() {
         let panic = std::panic::catch_unwind(|| require_tool("kubectl-absent-17")).unwrap_err();
-        let message = panic
-            .downcast_ref::<String>()
-            .expect("a formatted message");
-        assert!(message.contains("`kubectl-absent-17` is not on PATH"), "{message}");
+        let message = panic.downcast_ref::<String>().expect("a formatted message");
+        assert!(
+            message.contains("`kubectl-absent-17` is not on PATH"),
+            "{message}"
+        );
         assert!(message.contains("tools/test.sh"), "{message}");
         let kubectl = install_hint("kubectl");
         assert!(kubectl.contains("tools/install-kubectl.sh"), "{kubectl}");
@@ -231,10 +234,16 @@ mod tests {
 
     #[test]
     fn a_missing_corpus_part_panics_naming_where_it_was_looked_for() {
-        let panic =
-            std::panic::catch_unwind(|| require_corpus("no-such-project-17/manifests")).unwrap_err();
+        let panic = std::panic::catch_unwind(|| require_corpus("no-such-project-17/manifests"))
+            .unwrap_err();
         let message = panic.downcast_ref::<String>().expect("a formatted message");
-        assert!(message.contains("no-such-project-17/manifests"), "{message}");
-        assert!(message.contains(&corpus_dir().display().to_string()), "{message}");
+        assert!(
+            message.contains("no-such-project-17/manifests"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&corpus_dir().display().to_string()),
+            "{message}"
+        );
     }
 }
