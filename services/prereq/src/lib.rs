@@ -54,7 +54,7 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// The `git-daemon` program of the `git` on `PATH`: some distributions package it apart
-/// (Debian's `git-daemon-run`, Fedora's `git-daemon`), so `git daemon` may be missing.
+/// (Fedora's `git-daemon`), so `git daemon` may be missing.
 pub fn git_daemon() -> Option<PathBuf> {
     let out = Command::new("git")
         .arg("--exec-path")
@@ -120,7 +120,8 @@ pub fn require_git_daemon() -> PathBuf {
     git_daemon().unwrap_or_else(|| {
         missing(
             "this machine's git has no `git daemon` (`git --exec-path` holds no git-daemon): \
-             install it (Debian: apt-get install git-daemon-sysvinit, or any git built with it)"
+             install a git that ships it (Debian's and Ubuntu's git package does; Fedora and \
+             RHEL package it apart as git-daemon)"
                 .into(),
         )
     })
@@ -161,6 +162,8 @@ pub mod build {
 
     /// `cfg` is set when `git daemon` is available.
     pub fn git_daemon(cfg: &str) {
+        // git looks for its programs in GIT_EXEC_PATH first.
+        println!("cargo::rerun-if-env-changed=GIT_EXEC_PATH");
         let found = super::git_daemon();
         match &found {
             Some(path) => watch(path),
