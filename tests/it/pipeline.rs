@@ -355,3 +355,72 @@ async fn search_until(audit: &str, q: &str, ty: &str) -> serde_json::Value {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A chart that shows the value of its environment, as `configs/dev/web/` of a repository.
+const WEB_CHART: [(&str, &str); 4] = [
+    (
+        "configs/dev/web/Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+    ),
+    ("configs/dev/web/values.yaml", "color: blue\n"),
+    ("configs/dev/web/values-dev.yaml", "color: green\n"),
+    (
+        "configs/dev/web/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\n  \
+         namespace: default\ndata:\n  color: {{ .Values.color | quote }}\n",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(has_helm),
+    ignore = "helm is not on PATH: run tools/install-helm-shim.sh or tools/test.sh"
+)]
+async fn a_helm_chart_is_rendered_with_its_environment_values_and_a_template_error_stops_it() {
+    configsync_prereq::require_tool("helm");
+    let p = Pipeline::start(&WEB_CHART).await;
+    let first = git(&p.repo, &["rev-parse", "HEAD"]).unwrap();
+    p.event(
+        "dev applied",
+        |e| matches!(&e.data, EventData::ApplySucceeded(a) if a.environment == "dev" && a.revision == first),
+    )
+    .await;
+    // values-dev.yaml over values.yaml: the real chart engine ran with the environment's file.
+    p.eventually_live("dev", &color("web-settings"), "green")
+        .await;
+
+    write(
+        &p.repo,
+        "configs/dev/web/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\n\
+         data:\n  color: {{ required \"set color\" .Values.colour }}\n",
+    );
+    let broken = commit(&p.repo, "Misspell a value in the chart");
+    let failed = p
+        .event(
+            "validation failed",
+            |e| matches!(&e.data, EventData::ValidationFailed(v) if v.revision == broken),
+        )
+        .await;
+    let EventData::ValidationFailed(v) = &failed.data else {
+        unreachable!()
+    };
+    let finding = v
+        .findings
+        .iter()
+        .find(|f| f.rule == "render.failed")
+        .unwrap_or_else(|| panic!("a render finding: {:?}", v.findings));
+    assert_eq!(finding.file.as_deref(), Some("configs/dev/web/Chart.yaml"));
+    assert!(
+        finding.message.contains("set color") && finding.message.contains("configmap.yaml:6"),
+        "{}",
+        finding.message
+    );
+    let applies = p
+        .all(|e| e.revision() == Some(broken.as_str()) && e.type_name().contains(".apply."))
+        .await;
+    assert!(applies.is_empty(), "{applies:?}");
+    p.eventually_live("dev", &color("web-settings"), "green")
+        .await;
+    p.stop().await;
+}

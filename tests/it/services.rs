@@ -64,7 +64,20 @@ async fn the_six_services_serve_their_ops_endpoints_bind_their_consumers_and_sto
             "{durable} consumer missing: {names:?}"
         );
     }
-    let _ = stream.info().await.unwrap();
+    for durable in ["applier", "drift-watcher", "remediator", "validator"] {
+        let info = stream.consumer_info(durable).await.unwrap();
+        assert_eq!(
+            info.config.durable_name.as_deref(),
+            Some(durable),
+            "{durable} is a durable consumer, the one its replicas share"
+        );
+    }
+    let info = stream.info().await.unwrap();
+    assert!(
+        info.state.consumer_count >= 4,
+        "the stream counts the consumers: {:?}",
+        info.state
+    );
     let addrs: Vec<SocketAddr> = p
         .stack
         .services

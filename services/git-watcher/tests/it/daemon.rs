@@ -3,11 +3,12 @@
 use crate::support::{Bus, GitDaemon, Repo, Watcher, config, failures, free_port};
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_git_daemon),
+    ignore = "this machine's git has no `git daemon`: install a git that ships git-daemon"
+)]
 async fn follows_a_git_daemon_remote() {
-    if !GitDaemon::available() {
-        eprintln!("skipped: this machine's git has no `git daemon`");
-        return;
-    }
+    configsync_prereq::require_git_daemon();
     let bus = Bus::start().await;
     let repo = Repo::init("served-repo");
     let daemon = GitDaemon::start(repo.parent(), free_port()).await;

@@ -91,17 +91,10 @@ async fn a_missing_path_is_reported_as_such() {
     watcher.stop().await;
 }
 
-#[tokio::test]
-async fn an_unreachable_git_remote_is_reported_as_transient_and_the_service_recovers() {
-    let bus = Bus::start().await;
-    let repo = Repo::init("later-repo");
-    let c1 = repo.simple_commit(1);
-    let port = free_port();
-    let url = format!("git://127.0.0.1:{port}/later-repo");
-    let shown = url.clone();
-    let work = tempfile::tempdir().expect("work dir");
-
-    let watcher = Watcher::start(config(&bus, &url, work.path()));
+/// A watcher on a `git://` remote where nothing listens yet: it reports the remote as
+/// unreachable, transiently, with the transport's reason, and keeps running.
+async fn watch_an_unreachable_remote(bus: &Bus, url: &str, work: &std::path::Path) -> Watcher {
+    let watcher = Watcher::start(config(bus, url, work));
     let events = bus
         .wait_for("a source-failed event", |events| {
             !failures(events).is_empty()
@@ -109,9 +102,9 @@ async fn an_unreachable_git_remote_is_reported_as_transient_and_the_service_reco
         .await;
     let failed = &failures(&events)[0];
     eprintln!("source.failed reason: {}", failed.reason);
-    assert_eq!(failed.repository, shown);
+    assert_eq!(failed.repository, url);
     assert!(
-        failed.reason.contains("unreachable") && failed.reason.contains(&shown),
+        failed.reason.contains("unreachable") && failed.reason.contains(url),
         "precise reason: {}",
         failed.reason
     );
@@ -122,17 +115,38 @@ async fn an_unreachable_git_remote_is_reported_as_transient_and_the_service_reco
         failed.reason
     );
     assert!(watcher.is_running());
+    watcher
+}
 
-    if !GitDaemon::available() {
-        eprintln!("recovery not checked: this machine's git has no `git daemon`");
-        watcher.stop().await;
-        return;
-    }
+#[tokio::test]
+async fn an_unreachable_git_remote_is_reported_as_transient() {
+    let bus = Bus::start().await;
+    let url = format!("git://127.0.0.1:{}/nobody-serves-this", free_port());
+    let work = tempfile::tempdir().expect("work dir");
+    let watcher = watch_an_unreachable_remote(&bus, &url, work.path()).await;
+    watcher.stop().await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(has_git_daemon),
+    ignore = "this machine's git has no `git daemon`: install a git that ships git-daemon"
+)]
+async fn an_unreachable_git_remote_is_reported_as_transient_and_the_service_recovers() {
+    configsync_prereq::require_git_daemon();
+    let bus = Bus::start().await;
+    let repo = Repo::init("later-repo");
+    let c1 = repo.simple_commit(1);
+    let port = free_port();
+    let url = format!("git://127.0.0.1:{port}/later-repo");
+    let work = tempfile::tempdir().expect("work dir");
+    let watcher = watch_an_unreachable_remote(&bus, &url, work.path()).await;
+
     // The remote comes up on that port: the service, backing off but still polling, recovers.
     let _daemon = GitDaemon::start(repo.parent(), port).await;
     let seen = bus.wait_for_commits(1).await;
     assert_eq!(seen[0].sha, c1);
-    assert_eq!(seen[0].repository, shown);
+    assert_eq!(seen[0].repository, url);
     assert_eq!(failures(&bus.events().await).len(), 1);
     watcher.stop().await;
 }

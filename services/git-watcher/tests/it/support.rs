@@ -303,29 +303,13 @@ pub struct GitDaemon {
 }
 
 impl GitDaemon {
-    /// Whether this machine's git has the daemon.
-    pub fn available() -> bool {
-        Command::new("git")
-            .args(["daemon", "--help"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-            && Command::new("git")
-                .arg("--exec-path")
-                .output()
-                .ok()
-                .map(|o| {
-                    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("git-daemon")
-                })
-                .is_some_and(|p| p.exists())
-    }
-
     /// Serves `base` on `port` and waits until it accepts connections.
+    ///
+    /// The `git-daemon` program is started itself, not through `git daemon`: `git` runs it as
+    /// a child, so killing `git` left the daemon running for ever, holding the port and every
+    /// descriptor it inherited (such as a build lock held by the process that ran the tests).
     pub async fn start(base: &Path, port: u16) -> Self {
-        let child = Command::new("git")
-            .arg("daemon")
+        let child = Command::new(configsync_prereq::require_git_daemon())
             .arg("--export-all")
             .arg("--informative-errors")
             .arg("--reuseaddr")

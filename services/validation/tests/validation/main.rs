@@ -4,6 +4,7 @@
 mod engine;
 mod formats;
 mod generator;
+mod helm;
 mod policy;
 mod references;
 mod render;

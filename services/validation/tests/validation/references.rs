@@ -311,19 +311,6 @@ fn bad_assume_exists_entries_are_refused_with_a_message() {
 
 /// The shared corpus next to the workspace, or where `CONFIGSYNC_CORPUS` says (a worktree
 /// elsewhere).
-fn corpus() -> Option<PathBuf> {
-    let root = std::env::var_os("CONFIGSYNC_CORPUS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
-        PathBuf::from,
-    );
-    if root.is_dir() {
-        Some(root)
-    } else {
-        println!("skipped: the shared corpus is absent at {}", root.display());
-        None
-    }
-}
-
 fn load_corpus(root: &Path, path: &str) -> Vec<Manifest> {
     let sources = sources::read(root, &[PathBuf::from(path)], 8 * 1024 * 1024);
     assert!(sources.findings.is_empty(), "{:?}", sources.findings);
@@ -337,8 +324,13 @@ fn load_corpus(root: &Path, path: &str) -> Vec<Manifest> {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_corpus),
+    ignore = "no shared corpus at ../shared/corpus (or CONFIGSYNC_CORPUS)"
+)]
 fn microservices_demo_references_all_resolve() {
-    let Some(root) = corpus() else { return };
+    let root =
+        configsync_prereq::require_corpus("microservices-demo/release/kubernetes-manifests.yaml");
     let manifests = load_corpus(
         &root,
         "microservices-demo/release/kubernetes-manifests.yaml",
@@ -366,8 +358,12 @@ fn microservices_demo_references_all_resolve() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_corpus),
+    ignore = "no shared corpus at ../shared/corpus (or CONFIGSYNC_CORPUS)"
+)]
 fn kube_prometheus_references_all_resolve() {
-    let Some(root) = corpus() else { return };
+    let root = configsync_prereq::require_corpus("kube-prometheus/manifests");
     // `setup/` holds the CRDs and the `monitoring` Namespace the rest needs.
     let manifests = load_corpus(&root, "kube-prometheus/manifests");
     let findings = references::check(&manifests, &External::default());

@@ -33,18 +33,6 @@ fn rules(findings: &[Finding]) -> Vec<&str> {
     findings.iter().map(|f| f.rule.as_str()).collect()
 }
 
-/// Whether kubectl is on this process's PATH; prints why a test is skipped when not.
-fn have_kubectl() -> bool {
-    let found = std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p)
-            .any(|d| d.join("kubectl").is_file() || d.join("kustomize").is_file())
-    });
-    if !found {
-        println!("skipped: neither kubectl nor kustomize is installed");
-    }
-    found
-}
-
 /// A directory of fake tools (each the same shell script, named `kubectl`, `kustomize` and
 /// `helm`) and a PATH with it first, then the system's directories for the script's commands.
 fn fake_tools(script: &str) -> (tempfile::TempDir, RenderOptions) {
@@ -114,10 +102,12 @@ fn base_and_overlay(root: &Path) {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_kubectl),
+    ignore = "kubectl is not on PATH: run tools/install-kubectl.sh or tools/test.sh"
+)]
 fn a_base_and_overlay_render_with_kubectl() {
-    if !have_kubectl() {
-        return;
-    }
+    configsync_prereq::require_tool("kubectl");
     let repo = tempfile::tempdir().unwrap();
     base_and_overlay(repo.path());
     write(
@@ -288,10 +278,12 @@ fn links_out_of_the_repository_are_refused_in_kustomizations_and_charts() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_kubectl),
+    ignore = "kubectl is not on PATH: run tools/install-kubectl.sh or tools/test.sh"
+)]
 fn a_failing_kustomization_reports_kubectl_stderr() {
-    if !have_kubectl() {
-        return;
-    }
+    configsync_prereq::require_tool("kubectl");
     let repo = tempfile::tempdir().unwrap();
     write(
         repo.path(),
@@ -507,17 +499,13 @@ fn helm_runs_in_a_scratch_copy_with_a_cleared_environment() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_kubectl, has_corpus)),
+    ignore = "needs kubectl on PATH and ../shared/corpus: run tools/test.sh"
+)]
 fn the_shared_corpus_renders_its_deployments_and_services() {
-    let corpus = std::env::var_os("CONFIGSYNC_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
-    if !corpus.join("microservices-demo/kustomize").is_dir() {
-        println!("skipped: no shared corpus at {}", corpus.display());
-        return;
-    }
-    if !have_kubectl() {
-        return;
-    }
+    let corpus = configsync_prereq::require_corpus("microservices-demo/kustomize");
+    configsync_prereq::require_tool("kubectl");
     let (found, findings) = discover(&corpus, &[PathBuf::from("microservices-demo/kustomize")]);
     assert!(findings.is_empty(), "{findings:?}");
     assert_eq!(
@@ -545,10 +533,12 @@ fn the_shared_corpus_renders_its_deployments_and_services() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_kubectl),
+    ignore = "kubectl is not on PATH: run tools/install-kubectl.sh or tools/test.sh"
+)]
 fn kubectl_never_quotes_a_secret_literal_in_a_finding() {
-    if !have_kubectl() {
-        return;
-    }
+    configsync_prereq::require_tool("kubectl");
     let repo = tempfile::tempdir().unwrap();
     write(
         repo.path(),

@@ -1,6 +1,6 @@
 //! Schema validation against fixtures (tests/fixtures/schema) and the shared corpus.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use configsync_core::event::{Finding, ObjectRef, Severity};
@@ -458,14 +458,6 @@ fn throughput_on_typical_objects() {
 
 /// The shared corpus sits next to the workspace (`../../../shared`); from a helper's worktree
 /// (`/work/wt/<name>`) it is one level further up.
-fn corpus() -> Option<PathBuf> {
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    ["../../../shared/corpus", "../../../../shared/corpus"]
-        .iter()
-        .map(|up| crate_dir.join(up))
-        .find(|dir| dir.join("kube-prometheus/manifests").is_dir())
-}
-
 fn yaml_files(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -478,11 +470,12 @@ fn yaml_files(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_corpus),
+    ignore = "no shared corpus at ../shared/corpus (or CONFIGSYNC_CORPUS)"
+)]
 fn kube_prometheus_corpus_has_schemas_and_no_errors() {
-    let Some(dir) = corpus() else {
-        println!("skipped: no shared corpus next to the workspace");
-        return;
-    };
+    let dir = configsync_prereq::require_corpus("kube-prometheus/manifests");
     let mut files = Vec::new();
     yaml_files(&dir.join("kube-prometheus/manifests"), &mut files);
     let loaded = manifests::load(&files, Limits::default());
@@ -526,11 +519,13 @@ fn kube_prometheus_corpus_has_schemas_and_no_errors() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_corpus),
+    ignore = "no shared corpus at ../shared/corpus (or CONFIGSYNC_CORPUS)"
+)]
 fn microservices_demo_corpus_has_no_schema_errors() {
-    let Some(dir) = corpus() else {
-        println!("skipped: no shared corpus next to the workspace");
-        return;
-    };
+    let dir =
+        configsync_prereq::require_corpus("microservices-demo/release/kubernetes-manifests.yaml");
     let file = dir.join("microservices-demo/release/kubernetes-manifests.yaml");
     let loaded = manifests::load(
         &[("demo.yaml".into(), std::fs::read(file).unwrap())],

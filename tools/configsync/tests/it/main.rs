@@ -674,12 +674,13 @@ fn validate_exits_by_verdict_in_every_format_and_reads_nothing_outside_the_root(
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_corpus, has_kubectl)),
+    ignore = "needs ../shared/corpus and kubectl on PATH (kustomize): run tools/test.sh"
+)]
 fn validate_checks_the_shared_corpus_with_its_crds_and_through_kustomize() {
-    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    if !corpus.exists() {
-        eprintln!("skipped: {} is absent", corpus.display());
-        return;
-    }
+    let corpus = configsync_prereq::require_corpus("kube-prometheus/manifests");
+    configsync_prereq::require_tool("kubectl");
     // kube-prometheus validates with the CRDs of its setup/ directory; its node-exporter is a
     // node agent that the Pod Security baseline refuses (host network, PID, paths), so the
     // baseline runs in warn mode here, and in deny mode it must name those violations.

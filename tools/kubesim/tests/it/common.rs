@@ -62,17 +62,10 @@ where
     }
 }
 
-pub fn corpus() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/corpus"
-    ));
-    if p.is_dir() {
-        Some(p)
-    } else {
-        println!("skipped: corpus not found at {}", p.display());
-        None
-    }
+/// The shared corpus's root, which must hold `part`; fails the test naming where it was
+/// looked for when it does not (tests that call this are ignored without it, outside CI).
+pub fn corpus(part: &str) -> PathBuf {
+    configsync_prereq::require_corpus(part)
 }
 
 /// The real kubectl against a server, with its own kubeconfig and discovery cache.
@@ -87,23 +80,16 @@ pub struct Output {
     pub stderr: String,
 }
 
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
-}
-
 impl Kubectl {
-    /// None (with a printed reason) when kubectl is not installed.
-    pub fn new(sim: &KubeSim) -> Option<Kubectl> {
-        if !on_path("kubectl") {
-            println!("skipped: kubectl is not on PATH");
-            return None;
-        }
+    /// Fails the test, naming the installer, when kubectl is not on PATH (tests that call
+    /// this are ignored without it, outside CI).
+    pub fn new(sim: &KubeSim) -> Kubectl {
+        configsync_prereq::require_tool("kubectl");
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
         sim.write_kubeconfig(&kubeconfig, CONTEXT)
             .expect("kubeconfig written");
-        Some(Kubectl { dir, kubeconfig })
+        Kubectl { dir, kubeconfig }
     }
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {

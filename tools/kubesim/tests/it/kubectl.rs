@@ -40,10 +40,14 @@ fn managers(object: &Value) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(all(has_kubectl, has_corpus)),
+    ignore = "needs kubectl on PATH and ../shared/corpus: run tools/test.sh"
+)]
 async fn kubectl_applies_microservices_demo_server_side() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus("microservices-demo/release/kubernetes-manifests.yaml");
     let sim = start().await;
-    let Some(k) = Kubectl::new(&sim) else { return };
+    let k = Kubectl::new(&sim);
     let manifests = corpus.join("microservices-demo/release/kubernetes-manifests.yaml");
     let out = k
         .ok(&["apply", "--server-side", "-f", path_str(&manifests)])
@@ -80,10 +84,14 @@ async fn kubectl_applies_microservices_demo_server_side() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(all(has_kubectl, has_corpus)),
+    ignore = "needs kubectl on PATH and ../shared/corpus: run tools/test.sh"
+)]
 async fn kubectl_applies_kube_prometheus_crds_then_custom_resources() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus("kube-prometheus/manifests");
     let sim = start().await;
-    let Some(k) = Kubectl::new(&sim) else { return };
+    let k = Kubectl::new(&sim);
     let setup = corpus.join("kube-prometheus/manifests/setup");
     let out = k
         .ok(&["apply", "--server-side", "-f", path_str(&setup)])
@@ -140,9 +148,13 @@ async fn kubectl_applies_kube_prometheus_crds_then_custom_resources() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_kubectl),
+    ignore = "kubectl is not on PATH: run tools/install-kubectl.sh or tools/test.sh"
+)]
 async fn kubectl_records_managers_detects_conflicts_and_deletes() {
     let sim = start().await;
-    let Some(k) = Kubectl::new(&sim) else { return };
+    let k = Kubectl::new(&sim);
     let file = k.write("web.yaml", DEPLOYMENT);
     let file = path_str(&file);
     assert!(
@@ -239,9 +251,13 @@ async fn kubectl_records_managers_detects_conflicts_and_deletes() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_kubectl),
+    ignore = "kubectl is not on PATH: run tools/install-kubectl.sh or tools/test.sh"
+)]
 async fn kubectl_get_watch_sees_a_change() {
     let sim = start().await;
-    let Some(k) = Kubectl::new(&sim) else { return };
+    let k = Kubectl::new(&sim);
     let cm = k.write(
         "cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: \"1\"\n",
@@ -290,9 +306,13 @@ async fn kubectl_get_watch_sees_a_change() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_kubectl),
+    ignore = "kubectl is not on PATH: run tools/install-kubectl.sh or tools/test.sh"
+)]
 async fn kubectl_edit_is_recorded_as_its_own_manager() {
     let sim = start().await;
-    let Some(k) = Kubectl::new(&sim) else { return };
+    let k = Kubectl::new(&sim);
     let cm = k.write(
         "cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: edited\ndata:\n  a: \"1\"\n",
@@ -331,9 +351,13 @@ async fn kubectl_edit_is_recorded_as_its_own_manager() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_kubectl),
+    ignore = "kubectl is not on PATH: run tools/install-kubectl.sh or tools/test.sh"
+)]
 async fn kubectl_rollout_status_fails_for_a_never_ready_deployment() {
     let sim = start().await;
-    let Some(k) = Kubectl::new(&sim) else { return };
+    let k = Kubectl::new(&sim);
     let stuck = DEPLOYMENT.replace(
         "labels: {app: web}\nspec",
         "labels: {app: web}\n  annotations: {kubesim.configsync.io/never-ready: \"true\"}\nspec",
@@ -360,9 +384,13 @@ async fn kubectl_rollout_status_fails_for_a_never_ready_deployment() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_kubectl),
+    ignore = "kubectl is not on PATH: run tools/install-kubectl.sh or tools/test.sh"
+)]
 async fn kubectl_typed_create_and_scale() {
     let sim = start().await;
-    let Some(k) = Kubectl::new(&sim) else { return };
+    let k = Kubectl::new(&sim);
     // These typed subcommands send protobuf bodies.
     k.ok(&["create", "namespace", "shop"]).await;
     k.ok(&[
@@ -426,9 +454,13 @@ async fn kubectl_typed_create_and_scale() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_kubectl),
+    ignore = "kubectl is not on PATH: run tools/install-kubectl.sh or tools/test.sh"
+)]
 async fn kubectl_client_side_apply_and_crd_printer_columns() {
     let sim = start().await;
-    let Some(k) = Kubectl::new(&sim) else { return };
+    let k = Kubectl::new(&sim);
     let file = k.write("web.yaml", DEPLOYMENT);
     assert!(
         k.ok(&["apply", "-f", path_str(&file)])
