@@ -226,7 +226,7 @@ impl Watch {
         let state = applier.state(environment, Until::End).await?;
         let last_healthy = state
             .target(&self.target.target())
-            .and_then(|t| t.last_healthy.clone())
+            .and_then(|t| t.rollback_candidate().cloned())
             .filter(|h| h.revision != self.revision);
         let stop = |reason: String| RolloutWaiting {
             environment: environment.to_string(),

@@ -115,8 +115,11 @@ pub struct TargetState {
     pub last_apply: Option<LastApply>,
     /// The health of the deployed revision, once assessed.
     pub healthy: Option<bool>,
-    /// The last revision that was healthy here (the default rollback target).
+    /// The last revision that was healthy here.
     pub last_healthy: Option<Deployed>,
+    /// The revisions that were healthy here, most recent last (at most
+    /// [`TargetState::HEALTHY_KEPT`]).
+    pub healthy_history: Vec<Deployed>,
     pub prune_held: Option<PruneHold>,
     /// Objects currently drifted from their desired state.
     pub drifted: BTreeSet<ObjectRef>,
@@ -135,6 +138,20 @@ pub struct LogState {
     pub dead_letters: u64,
     /// The sequence of the last event folded.
     pub sequence: u64,
+}
+
+impl TargetState {
+    /// How many healthy revisions a target remembers.
+    pub const HEALTHY_KEPT: usize = 20;
+
+    /// Where a rollback goes by default: the most recent revision that was healthy here and
+    /// is not the one deployed now.
+    pub fn rollback_candidate(&self) -> Option<&Deployed> {
+        self.healthy_history
+            .iter()
+            .rev()
+            .find(|d| Some(&d.revision) != self.deployed_revision.as_ref())
+    }
 }
 
 impl LogState {
@@ -340,6 +357,15 @@ impl Fold for LogState {
                         revision: h.revision.clone(),
                         bundle_digest,
                     });
+                    if let Some(healthy) = t.last_healthy.clone() {
+                        t.healthy_history.retain(|d| d.revision != healthy.revision);
+                        t.healthy_history.push(healthy);
+                        let excess = t
+                            .healthy_history
+                            .len()
+                            .saturating_sub(TargetState::HEALTHY_KEPT);
+                        t.healthy_history.drain(..excess);
+                    }
                 }
             }
             EventData::HealthDegraded(h) => {
@@ -369,5 +395,186 @@ impl Fold for LogState {
             | EventData::RemediationConflict(_)
             | EventData::AuditCheckpoint(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{
+        ApplySucceeded, EnvironmentPinned, EnvironmentUnpinned, EventPayload, HealthReady,
+        Outgoing, PruneApproved, PruneHeld, ValidationPassed,
+    };
+
+    /// Folds payloads as if they were stored in this order.
+    struct Log {
+        state: LogState,
+        sequence: u64,
+    }
+
+    impl Log {
+        fn new() -> Self {
+            Self {
+                state: LogState::default(),
+                sequence: 0,
+            }
+        }
+
+        fn add<P: EventPayload>(&mut self, payload: &P, data: EventData) -> &mut Self {
+            self.sequence += 1;
+            let event = Outgoing::builder(payload)
+                .cause(self.sequence.to_string())
+                .build("configsync://test/1")
+                .unwrap();
+            self.state.apply(&Received {
+                event: event.event().clone(),
+                data,
+                subject: event.subject().to_string(),
+                stream_sequence: self.sequence,
+                stored_at: chrono::Utc::now(),
+                delivered: 1,
+            });
+            self
+        }
+
+        fn validated(&mut self, revision: &str, commit_sequence: u64) -> &mut Self {
+            let p = ValidationPassed {
+                environment: "dev".into(),
+                revision: revision.into(),
+                bundle_digest: format!("sha256:{revision}"),
+                objects: vec![],
+                warnings: vec![],
+                commit_sequence,
+            };
+            self.add(&p, EventData::ValidationPassed(p.clone()))
+        }
+
+        fn applied(&mut self, revision: &str) -> &mut Self {
+            let p = ApplySucceeded {
+                environment: "dev".into(),
+                cluster: "c1".into(),
+                revision: revision.into(),
+                bundle_digest: format!("sha256:{revision}"),
+                results: vec![],
+                duration_ms: 1,
+                counts: Default::default(),
+                results_truncated: false,
+            };
+            self.add(&p, EventData::ApplySucceeded(p.clone()))
+        }
+
+        fn healthy(&mut self, revision: &str) -> &mut Self {
+            let p = HealthReady {
+                environment: "dev".into(),
+                cluster: "c1".into(),
+                revision: revision.into(),
+                objects: 1,
+            };
+            self.add(&p, EventData::HealthReady(p.clone()))
+        }
+
+        fn target(&self) -> &TargetState {
+            self.state.target(&"dev/c1".parse().unwrap()).unwrap()
+        }
+
+        fn env(&self) -> &EnvironmentState {
+            self.state.environment("dev").unwrap()
+        }
+    }
+
+    #[test]
+    fn the_newest_revision_follows_branch_history_not_the_order_validations_finish() {
+        let mut log = Log::new();
+        log.validated("newer", 20).validated("older", 10);
+        assert_eq!(log.env().newest.as_deref(), Some("newer"));
+        assert_eq!(log.env().wanted().unwrap().0, "newer");
+        log.validated("newest", 30);
+        assert_eq!(log.env().wanted().unwrap().0, "newest");
+    }
+
+    #[test]
+    fn a_pin_wins_until_it_is_lifted() {
+        let mut log = Log::new();
+        log.validated("good", 1).validated("bad", 2);
+        let pin = EnvironmentPinned {
+            environment: "dev".into(),
+            revision: "good".into(),
+            commit_sequence: 2,
+            reason: "r".into(),
+            actor: "alice".into(),
+        };
+        log.add(&pin, EventData::EnvironmentPinned(pin.clone()));
+        assert_eq!(log.env().wanted().unwrap().0, "good");
+        let other = EnvironmentUnpinned {
+            environment: "dev".into(),
+            revision: "something-else".into(),
+            reason: "r".into(),
+            actor: "bob".into(),
+        };
+        log.add(&other, EventData::EnvironmentUnpinned(other.clone()));
+        assert_eq!(
+            log.env().wanted().unwrap().0,
+            "good",
+            "another pin's lifting"
+        );
+        let unpin = EnvironmentUnpinned {
+            revision: "good".into(),
+            ..other
+        };
+        log.add(&unpin, EventData::EnvironmentUnpinned(unpin.clone()));
+        assert_eq!(log.env().wanted().unwrap().0, "bad");
+    }
+
+    #[test]
+    fn health_counts_for_the_deployed_revision_and_rollbacks_go_to_an_earlier_healthy_one() {
+        let mut log = Log::new();
+        log.applied("r1").healthy("r1").applied("r2");
+        assert_eq!(log.target().healthy, None, "r2 not assessed yet");
+        log.healthy("r1");
+        assert_eq!(
+            log.target().healthy,
+            None,
+            "a late verdict on r1 says nothing of r2"
+        );
+        log.healthy("r2");
+        assert_eq!(log.target().healthy, Some(true));
+        assert_eq!(log.target().rollback_candidate().unwrap().revision, "r1");
+        log.applied("r3");
+        assert_eq!(log.target().rollback_candidate().unwrap().revision, "r2");
+    }
+
+    #[test]
+    fn a_prune_hold_keeps_the_earlier_bundles_in_the_inventory_until_approved() {
+        let mut log = Log::new();
+        log.applied("r1").applied("r2");
+        let held = PruneHeld {
+            environment: "dev".into(),
+            cluster: "c1".into(),
+            revision: "r2".into(),
+            would_delete: 3,
+            inventory: 4,
+            objects: vec![],
+            held_bundles: vec!["sha256:r1".into()],
+            reason: "r".into(),
+        };
+        log.add(&held, EventData::PruneHeld(held.clone()));
+        assert_eq!(log.target().prune_held.as_ref().unwrap().would_delete, 3);
+        assert_eq!(
+            log.target().inventory_bundles,
+            BTreeSet::from(["sha256:r1".to_string(), "sha256:r2".to_string()])
+        );
+        let approved = PruneApproved {
+            environment: "dev".into(),
+            cluster: "c1".into(),
+            revision: "r2".into(),
+            reason: "r".into(),
+            approved_by: "alice".into(),
+        };
+        log.add(&approved, EventData::PruneApproved(approved.clone()));
+        assert!(log.target().prune_held.is_none());
+        assert_eq!(
+            log.target().inventory_bundles,
+            BTreeSet::from(["sha256:r2".to_string()])
+        );
     }
 }

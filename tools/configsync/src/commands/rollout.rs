@@ -230,7 +230,7 @@ pub async fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
         None => {
             let healthy: HashSet<&str> = targets
                 .iter()
-                .filter_map(|(_, t)| t.last_healthy.as_ref().map(|h| h.revision.as_str()))
+                .filter_map(|(_, t)| t.rollback_candidate().map(|h| h.revision.as_str()))
                 .collect();
             match healthy.len() {
                 0 => bail!(
