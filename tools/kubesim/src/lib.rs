@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod discovery;
+pub mod immutable;
 pub mod metadata;
 pub mod openapi;
 pub mod patch;

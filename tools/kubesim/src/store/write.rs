@@ -2,6 +2,7 @@
 
 use super::kinds::{self, on_write};
 use super::{Event, EventType, Inner, Store, WorkloadRef, now, object_name, object_rv, present};
+use crate::immutable;
 use crate::patch::apply::{
     Writer, conflict_causes, conflict_message, record_update, server_side_apply, spec_changed,
 };
@@ -542,6 +543,10 @@ impl Store {
             keep_status(&old, &mut new);
         }
         validate(res, &new)?;
+        if !status_write {
+            // Before the dry-run return: a dry run is refused the same way.
+            immutable::check(res, &old, &new)?;
+        }
         let time = now();
         let served = if status_write {
             None
