@@ -167,6 +167,17 @@ mod tests {
     }
 
     #[test]
+    fn a_parameter_given_twice_is_refused() {
+        let uri: Uri = "/api/v1/configmaps?limit=1&limit=2".parse().expect("uri");
+        let e = Query::<Params>::try_from_uri(&uri).expect_err("duplicate");
+        assert!(
+            e.body_text().contains("duplicate field `limit`"),
+            "{}",
+            e.body_text()
+        );
+    }
+
+    #[test]
     fn bad_values_get_the_api_servers_words() {
         let e = parse("dryRun=Some").dry_run().expect_err("bad dryRun");
         assert_eq!(
