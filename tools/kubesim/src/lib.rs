@@ -6,12 +6,16 @@
 
 pub mod config;
 pub mod discovery;
+pub mod immutable;
 pub mod metadata;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod query;
 pub mod random;
 pub mod registry;
+pub mod requests;
+pub mod resource;
 pub mod rollout;
 pub mod scale;
 pub mod selector;
@@ -24,6 +28,7 @@ pub mod validate;
 pub mod watch;
 
 pub use config::{Config, Faults};
+pub use requests::{DryRunCounts, RequestCounts};
 
 use server::App;
 use std::net::SocketAddr;
@@ -57,6 +62,7 @@ pub struct KubeSim {
     ca_pem: Option<String>,
     store: Arc<Store>,
     dropped_watches: Arc<std::sync::atomic::AtomicU64>,
+    requests: Arc<requests::Counters>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), Error>>>,
 }
@@ -84,6 +90,7 @@ impl KubeSim {
         let (app, rollouts) = build(addr, config, shutdown.clone());
         let store = app.store.clone();
         let dropped_watches = app.dropped_watches.clone();
+        let requests = app.requests.clone();
         let task = tokio::spawn(run(listener, app, rollouts, tls));
         tracing::info!(%addr, tls = ca_pem.is_some(), "kubesim serving");
         Ok(KubeSim {
@@ -91,6 +98,7 @@ impl KubeSim {
             ca_pem,
             store,
             dropped_watches,
+            requests,
             shutdown,
             task: Some(task),
         })
@@ -118,6 +126,12 @@ impl KubeSim {
     pub fn dropped_watches(&self) -> u64 {
         self.dropped_watches
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Requests served so far by verb, dry runs apart: `requests().writes() == 0` proves
+    /// that nothing wrote (a dry-run write is counted in `dry_run`, not as a write).
+    pub fn requests(&self) -> RequestCounts {
+        self.requests.snapshot()
     }
 
     /// The number of stored objects (namespaces included), for benchmarks and tests.
@@ -176,6 +190,7 @@ fn build(
         shutdown,
         address: addr.to_string(),
         dropped_watches: Arc::default(),
+        requests: Arc::default(),
     });
     (app, rx)
 }

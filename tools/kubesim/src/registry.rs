@@ -130,6 +130,7 @@ fn builtin(
                 | "Deployment"
                 | "StatefulSet"
                 | "DaemonSet"
+                | "ReplicaSet"
                 | "Job"
                 | "CronJob"
                 | "HorizontalPodAutoscaler"
@@ -189,6 +190,15 @@ pub fn builtins() -> Vec<Resource> {
             true,
         ),
         builtin("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true),
+        builtin(
+            "apps",
+            "v1",
+            "ReplicaSet",
+            "replicasets",
+            true,
+            &["rs"],
+            true,
+        ),
         builtin("batch", "v1", "Job", "jobs", true, &[], true),
         builtin("batch", "v1", "CronJob", "cronjobs", true, &["cj"], true),
         builtin(

@@ -90,6 +90,38 @@ impl ApiError {
             .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
     }
 
+    /// 422 from a list of field errors, worded as apimachinery's `NewInvalid` words them:
+    /// one error alone, several as `[a, b]`, each cause with its own type.
+    pub fn field_errors(kind: &str, group: &str, name: &str, errors: Vec<FieldError>) -> Self {
+        let mut shown: Vec<String> = Vec::new();
+        for e in &errors {
+            let line = format!("{}: {}", e.field, e.body);
+            // ToAggregate drops repeats of one message.
+            if !shown.contains(&line) {
+                shown.push(line);
+            }
+        }
+        let aggregate = match shown.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let qualified_kind = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let causes: Vec<Value> = errors
+            .iter()
+            .map(|e| json!({"reason": e.cause, "message": e.body, "field": e.field}))
+            .collect();
+        Self::new(
+            422,
+            "Invalid",
+            format!("{qualified_kind} \"{name}\" is invalid: {aggregate}"),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
+    }
+
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(405, "MethodNotAllowed", message)
     }
@@ -135,6 +167,35 @@ impl ApiError {
             status["details"] = details.clone();
         }
         status
+    }
+}
+
+/// One field error, as apimachinery's `field.Error`: the cause type, the field's path and
+/// the body (`Invalid value: ...: detail`, `Forbidden: detail`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub cause: &'static str,
+    pub field: String,
+    pub body: String,
+}
+
+impl FieldError {
+    /// `field.Invalid(path, value, detail)`; `value` is already rendered as Go prints it.
+    pub fn invalid(field: &str, value: &str, detail: &str) -> Self {
+        FieldError {
+            cause: "FieldValueInvalid",
+            field: field.to_string(),
+            body: format!("Invalid value: {value}: {detail}"),
+        }
+    }
+
+    /// `field.Forbidden(path, detail)`.
+    pub fn forbidden(field: &str, detail: &str) -> Self {
+        FieldError {
+            cause: "FieldValueForbidden",
+            field: field.to_string(),
+            body: format!("Forbidden: {detail}"),
+        }
     }
 }
 

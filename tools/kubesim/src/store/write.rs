@@ -2,6 +2,7 @@
 
 use super::kinds::{self, on_write};
 use super::{Event, EventType, Inner, Store, WorkloadRef, now, object_name, object_rv, present};
+use crate::immutable;
 use crate::patch::apply::{
     Writer, conflict_causes, conflict_message, record_update, server_side_apply, spec_changed,
 };
@@ -148,6 +149,180 @@ fn same_content(a: &Value, b: &Value) -> bool {
         v
     };
     norm(a) == norm(b)
+}
+
+/// What an update body must be before anything is taken from it: an object whose
+/// resourceVersion, if it names one, is the stored one.
+fn check_update(res: &Resource, name: &str, old: &Value, new: &Value) -> Result<(), ApiError> {
+    // A JSON patch can replace the whole document with anything.
+    if !new.is_object() {
+        return Err(ApiError::invalid(
+            &res.kind,
+            &res.group,
+            name,
+            vec![(
+                "<root>".into(),
+                "Invalid value: the object must be a JSON object".into(),
+            )],
+        ));
+    }
+    if !new.get("metadata").is_none_or(Value::is_object) {
+        return Err(ApiError::invalid(
+            &res.kind,
+            &res.group,
+            name,
+            vec![("metadata".into(), "Invalid value: must be an object".into())],
+        ));
+    }
+    if let Some(rv) = new
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        let rv: u64 = rv
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
+        if rv != object_rv(old) {
+            return Err(ApiError::conflict(
+                &res.group,
+                &res.plural,
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// apiVersion, kind and the server-owned metadata come from the stored object, whatever
+/// the update says.
+fn keep_server_fields(res: &Resource, old: &Value, new: &mut Value) {
+    if let Some(o) = new.as_object_mut() {
+        o.insert(
+            "apiVersion".into(),
+            old.get("apiVersion")
+                .cloned()
+                .unwrap_or_else(|| json!(res.api_version())),
+        );
+        o.insert("kind".into(), json!(res.kind));
+    }
+    let old_meta = old.get("metadata").cloned().unwrap_or_default();
+    let meta = meta_mut(new);
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "name",
+        "namespace",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "resourceVersion",
+    ] {
+        match old_meta.get(k) {
+            Some(v) => meta.insert(k.into(), v.clone()),
+            None => meta.remove(k),
+        };
+    }
+}
+
+/// A write to `/status`: the stored object with the new status (and, after server-side
+/// apply, the managedFields it computed); nothing else changes.
+fn status_only(old: &Value, new: Value, managed_done: bool) -> Value {
+    let status = new.get("status").cloned();
+    let managed = new.pointer("/metadata/managedFields").cloned();
+    let mut out = old.clone();
+    set_status(&mut out, status);
+    if managed_done && let Some(m) = managed {
+        meta_mut(&mut out).insert("managedFields".into(), m);
+    }
+    out
+}
+
+/// A main-resource write of a kind with a status subresource keeps the stored status.
+fn keep_status(old: &Value, new: &mut Value) {
+    set_status(new, old.get("status").cloned());
+}
+
+fn set_status(o: &mut Value, status: Option<Value>) {
+    match status {
+        Some(s) => o["status"] = s,
+        None => {
+            if let Some(o) = o.as_object_mut() {
+                o.remove("status");
+            }
+        }
+    }
+}
+
+/// A change of spec is a new generation.
+fn bump_generation(old: &Value, new: &mut Value) {
+    if spec_changed(old, new) {
+        let g = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        meta_mut(new).insert("generation".into(), json!(g + 1));
+    }
+}
+
+/// The object after a JSON, merge or strategic merge patch.
+fn patched(
+    res: &Resource,
+    current: &Value,
+    kind: PatchKind,
+    patch: &Value,
+) -> Result<Value, ApiError> {
+    match kind {
+        PatchKind::Merge => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+            }
+            Ok(merge_patch(current, patch))
+        }
+        PatchKind::Json => json_patch(current, patch).map_err(|e| {
+            ApiError::new(
+                422,
+                "Invalid",
+                format!("the server rejected our request due to an error in our request: {e}"),
+            )
+        }),
+        PatchKind::Strategic => {
+            if res.custom {
+                return Err(ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                ));
+            }
+            strategic_merge(current, patch).map_err(ApiError::bad_request)
+        }
+        PatchKind::Apply => Err(ApiError::internal("apply is not a patch of the object")),
+    }
+}
+
+/// An apply patch as checked before merging: an object of the URL's name, type and
+/// namespace.
+fn applied_config(res: &Resource, ns: &str, name: &str, patch: &Value) -> Result<Value, ApiError> {
+    let mut applied = patch.clone();
+    if !applied.is_object() {
+        return Err(ApiError::bad_request(
+            "an apply patch must be a YAML or JSON object",
+        ));
+    }
+    let body_name = object_name(&applied).to_string();
+    if body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    if applied.get("apiVersion").is_none() || applied.get("kind").is_none() {
+        return Err(ApiError::bad_request(
+            "apiVersion and kind are required in an apply patch",
+        ));
+    }
+    check_type(res, &mut applied, name)?;
+    check_namespace(res, &mut applied, ns)?;
+    Ok(applied)
 }
 
 impl Store {
@@ -359,111 +534,26 @@ impl Store {
         managed_done: bool,
     ) -> Result<Value, ApiError> {
         let name = object_name(&old).to_string();
-        // A JSON patch can replace the whole document with anything.
-        if !new.is_object() {
-            return Err(ApiError::invalid(
-                &res.kind,
-                &res.group,
-                &name,
-                vec![(
-                    "<root>".into(),
-                    "Invalid value: the object must be a JSON object".into(),
-                )],
-            ));
-        }
-        if !new.get("metadata").is_none_or(Value::is_object) {
-            return Err(ApiError::invalid(
-                &res.kind,
-                &res.group,
-                &name,
-                vec![("metadata".into(), "Invalid value: must be an object".into())],
-            ));
-        }
-        if let Some(rv) = new
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        {
-            let rv: u64 = rv
-                .parse()
-                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
-            if rv != object_rv(&old) {
-                return Err(ApiError::conflict(
-                    &res.group,
-                    &res.plural,
-                    &name,
-                    "the object has been modified; please apply your changes to the latest version and try again",
-                ));
-            }
-        }
-        if let Some(o) = new.as_object_mut() {
-            o.insert(
-                "apiVersion".into(),
-                old.get("apiVersion")
-                    .cloned()
-                    .unwrap_or_else(|| json!(res.api_version())),
-            );
-            o.insert("kind".into(), json!(res.kind));
-        }
-        let old_meta = old.get("metadata").cloned().unwrap_or_default();
-        {
-            let meta = meta_mut(&mut new);
-            for k in [
-                "uid",
-                "creationTimestamp",
-                "name",
-                "namespace",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "generation",
-                "resourceVersion",
-            ] {
-                match old_meta.get(k) {
-                    Some(v) => meta.insert(k.into(), v.clone()),
-                    None => meta.remove(k),
-                };
-            }
-        }
+        check_update(res, &name, &old, &new)?;
+        keep_server_fields(res, &old, &mut new);
         let status_write = opts.subresource.as_deref() == Some("status");
         if status_write {
-            let status = new.get("status").cloned();
-            let managed = new.pointer("/metadata/managedFields").cloned();
-            new = (*old).clone();
-            match status {
-                Some(s) => new["status"] = s,
-                None => {
-                    if let Some(o) = new.as_object_mut() {
-                        o.remove("status");
-                    }
-                }
-            }
-            if managed_done && let Some(m) = managed {
-                meta_mut(&mut new).insert("managedFields".into(), m);
-            }
+            new = status_only(&old, new, managed_done);
         } else if res.status_subresource {
-            match old.get("status") {
-                Some(s) => new["status"] = s.clone(),
-                None => {
-                    if let Some(o) = new.as_object_mut() {
-                        o.remove("status");
-                    }
-                }
-            }
+            keep_status(&old, &mut new);
         }
         validate(res, &new)?;
+        if !status_write {
+            // Before the dry-run return: a dry run is refused the same way.
+            immutable::check(res, &old, &new)?;
+        }
         let time = now();
         let served = if status_write {
             None
         } else {
             on_write(res, &mut new, &time)?
         };
-        if spec_changed(&old, &new) {
-            let g = old
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            meta_mut(&mut new).insert("generation".into(), json!(g + 1));
-        }
+        bump_generation(&old, &mut new);
         if !managed_done {
             meta_mut(&mut new).remove("managedFields");
             let av = res.api_version();
@@ -488,21 +578,34 @@ impl Store {
         if finalized {
             return self.remove_locked(inner, res, &old, Some(new));
         }
+        Ok(self.store_update(inner, res, old, new, served, status_write))
+    }
+
+    /// Stores an update that changes something, with its event, the resources a CRD now
+    /// serves, and the rollout a new generation starts.
+    fn store_update(
+        &self,
+        inner: &mut Inner,
+        res: &Resource,
+        old: Arc<Value>,
+        mut new: Value,
+        served: Option<Vec<Resource>>,
+        status_write: bool,
+    ) -> Value {
         inner.rv += 1;
         let rv = inner.rv;
         meta_mut(&mut new).insert("resourceVersion".into(), json!(rv.to_string()));
         let key = res.storage_key();
-        let ns_key = old_meta
-            .get("namespace")
+        let ns_key = old
+            .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
         let object = Arc::new(new);
-        inner
-            .objects
-            .entry(key.clone())
-            .or_default()
-            .insert((ns_key.clone(), name.clone()), object.clone());
+        inner.objects.entry(key.clone()).or_default().insert(
+            (ns_key.clone(), object_name(&old).to_string()),
+            object.clone(),
+        );
         if let Some(served) = served {
             // What the CRD served before goes, even if it now serves no version at all.
             let group = old
@@ -535,7 +638,7 @@ impl Store {
         if generation_changed && !status_write {
             self.notify_rollout(res, &object);
         }
-        Ok(present(res, &object))
+        present(res, &object)
     }
 
     /// PATCH in any of the four flavours; server-side apply creates a missing object.
@@ -549,82 +652,13 @@ impl Store {
         opts: &WriteOptions,
     ) -> Result<(bool, Value), ApiError> {
         let mut inner = self.lock();
-        let time = now();
         if kind == PatchKind::Apply {
-            let mut applied = patch.clone();
-            if !applied.is_object() {
-                return Err(ApiError::bad_request(
-                    "an apply patch must be a YAML or JSON object",
-                ));
-            }
-            let body_name = object_name(&applied).to_string();
-            if body_name != name {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
-                )));
-            }
-            if applied.get("apiVersion").is_none() || applied.get("kind").is_none() {
-                return Err(ApiError::bad_request(
-                    "apiVersion and kind are required in an apply patch",
-                ));
-            }
-            check_type(res, &mut applied, name)?;
-            check_namespace(res, &mut applied, ns)?;
-            let av = res.api_version();
-            let w = writer(opts, &av, &time);
-            let conflict = |c: Vec<_>| {
-                ApiError::new(409, "Conflict", conflict_message(&c))
-                    .with_details(json!({"name": name, "group": res.group, "kind": res.plural, "causes": conflict_causes(&c)}))
-            };
-            return match self.existing(&inner, res, ns, name) {
-                Err(e) if e.code == 404 => {
-                    if opts.subresource.is_some() {
-                        return Err(e);
-                    }
-                    let merged = server_side_apply(&json!({}), &applied, &w, opts.force)
-                        .map_err(conflict)?;
-                    self.create_locked(&mut inner, res, ns, merged, opts, true)
-                        .map(|o| (true, o))
-                }
-                Err(e) => Err(e),
-                Ok(old) => {
-                    let merged = server_side_apply(&present(res, &old), &applied, &w, opts.force)
-                        .map_err(conflict)?;
-                    self.update_locked(&mut inner, res, old, merged, opts, true)
-                        .map(|o| (false, o))
-                }
-            };
+            return self.apply_locked(&mut inner, res, ns, name, patch, opts);
         }
         let old = self.existing(&inner, res, ns, name)?;
         let current = present(res, &old);
-        let new = match kind {
-            PatchKind::Merge => {
-                if !patch.is_object() {
-                    return Err(ApiError::bad_request("a merge patch must be a JSON object"));
-                }
-                merge_patch(&current, patch)
-            }
-            PatchKind::Json => json_patch(&current, patch).map_err(|e| {
-                ApiError::new(
-                    422,
-                    "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
-                )
-            })?,
-            PatchKind::Strategic => {
-                if res.custom {
-                    return Err(ApiError::new(
-                        415,
-                        "UnsupportedMediaType",
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
-                    ));
-                }
-                strategic_merge(&current, patch).map_err(ApiError::bad_request)?
-            }
-            PatchKind::Apply => unreachable!("handled above"),
-        };
+        let mut new = patched(res, &current, kind, patch)?;
         // A patch that does not carry a resourceVersion must not trip the precondition.
-        let mut new = new;
         if patch.pointer("/metadata/resourceVersion").is_none()
             && let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut)
         {
@@ -632,6 +666,45 @@ impl Store {
         }
         self.update_locked(&mut inner, res, old, new, opts, false)
             .map(|o| (false, o))
+    }
+
+    /// Server-side apply: merges the applied configuration into the object (or into
+    /// nothing, creating it), with field ownership and conflicts.
+    fn apply_locked(
+        &self,
+        inner: &mut Inner,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+        opts: &WriteOptions,
+    ) -> Result<(bool, Value), ApiError> {
+        let applied = applied_config(res, ns, name, patch)?;
+        let time = now();
+        let av = res.api_version();
+        let w = writer(opts, &av, &time);
+        let conflict = |c: Vec<_>| {
+            ApiError::new(409, "Conflict", conflict_message(&c))
+                .with_details(json!({"name": name, "group": res.group, "kind": res.plural, "causes": conflict_causes(&c)}))
+        };
+        match self.existing(inner, res, ns, name) {
+            Err(e) if e.code == 404 => {
+                if opts.subresource.is_some() {
+                    return Err(e);
+                }
+                let merged =
+                    server_side_apply(&json!({}), &applied, &w, opts.force).map_err(conflict)?;
+                self.create_locked(inner, res, ns, merged, opts, true)
+                    .map(|o| (true, o))
+            }
+            Err(e) => Err(e),
+            Ok(old) => {
+                let merged = server_side_apply(&present(res, &old), &applied, &w, opts.force)
+                    .map_err(conflict)?;
+                self.update_locked(inner, res, old, merged, opts, true)
+                    .map(|o| (false, o))
+            }
+        }
     }
 
     /// DELETE: removes the object, or marks it for deletion while finalizers remain.

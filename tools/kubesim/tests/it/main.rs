@@ -4,6 +4,8 @@ mod bad_input;
 mod binary;
 mod client;
 mod common;
+mod immutable;
 mod kubectl;
+mod requests;
 mod semantics;
 mod tls;
