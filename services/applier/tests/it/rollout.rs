@@ -99,6 +99,7 @@ async fn a_revision_that_changes_nothing_writes_nothing_and_a_new_one_writes_onl
     );
 
     // The same objects in a new revision: nothing to write.
+    let writes_before = sim.requests().writes();
     validated(
         &s.log,
         "r2",
@@ -130,6 +131,12 @@ async fn a_revision_that_changes_nothing_writes_nothing_and_a_new_one_writes_onl
         resource_version(&b1),
         resource_version(&b2),
         "b not written"
+    );
+    assert_eq!(
+        sim.requests().writes(),
+        writes_before,
+        "no write request at all (dry runs are not writes): {:?}",
+        sim.requests()
     );
 
     // One object changes: only it is written, and its annotation names that revision.
@@ -165,6 +172,53 @@ async fn a_revision_that_changes_nothing_writes_nothing_and_a_new_one_writes_onl
         Some("r1"),
         "b was last changed by r1"
     );
+    s.shutdown.cancel();
+    s.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_immutable_field_refused_by_the_dry_run_fails_the_revision_and_writes_nothing() {
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let s = setup(&sim).await;
+    validated(
+        &s.log,
+        "r1",
+        vec![
+            deployment("web", "nginx:1.26", false),
+            configmap("a", "default", "blue"),
+        ],
+    )
+    .await;
+    outcome(&s.log, "r1", false).await;
+    let mut moved = deployment("web", "nginx:1.26", false);
+    moved["spec"]["selector"]["matchLabels"]["app"] = "web-2".into();
+    moved["spec"]["template"]["metadata"]["labels"]["app"] = "web-2".into();
+    let writes_before = sim.requests().writes();
+    validated(
+        &s.log,
+        "r2",
+        vec![moved, configmap("a", "default", "green")],
+    )
+    .await;
+    let done = outcome(&s.log, "r2", false).await;
+    let EventData::ApplyFailed(failed) = &done.data else {
+        panic!("expected a refusal, got {:?}", done.data)
+    };
+    assert!(!failed.transient);
+    assert_eq!(failed.results.len(), 1, "{:?}", failed.results);
+    let message = failed.results[0].message.as_deref().unwrap_or_default();
+    assert!(
+        message.contains("422") && message.contains("field is immutable"),
+        "the API's own reason: {message}"
+    );
+    assert_eq!(
+        live_configmap(&sim, "a").await.unwrap().data["data"]["color"],
+        "blue",
+        "nothing of r2 was written"
+    );
+    assert_eq!(sim.requests().writes(), writes_before);
     s.shutdown.cancel();
     s.task.await.unwrap().unwrap();
 }
