@@ -107,7 +107,10 @@ impl TargetWatch {
                 tokio::time::interval_at(tokio::time::Instant::now() + self.resync, self.resync);
             resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
+                // Biased: a new desired state is taken before anything is compared against
+                // the old one (an apply's outcome changes both it and `applying`).
                 tokio::select! {
+                    biased;
                     _ = shutdown.cancelled() => return,
                     changed = self.desired.changed() => {
                         if changed.is_err() {
@@ -121,6 +124,9 @@ impl TargetWatch {
                             return;
                         }
                         if !*self.applying.borrow_and_update() {
+                            if self.desired.has_changed().unwrap_or(false) {
+                                break;
+                            }
                             self.check_all(&applier, &desired, None).await;
                         }
                     }
@@ -218,6 +224,11 @@ impl TargetWatch {
         resource_version: Option<String>,
     ) {
         if !desired.objects.contains_key(reference) {
+            return;
+        }
+        if *self.applying.borrow() {
+            // Most likely a prune of the apply in flight; compared again when it is done.
+            tracing::debug!(kind = %reference.kind, name = %reference.name, "deleted during an apply; compared when it is done");
             return;
         }
         let observation = Observation::Drifted {

@@ -23,9 +23,10 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo's story is on stdout; its services' routine logs would drown it.
+    // The demo's story is on stdout; its services' logs (warnings included: the demo breaks
+    // things on purpose) would drown it.
     let default_filter = match cli.command {
-        commands::Command::Demo(_) => "warn",
+        commands::Command::Demo(_) => "error",
         _ => "warn,configsync=info",
     };
     telemetry::init(cli.log_format, default_filter);

@@ -1,6 +1,7 @@
 //! `configsync demo`: scaffolds an example configuration repository, runs the whole stack on
-//! it (local NATS, one kubesim cluster per environment, the six services), then makes a change
-//! and two drifts, printing the timeline of events as they happen.
+//! it (local NATS, one kubesim cluster per environment, the six services), then makes a change,
+//! two drifts, a removal (prune), a broken rollout (health, automatic rollback, pin) and its fix,
+//! printing the timeline of events as they happen.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

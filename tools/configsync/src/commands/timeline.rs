@@ -145,7 +145,15 @@ fn detail(e: &Received) -> String {
             d.consumer, d.stream_sequence, d.reason
         ),
         EventData::ResourcePruned(p) => format!("{} pruned", object(&p.object)),
-        EventData::HealthDegraded(h) => format!("{} unhealthy", h.unhealthy.len()),
+        EventData::HealthDegraded(h) => match h.unhealthy.first() {
+            Some(u) => format!(
+                "{} unhealthy: {}: {}",
+                h.unhealthy.len(),
+                object(&u.object),
+                u.reason
+            ),
+            None => "unhealthy".into(),
+        },
         EventData::HealthReady(h) => format!("{} objects healthy", h.objects),
         EventData::AuditCheckpoint(a) => format!("{} events indexed", a.events_indexed),
         EventData::ApprovalRequired(a) => {

@@ -239,9 +239,13 @@ async fn immutable_configmaps_and_secrets_refuse_data_changes() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_kubectl),
+    ignore = "kubectl is not on PATH: run tools/install-kubectl.sh (tools/test.sh does)"
+)]
 async fn kubectl_server_side_apply_of_a_changed_selector_prints_the_422() {
     let sim = start().await;
-    let Some(k) = Kubectl::new(&sim) else { return };
+    let k = Kubectl::new(&sim);
     let yaml = |app: &str| {
         format!(
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector: {{matchLabels: {{app: {app}}}}}\n  template:\n    metadata: {{labels: {{app: {app}}}}}\n    spec:\n      containers: [{{name: c, image: nginx}}]\n"
