@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use configsync_core::cluster::health::{Health, assess};
+use configsync_core::cluster::health::{Health, assess, needs_status};
 use configsync_core::cluster::{ClusterTarget, object_ref};
 use configsync_core::event::{
     HealthDegraded, HealthReady, ObjectRef, Received, RollbackRequested, RolloutWaiting,
@@ -140,6 +140,71 @@ impl HealthWatches {
     }
 }
 
+/// The health of each object of `pending`: one list per kind where several objects share it,
+/// single reads otherwise.
+async fn read_live(
+    cluster: &configsync_core::cluster::ClusterApplier,
+    pending: &[ObjectRef],
+) -> Vec<Health> {
+    let mut per_kind: HashMap<(&str, &str), usize> = HashMap::new();
+    for r in pending {
+        *per_kind.entry((&r.api_version, &r.kind)).or_default() += 1;
+    }
+    let mut listed: HashMap<(String, Option<String>, String), serde_json::Value> = HashMap::new();
+    for ((api_version, kind), count) in &per_kind {
+        if *count < LIST_FROM {
+            continue;
+        }
+        if let Ok(items) = cluster.list_managed(api_version, kind).await {
+            for item in items {
+                let mut value = serde_json::to_value(item).unwrap_or_default();
+                value["apiVersion"] = (*api_version).into();
+                value["kind"] = (*kind).into();
+                let key = (
+                    kind.to_string(),
+                    value["metadata"]["namespace"].as_str().map(str::to_string),
+                    value["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+                listed.insert(key, value);
+            }
+        }
+    }
+    let mut health = Vec::with_capacity(pending.len());
+    for reference in pending {
+        let listed_kind =
+            per_kind[&(reference.api_version.as_str(), reference.kind.as_str())] >= LIST_FROM;
+        let found = if listed_kind {
+            let namespace = match cluster.api_for(reference).await {
+                Ok((_, ns)) => ns,
+                Err(e) => {
+                    health.push(Health::InProgress(format!("cannot read it: {e}")));
+                    continue;
+                }
+            };
+            Ok(listed
+                .get(&(reference.kind.clone(), namespace, reference.name.clone()))
+                .cloned())
+        } else {
+            cluster
+                .get(reference)
+                .await
+                .map(|o| o.map(|o| serde_json::to_value(o).unwrap_or_default()))
+        };
+        health.push(match found {
+            Ok(Some(live)) => assess(&live),
+            Ok(None) => Health::Failed("the object is gone".into()),
+            Err(e) => Health::InProgress(format!("cannot read it: {e}")),
+        });
+    }
+    health
+}
+
+/// From how many pending objects of one kind a list is cheaper than single reads.
+const LIST_FROM: usize = 8;
+
 struct Watch {
     target: ClusterTarget,
     revision: String,
@@ -154,7 +219,15 @@ impl Watch {
             event: self.cause.as_ref(),
         };
         let bundle = applier.bundles.get_bundle(&self.bundle_digest).await?;
-        let objects: Vec<ObjectRef> = bundle.objects.iter().filter_map(object_ref).collect();
+        let total = bundle.objects.len();
+        // Objects with no status to wait for are ready once applied: only the others are read.
+        let mut pending: Vec<ObjectRef> = bundle
+            .objects
+            .iter()
+            .filter(|o| needs_status(o))
+            .filter_map(object_ref)
+            .collect();
+        drop(bundle);
         let cluster = applier
             .appliers
             .get(&self.target)
@@ -166,14 +239,10 @@ impl Watch {
             self.target.cluster.to_string(),
         );
         let unhealthy = loop {
+            let live = read_live(&cluster, &pending).await;
             let mut unhealthy = Vec::new();
             let mut failed = false;
-            for reference in &objects {
-                let health = match cluster.get(reference).await {
-                    Ok(Some(live)) => assess(&serde_json::to_value(live).unwrap_or_default()),
-                    Ok(None) => Health::Failed("the object is gone".into()),
-                    Err(e) => Health::InProgress(format!("cannot read it: {e}")),
-                };
+            for (reference, health) in pending.iter().zip(live) {
                 failed |= matches!(health, Health::Failed(_));
                 if let Some(reason) = health.reason() {
                     unhealthy.push(UnhealthyObject {
@@ -182,12 +251,14 @@ impl Watch {
                     });
                 }
             }
+            // An object is assessed until it is ready; the ready ones are not read again.
+            pending = unhealthy.iter().map(|u| u.object.clone()).collect();
             if unhealthy.is_empty() {
                 let ready = HealthReady {
                     environment: env.clone(),
                     cluster: name.clone(),
                     revision: self.revision.clone(),
-                    objects: objects.len() as u32,
+                    objects: total as u32,
                 };
                 tracing::info!(environment = %env, cluster = %name, revision = %self.revision, "healthy");
                 return applier.emit(&ready, cause, &[&self.revision]).await;

@@ -3,12 +3,13 @@
 //! RBAC, config, Services, workloads, the rest; `depends-on` edges) only the objects whose
 //! dry-run result differs from the live object, then prune behind the guard, then health.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use configsync_core::cluster::{
-    ApplyError, ClusterApplier, ClusterTarget, mark, may_prune, object_ref, would_change,
+    ApplyError, ClusterApplier, ClusterTarget, comparable, declared_match, mark, may_prune,
+    object_ref, would_change,
 };
 use configsync_core::event::{
     ApplyCounts, ApplyFailed, ApplyStarted, ApplySucceeded, ObjectAction, ObjectRef, ObjectResult,
@@ -231,12 +232,14 @@ impl Rollout<'_> {
         };
 
         let concurrency = self.applier.settings.concurrency.max(1);
+        let mut plans: Vec<Option<Plan>> = self.settled(cluster, objects).await?;
         // In bundle order (`buffered`), so results read like the bundle. The futures are built
         // before they are streamed: a stream of closures over borrowed
         // data makes the handler's future lose `Send` (rust-lang/rust#102211).
         let planning: Vec<_> = objects
             .iter()
             .enumerate()
+            .filter(|(i, _)| plans[*i].is_none())
             .map(|(i, o)| {
                 let cluster = cluster.clone();
                 async move { (i, plan(&cluster, o).await) }
@@ -246,7 +249,6 @@ impl Rollout<'_> {
             .buffered(concurrency)
             .collect()
             .await;
-        let mut plans: Vec<Option<Plan>> = vec![None; objects.len()];
         let mut refused = Vec::new();
         for (i, plan) in planned {
             match plan {
@@ -314,6 +316,105 @@ impl Rollout<'_> {
             }
         }
         Ok(results)
+    }
+
+    /// The objects that need neither a dry run nor a write: declared exactly as in the
+    /// deployed revision (so ConfigSync already owns exactly these fields) and, in the live
+    /// object, still at those values. Read with one list per kind, so re-applying an unchanged
+    /// revision of 10,000 objects costs a handful of requests. Everything else is planned
+    /// with a dry run.
+    async fn settled(
+        &self,
+        cluster: &Arc<ClusterApplier>,
+        objects: &[Value],
+    ) -> Result<Vec<Option<Plan>>, Stop> {
+        let mut plans = vec![None; objects.len()];
+        let Some(deployed) = &self.state.deployed_bundle else {
+            return Ok(plans);
+        };
+        let previous = match self.applier.bundles.get_bundle(deployed).await {
+            Ok(b) => b.objects,
+            Err(e) => {
+                tracing::warn!(bundle = %deployed, error = %e, "cannot read the deployed bundle; every object is dry-run");
+                return Ok(plans);
+            }
+        };
+        // Both marked alike (bundles are stored unmarked), the revision left out.
+        let normal = |o: &Value| {
+            let mut o = o.clone();
+            mark(&mut o, self.env(), "");
+            comparable(&o)
+        };
+        let before: HashMap<Key, Value> = previous
+            .iter()
+            .filter_map(|o| Some((Key::of_value(o)?, normal(o))))
+            .collect();
+        let same: Vec<usize> = objects
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| {
+                Key::of_value(o)
+                    .and_then(|k| before.get(&k))
+                    .is_some_and(|b| *b == normal(o))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if same.is_empty() {
+            return Ok(plans);
+        }
+        let kinds: BTreeSet<(String, String)> = same
+            .iter()
+            .filter_map(|&i| {
+                Some((
+                    objects[i]["apiVersion"].as_str()?.to_string(),
+                    objects[i]["kind"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        let mut live: HashMap<Key, Value> = HashMap::new();
+        for (api_version, kind) in kinds {
+            let items = match cluster.list_managed(&api_version, &kind).await {
+                Ok(items) => items,
+                Err(e) if e.is_transient() => return Err(Stop::Unreachable(e.to_string())),
+                // A kind not served yet (its CRD comes with this revision): dry-run them.
+                Err(_) => continue,
+            };
+            for item in items {
+                let mut value = serde_json::to_value(item).unwrap_or_default();
+                value["apiVersion"] = api_version.clone().into();
+                value["kind"] = kind.clone().into();
+                if let Some(key) = Key::of_value(&value) {
+                    live.insert(key, value);
+                }
+            }
+        }
+        for i in same {
+            let Some(reference) = object_ref(&objects[i]) else {
+                continue;
+            };
+            // The live object's namespace is the effective one (`default` when none is named).
+            let namespace = match cluster.api_for(&reference).await {
+                Ok((_, ns)) => ns,
+                Err(_) => continue,
+            };
+            let key = Key::of_value(&objects[i]).map(|k| Key { namespace, ..k });
+            if let Some(current) = key.and_then(|k| live.get(&k))
+                && declared_match(&objects[i], current)
+            {
+                plans[i] = Some(Plan {
+                    exists: true,
+                    changes: false,
+                });
+            }
+        }
+        tracing::debug!(
+            environment = self.env(),
+            cluster = self.cluster(),
+            settled = plans.iter().filter(|p| p.is_some()).count(),
+            objects = objects.len(),
+            "objects unchanged since the deployed revision"
+        );
+        Ok(plans)
     }
 
     /// Deletes the objects the target's earlier bundles had and this one has not, behind the

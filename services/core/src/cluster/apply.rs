@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Scope;
 use serde_json::Value;
@@ -130,6 +130,30 @@ pub fn comparable(object: &Value) -> Value {
 /// Whether applying (with the dry-run result `after`) would change the live object `before`.
 pub fn would_change(before: &Value, after: &Value) -> bool {
     comparable(before) != comparable(after)
+}
+
+/// Whether every field `declared` sets has the same value in `live` (lists item by item;
+/// ConfigSync's revision annotation, `apiVersion` and `kind` left out: list items carry no
+/// type). A strict, literal test: a value the server normalises (`1000m` stored as `1`) does
+/// not match, which only sends the object down the slower, exact path of a dry run.
+pub fn declared_match(declared: &Value, live: &Value) -> bool {
+    fn matches(declared: &Value, live: &Value) -> bool {
+        match (declared, live) {
+            (Value::Object(d), Value::Object(l)) => d
+                .iter()
+                .all(|(k, v)| l.get(k).is_some_and(|lv| matches(v, lv))),
+            (Value::Array(d), Value::Array(l)) => {
+                d.len() == l.len() && d.iter().zip(l).all(|(a, b)| matches(a, b))
+            }
+            (d, l) => d == l,
+        }
+    }
+    let mut declared = comparable(declared);
+    if let Some(map) = declared.as_object_mut() {
+        map.remove("apiVersion");
+        map.remove("kind");
+    }
+    matches(&declared, live)
 }
 
 /// Whether the live object may be deleted by ConfigSync for `environment`: it carries the
@@ -269,6 +293,23 @@ impl ClusterApplier {
         params.dry_run = dry_run;
         api.patch(&reference.name, &params, &Patch::Apply(&object))
             .await
+            .map_err(ApplyError::from_kube)
+    }
+
+    /// Every object of a kind that carries ConfigSync's managed-by label, in all namespaces:
+    /// one request however many objects.
+    pub async fn list_managed(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Vec<DynamicObject>, ApplyError> {
+        let (resource, _) = self.resource(api_version, kind).await?;
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        let params =
+            ListParams::default().labels(&format!("{}={}", MANAGED_BY_LABEL.0, MANAGED_BY_LABEL.1));
+        api.list(&params)
+            .await
+            .map(|list| list.items)
             .map_err(ApplyError::from_kube)
     }
 

@@ -33,6 +33,33 @@ impl Health {
     }
 }
 
+/// Whether the health of a declared object depends on what the cluster reports: kinds with
+/// no status to wait for (configuration, RBAC, plain Services) are ready once applied, and
+/// need no read.
+pub fn needs_status(declared: &Value) -> bool {
+    let kind = declared["kind"].as_str().unwrap_or_default();
+    let core_or_rbac = matches!(
+        declared["apiVersion"].as_str().unwrap_or_default(),
+        "v1" | "rbac.authorization.k8s.io/v1" | "networking.k8s.io/v1" | "policy/v1"
+    );
+    let statusless = matches!(
+        kind,
+        "ConfigMap"
+            | "Secret"
+            | "ServiceAccount"
+            | "Role"
+            | "RoleBinding"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "NetworkPolicy"
+            | "PodDisruptionBudget"
+            | "LimitRange"
+            | "ResourceQuota"
+            | "Namespace"
+    ) || (kind == "Service" && declared["spec"]["type"] != "LoadBalancer");
+    !(core_or_rbac && statusless)
+}
+
 /// The health of `object` (a live object as the API server returns it).
 pub fn assess(object: &Value) -> Health {
     let kind = object["kind"].as_str().unwrap_or_default();
@@ -244,6 +271,17 @@ mod tests {
             "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"web-1\" has timed out progressing."}]}),
         );
         assert!(matches!(assess(&stuck), Health::Failed(r) if r.contains("timed out")));
+    }
+
+    #[test]
+    fn only_kinds_with_a_status_to_wait_for_are_read() {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap"});
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "spec": {"type": "ClusterIP"}});
+        let lb = json!({"apiVersion": "v1", "kind": "Service", "spec": {"type": "LoadBalancer"}});
+        let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment"});
+        let custom = json!({"apiVersion": "example.com/v1", "kind": "ConfigMap"});
+        assert!(!needs_status(&cm) && !needs_status(&svc));
+        assert!(needs_status(&lb) && needs_status(&deploy) && needs_status(&custom));
     }
 
     #[test]
