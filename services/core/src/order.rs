@@ -7,6 +7,7 @@
 //!
 //! Pruning goes the other way: the last level first.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
@@ -63,8 +64,34 @@ fn declared(object: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+impl OrderError {
+    /// The object the error is about (`Kind/namespace/name`).
+    pub fn object(&self) -> &str {
+        match self {
+            Self::UnknownDependency { object, .. } | Self::BadDependency { object, .. } => object,
+            Self::Cycle { cycle } => cycle.first().map(String::as_str).unwrap_or_default(),
+        }
+    }
+
+    /// A stable rule id for findings.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Self::UnknownDependency { .. } => "order.unknown-dependency",
+            Self::BadDependency { .. } => "order.invalid-dependency",
+            Self::Cycle { .. } => "order.cycle",
+        }
+    }
+}
+
+/// Whether any object declares dependencies (only then can [`levels`] fail).
+pub fn declares_dependencies<V: Borrow<Value>>(objects: &[V]) -> bool {
+    objects.iter().any(|o| !declared(o.borrow()).is_empty())
+}
+
 /// The indices of `objects` grouped in levels, in the order they are applied.
-pub fn levels(objects: &[Value]) -> Result<Vec<Vec<usize>>, OrderError> {
+pub fn levels<V: Borrow<Value>>(objects: &[V]) -> Result<Vec<Vec<usize>>, OrderError> {
+    let objects: Vec<&Value> = objects.iter().map(Borrow::borrow).collect();
+    let objects = objects.as_slice();
     let index: HashMap<String, usize> = objects
         .iter()
         .enumerate()
@@ -108,7 +135,7 @@ pub fn levels(objects: &[Value]) -> Result<Vec<Vec<usize>>, OrderError> {
     }
     fn visit(
         i: usize,
-        objects: &[Value],
+        objects: &[&Value],
         edges: &[Vec<usize>],
         marks: &mut [Mark],
         path: &mut Vec<usize>,

@@ -96,11 +96,33 @@ impl Checker {
             let with_crds: Vec<Manifest> = manifests.iter().chain(extra_crds).cloned().collect();
             findings.extend(references::check(&with_crds, &self.options.external));
         }
+        findings.extend(order_findings(manifests));
         findings
     }
 
     pub fn options(&self) -> &Options {
         &self.options
+    }
+}
+
+/// `configsync.io/depends-on` annotations that name nothing in the revision, are malformed
+/// or form a cycle: caught here, so the applier never meets them at run time.
+fn order_findings(manifests: &[Manifest]) -> Vec<Finding> {
+    let objects: Vec<&serde_json::Value> = manifests.iter().map(|m| &m.object).collect();
+    if !configsync_core::order::declares_dependencies(&objects) {
+        return Vec::new();
+    }
+    match configsync_core::order::levels(&objects) {
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            let at = manifests
+                .iter()
+                .find(|m| configsync_core::order::key_of(&m.object) == e.object());
+            vec![match at {
+                Some(m) => m.finding(Severity::Error, e.rule(), e.to_string()),
+                None => Finding::file_error(e.rule(), "", None, e.to_string()),
+            }]
+        }
     }
 }
 

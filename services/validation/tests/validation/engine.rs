@@ -116,3 +116,58 @@ fn yaml_1_1_numbers_and_booleans_are_read_as_kubectl_reads_them() {
         "the object applied carries the number"
     );
 }
+
+/// The rules of `configsync.io/depends-on` findings in a checkout of `files`.
+fn order_rules(files: &[(&str, &str)]) -> Vec<(String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join("configs/dev").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let checker = Checker::new(Options::default(), &[]).unwrap();
+    let outcome = engine::validate_checkout(
+        &checker,
+        dir.path(),
+        &[PathBuf::from("configs/dev")],
+        &[],
+        None,
+    );
+    outcome
+        .findings
+        .iter()
+        .filter(|f| f.rule.starts_with("order."))
+        .map(|f| (f.rule.clone(), f.message.clone()))
+        .collect()
+}
+
+fn config_map(name: &str, depends_on: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\n  annotations:\n    configsync.io/depends-on: {depends_on}\n  labels:\n    app.kubernetes.io/name: {name}\ndata:\n  k: v\n"
+    )
+}
+
+#[test]
+fn a_dependency_cycle_or_on_nothing_is_a_finding_not_a_runtime_hang() {
+    let cycle = order_rules(&[
+        ("a.yaml", &config_map("a", "ConfigMap/b")),
+        ("b.yaml", &config_map("b", "ConfigMap/default/a")),
+    ]);
+    assert_eq!(cycle.len(), 1, "{cycle:?}");
+    assert_eq!(cycle[0].0, "order.cycle");
+    assert!(cycle[0].1.contains("ConfigMap/default/a") && cycle[0].1.contains("->"));
+
+    let unknown = order_rules(&[("a.yaml", &config_map("a", "Secret/missing"))]);
+    assert_eq!(unknown[0].0, "order.unknown-dependency", "{unknown:?}");
+    assert!(unknown[0].1.contains("Secret/missing"));
+
+    let fine = order_rules(&[
+        ("a.yaml", &config_map("a", "ConfigMap/b")),
+        ("b.yaml", &config_map("b", "ConfigMap/c")),
+        (
+            "c.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: default\n  labels:\n    app.kubernetes.io/name: c\ndata:\n  k: v\n",
+        ),
+    ]);
+    assert!(fine.is_empty(), "{fine:?}");
+}
