@@ -336,7 +336,7 @@ fn main() -> anyhow::Result<()> {
         let kubectl: Value = serde_json::from_slice(&kubectl.stdout).unwrap_or_default();
         println!("rollout benchmark: release build, {} cores, sizes {sizes:?}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
         println!(
-            "baseline: kubectl {} (`apply --server-side`), each tool against its own in-process kubesim; the applier is its own process (concurrency 16, dry run of every object before any write)",
+            "baseline: kubectl {} (`apply --server-side`), each tool against its own in-process kubesim; the applier is its own process (concurrency 16; every object that may change is dry-run before any write)",
             kubectl["clientVersion"]["gitVersion"].as_str().unwrap_or("?")
         );
         for n in &sizes {
