@@ -645,10 +645,7 @@ mod tests {
                 }
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {
                     walk(&path, out);
-                } else if path
-                    .extension()
-                    .is_some_and(|e| e == "yaml" || e == "yml")
-                {
+                } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
                     out.push(path);
                 }
             }

@@ -1067,7 +1067,10 @@ fn validate_finds_the_root_of_each_path_from_anywhere() {
     let out = validate_from(&base.join("elsewhere"), &["../loose/cm.yaml"]);
     let shown = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{shown}");
-    assert!(shown.starts_with("cm.yaml - ConfigMap loose is valid"), "{shown}");
+    assert!(
+        shown.starts_with("cm.yaml - ConfigMap loose is valid"),
+        "{shown}"
+    );
 
     // Two work trees: each with its own root, named with it so names stay unambiguous.
     let out = validate_from(
@@ -1081,7 +1084,10 @@ fn validate_finds_the_root_of_each_path_from_anywhere() {
         "other/app/cm.yaml - ConfigMap other is valid",
         "loose/cm.yaml - ConfigMap loose is valid",
     ] {
-        assert!(shown.contains(&format!("{}/{name}", base.display())), "{shown}");
+        assert!(
+            shown.contains(&format!("{}/{name}", base.display())),
+            "{shown}"
+        );
     }
     assert_eq!(
         shown.matches("policy of the work tree ran").count(),
