@@ -8,9 +8,6 @@ use configsync_core::log::{EventLog, Fold, ReplayError, Start, Until, replay_fil
 
 use crate::report::Reporter;
 
-/// Every drift event of every target, from the beginning of the log.
-const DRIFT_EVENTS: &str = "configsync.evt.*.*.drift.>";
-
 /// Feeds drift events to the reporter of their target.
 struct Seed<'a> {
     reporters: &'a mut HashMap<String, Reporter>,
@@ -40,7 +37,7 @@ pub async fn seed(
     replay_filtered(
         &log.js,
         log.stream(),
-        DRIFT_EVENTS,
+        &configsync_core::subject::domain_filter("drift"),
         Start::Beginning,
         Until::End,
         &mut seed,
