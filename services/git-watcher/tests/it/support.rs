@@ -312,20 +312,24 @@ impl GitDaemon {
             .status()
             .map(|s| s.success())
             .unwrap_or(false)
-            && Command::new("git")
-                .arg("--exec-path")
-                .output()
-                .ok()
-                .map(|o| {
-                    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("git-daemon")
-                })
-                .is_some_and(|p| p.exists())
+            && Self::binary().is_some_and(|p| p.exists())
+    }
+
+    /// The `git-daemon` program itself (`git daemon` is a wrapper that runs it as a child).
+    fn binary() -> Option<PathBuf> {
+        Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .ok()
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("git-daemon"))
     }
 
     /// Serves `base` on `port` and waits until it accepts connections.
     pub async fn start(base: &Path, port: u16) -> Self {
-        let child = Command::new("git")
-            .arg("daemon")
+        // `git-daemon` directly, not the `git daemon` wrapper: killing the wrapper on drop left
+        // its git-daemon child running, orphaned, with every inherited descriptor open (such as
+        // a build lock held by the test runner's parent).
+        let child = Command::new(Self::binary().expect("git --exec-path"))
             .arg("--export-all")
             .arg("--informative-errors")
             .arg("--reuseaddr")
