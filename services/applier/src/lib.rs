@@ -69,7 +69,11 @@ pub struct RolloutArgs {
     #[arg(long, env = "CONFIGSYNC_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
     /// Requests in flight per cluster while applying one level of objects.
-    #[arg(long = "apply-concurrency", env = "CONFIGSYNC_APPLY_CONCURRENCY", default_value_t = 16)]
+    #[arg(
+        long = "apply-concurrency",
+        env = "CONFIGSYNC_APPLY_CONCURRENCY",
+        default_value_t = 16
+    )]
     pub concurrency: usize,
 }
 

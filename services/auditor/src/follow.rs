@@ -50,10 +50,9 @@ pub async fn follow(
         } else {
             Start::Sequence(last + 1)
         };
-        let filter = format!("{}.>", subject::ROOT);
         let mut reader = tokio::select! {
             _ = shutdown.cancelled() => break 'open,
-            opened = Reader::open(&log.js, log.stream(), start, Some(&filter)) => match opened {
+            opened = Reader::open(&log.js, log.stream(), start, Some(subject::EVERYTHING)) => match opened {
                 Ok(r) => r,
                 Err(e) => {
                     let delay = backoff.next_delay();

@@ -24,11 +24,14 @@ use tantivy::schema::{DateOptions, Field, INDEXED, NumericOptions, STORED, STRIN
 pub mod name {
     pub const ID: &str = "id";
     pub const TYPE: &str = "type";
-    pub const ENVIRONMENT: &str = "environment";
-    pub const CLUSTER: &str = "cluster";
-    pub const REVISION: &str = "revision";
-    pub const ACTOR: &str = "actor";
-    pub const CORRELATION_ID: &str = "correlationid";
+    use configsync_core::event::ext;
+
+    // The fields of the CloudEvents extensions are named after them.
+    pub const ENVIRONMENT: &str = ext::ENVIRONMENT;
+    pub const CLUSTER: &str = ext::CLUSTER;
+    pub const REVISION: &str = ext::REVISION;
+    pub const ACTOR: &str = ext::ACTOR;
+    pub const CORRELATION_ID: &str = ext::CORRELATION_ID;
     pub const SOURCE: &str = "source";
     pub const SUBJECT: &str = "subject";
     pub const TIME: &str = "time";

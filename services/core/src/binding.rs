@@ -8,12 +8,16 @@
 //! accepts structured mode (`content-type: application/cloudevents+json`).
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use cloudevents::event::{ExtensionValue, SpecVersion};
 use cloudevents::{AttributesReader, AttributesWriter, Data, Event, EventBuilder, EventBuilderV10};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+use crate::event::ext;
 
 /// The header JetStream deduplicates on.
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
@@ -88,27 +92,33 @@ pub fn encode_binary(event: &Event) -> (HeaderMap, Bytes) {
     (headers, payload)
 }
 
-/// `ce-<attribute>`: static (allocation-free) for the attributes every event has; `None` for
-/// a name CloudEvents does not allow (lowercase ASCII letters and digits only), which could
-/// not be a valid header either.
+/// The context attributes of CloudEvents 1.0 that every binding carries as `ce-` headers
+/// (`datacontenttype` travels as `content-type`).
+const CORE_ATTRIBUTES: [&str; 7] = [
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "dataschema",
+];
+
+/// The headers of the attributes every ConfigSync event may have — the core attributes and
+/// the extensions of `event::ext` — parsed once, so encoding an event allocates no names.
+static KNOWN_HEADERS: LazyLock<Vec<(&'static str, HeaderName)>> = LazyLock::new(|| {
+    CORE_ATTRIBUTES
+        .iter()
+        .chain(ext::ALL.iter())
+        .filter_map(|a| Some((*a, format!("{PREFIX}{a}").parse().ok()?)))
+        .collect()
+});
+
+/// `ce-<attribute>`; `None` for a name CloudEvents does not allow (lowercase ASCII letters
+/// and digits only), which could not be a valid header either.
 fn header_name(attribute: &str) -> Option<HeaderName> {
-    const KNOWN: [&str; 13] = [
-        "ce-specversion",
-        "ce-id",
-        "ce-source",
-        "ce-type",
-        "ce-subject",
-        "ce-time",
-        "ce-dataschema",
-        "ce-environment",
-        "ce-cluster",
-        "ce-revision",
-        "ce-correlationid",
-        "ce-traceparent",
-        "ce-actor",
-    ];
-    if let Some(known) = KNOWN.iter().find(|h| &h[PREFIX.len()..] == attribute) {
-        return Some(HeaderName::from_static(known));
+    if let Some((_, known)) = KNOWN_HEADERS.iter().find(|(a, _)| *a == attribute) {
+        return Some(known.clone());
     }
     let valid = !attribute.is_empty()
         && attribute
@@ -120,6 +130,17 @@ fn header_name(attribute: &str) -> Option<HeaderName> {
     format!("{PREFIX}{attribute}").parse().ok()
 }
 
+/// Whether a `content-type` (or `datacontenttype`) names `media_type`: its essence, before
+/// any parameters (`; charset=utf-8`), compared without regard to case as media types are.
+pub fn is_media_type(content_type: &str, media_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .eq_ignore_ascii_case(media_type)
+}
+
 /// Decodes a NATS message in binary or structured content mode.
 ///
 /// JSON data is parsed into `Data::Json` so that re-serializing the event (for `events tail`)
@@ -127,16 +148,9 @@ fn header_name(attribute: &str) -> Option<HeaderName> {
 /// payload decoder with a precise reason.
 pub fn decode(headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Event, BindingError> {
     let fields = header_fields(headers);
-    let content_type = fields.get(CONTENT_TYPE).map(String::as_str);
-    let structured = content_type
-        .map(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .eq_ignore_ascii_case(STRUCTURED_CONTENT_TYPE)
-        })
-        .unwrap_or(false);
+    let structured = fields
+        .get(CONTENT_TYPE)
+        .is_some_and(|ct| is_media_type(ct, STRUCTURED_CONTENT_TYPE));
     if structured {
         return decode_structured(payload);
     }
@@ -268,14 +282,7 @@ fn invalid(e: cloudevents::event::EventBuilderError) -> BindingError {
 fn normalise_json_data(event: &mut Event) {
     let is_json = event
         .datacontenttype()
-        .map(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .eq_ignore_ascii_case(crate::event::DATA_CONTENT_TYPE)
-        })
-        .unwrap_or(false);
+        .is_some_and(|ct| is_media_type(ct, crate::event::DATA_CONTENT_TYPE));
     if !is_json {
         return;
     }
@@ -289,24 +296,14 @@ fn normalise_json_data(event: &mut Event) {
     }
 }
 
+/// What the binding percent-encodes in a header value (the CloudEvents HTTP binding's rule,
+/// which the NATS binding follows): space, `"`, `%`, and everything outside printable ASCII —
+/// the controls and DEL here, non-ASCII characters by `utf8_percent_encode` itself.
+const HEADER_ENCODE: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
+
 /// Percent-encodes a header value as the binding requires (borrowing when nothing needs it).
 pub fn percent_encode(value: &str) -> std::borrow::Cow<'_, str> {
-    let safe = |b: u8| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'%';
-    if value.bytes().all(safe) {
-        return std::borrow::Cow::Borrowed(value);
-    }
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(value.len() + 16);
-    for &b in value.as_bytes() {
-        if safe(b) {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 0xf) as usize] as char);
-        }
-    }
-    std::borrow::Cow::Owned(out)
+    utf8_percent_encode(value, HEADER_ENCODE).into()
 }
 
 /// Decodes a percent-encoded header value strictly: every `%` must start a two-digit hex
@@ -354,6 +351,36 @@ mod tests {
             assert!(enc.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{enc}");
             assert_eq!(percent_decode(&enc).unwrap(), s);
         }
+    }
+
+    #[test]
+    fn percent_encoding_is_exactly_the_bindings_set() {
+        assert_eq!(
+            percent_encode("a b\"c%d\u{7f}\u{1}é!#&'+/:;=?@[]~"),
+            "a%20b%22c%25d%7F%01%C3%A9!#&'+/:;=?@[]~"
+        );
+        assert!(matches!(
+            percent_encode("io.configsync.apply.succeeded.v1"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        for attribute in CORE_ATTRIBUTES.iter().chain(ext::ALL.iter()) {
+            assert_eq!(
+                header_name(attribute).map(|h| AsRef::<str>::as_ref(&h).to_string()),
+                Some(format!("ce-{attribute}"))
+            );
+        }
+        assert_eq!(header_name("Bad-Name"), None);
+    }
+
+    #[test]
+    fn media_types_compare_by_essence() {
+        assert!(is_media_type("application/json", "application/json"));
+        assert!(is_media_type(
+            " Application/JSON ; charset=utf-8",
+            "application/json"
+        ));
+        assert!(!is_media_type("application/json-seq", "application/json"));
+        assert!(!is_media_type("", "application/json"));
     }
 
     #[test]

@@ -86,7 +86,7 @@ impl NatsArgs {
     /// reconnects by itself for as long as the process runs.
     pub async fn connect(&self, client_name: &str) -> Result<async_nats::Client, ConnectError> {
         let started = tokio::time::Instant::now();
-        let shown = redact_url(&self.nats_url);
+        let shown = crate::credentials::redact_url(&self.nats_url);
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
             let mut options = async_nats::ConnectOptions::new()
@@ -139,38 +139,5 @@ impl NatsArgs {
                 }
             }
         }
-    }
-}
-
-/// Removes credentials from a URL before it is logged.
-pub fn redact_url(url: &str) -> String {
-    url.split(',')
-        .map(|one| match (one.find("://"), one.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                format!("{}://<redacted>@{}", &one[..scheme], &one[at + 1..])
-            }
-            (None, Some(at)) => format!("<redacted>@{}", &one[at + 1..]),
-            _ => one.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_never_reach_logs() {
-        assert_eq!(
-            redact_url("nats://u:secret@h:4222"),
-            "nats://<redacted>@h:4222"
-        );
-        assert_eq!(
-            redact_url("nats://h:1,tls://a:b@h2:2"),
-            "nats://h:1,tls://<redacted>@h2:2"
-        );
-        assert_eq!(redact_url("tok@h"), "<redacted>@h");
-        assert_eq!(redact_url("nats://h:4222"), "nats://h:4222");
     }
 }

@@ -6,6 +6,7 @@ pub mod binding;
 #[cfg(feature = "kube")]
 pub mod cluster;
 pub mod config;
+pub mod credentials;
 pub mod event;
 pub mod fold;
 pub mod local_nats;

@@ -145,8 +145,8 @@ pub fn levels<V: Borrow<Value>>(objects: &[V]) -> Result<Vec<Vec<usize>>, OrderE
             Mark::Visiting => {
                 let start = path.iter().position(|&p| p == i).unwrap_or(0);
                 let mut cycle: Vec<String> =
-                    path[start..].iter().map(|&p| key_of(&objects[p])).collect();
-                cycle.push(key_of(&objects[i]));
+                    path[start..].iter().map(|&p| key_of(objects[p])).collect();
+                cycle.push(key_of(objects[i]));
                 return Err(OrderError::Cycle { cycle });
             }
             Mark::New => {}

@@ -17,7 +17,12 @@
 //! | one environment | `configsync.evt.prod.>` |
 //! | one target | `configsync.evt.prod.eu-1.>` |
 //! | one domain in one environment | `configsync.evt.prod.*.drift.>` |
+//! | one domain everywhere | `configsync.evt.*.*.drift.>` ([`domain_filter`]) |
+//! | events of no environment or cluster | `configsync.evt._._.>` ([`UNROUTED_EVENTS`]) |
 //! | dead letters | `configsync.dlq.>` |
+//! | everything | `configsync.>` ([`EVERYTHING`]) |
+//!
+//! Filters are built here only, so that the scheme lives in one place.
 
 use crate::names::{InvalidName, Name};
 
@@ -31,6 +36,10 @@ pub const ALL_EVENTS: &str = "configsync.evt.>";
 pub const ALL_DEAD_LETTERS: &str = "configsync.dlq.>";
 /// The token that stands for "no environment" or "no cluster".
 pub const NONE: &str = "_";
+/// Every subject of ConfigSync: events and dead letters.
+pub const EVERYTHING: &str = "configsync.>";
+/// Every event that concerns no environment or cluster (commits, source failures, rewrites).
+pub const UNROUTED_EVENTS: &str = "configsync.evt._._.>";
 
 /// The subject an event of `type_name` with the given routing is stored under.
 pub fn for_event(
@@ -59,6 +68,12 @@ pub fn type_filter(type_name: &str) -> String {
 /// The filter that matches every event about one environment and its targets.
 pub fn environment_filter(environment: &Name) -> String {
     format!("{ROOT}.evt.{environment}.>")
+}
+
+/// The filter that matches every event of one domain (`drift`: `drift.detected.v1`,
+/// `drift.resolved.v1`, ...) in every environment and cluster.
+pub fn domain_filter(domain: &str) -> String {
+    format!("{ROOT}.evt.*.*.{}.>", type_suffix(domain))
 }
 
 /// `io.configsync.apply.succeeded.v1` → `apply.succeeded.v1`. Types from elsewhere keep their
@@ -110,6 +125,14 @@ mod tests {
             type_filter("io.configsync.drift.detected.v1"),
             "configsync.evt.*.*.drift.detected.v1"
         );
+        assert_eq!(domain_filter("drift"), "configsync.evt.*.*.drift.>");
+        assert_eq!(domain_filter("a*b"), "configsync.evt.*.*.a_b.>");
+        let commit = for_event("io.configsync.commit.detected.v1", None, None).unwrap();
+        assert_eq!(UNROUTED_EVENTS, format!("{ROOT}.evt.{NONE}.{NONE}.>"));
+        assert!(commit.starts_with(UNROUTED_EVENTS.trim_end_matches('>')));
+        assert_eq!(EVERYTHING, format!("{ROOT}.>"));
+        assert_eq!(ALL_EVENTS, format!("{ROOT}.evt.>"));
+        assert_eq!(ALL_DEAD_LETTERS, format!("{ROOT}.dlq.>"));
     }
 
     #[test]

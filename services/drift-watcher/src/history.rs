@@ -9,9 +9,6 @@ use configsync_core::names::Target;
 
 use crate::report::Reporter;
 
-/// Every drift event of every target, from the beginning of the log.
-const DRIFT_EVENTS: &str = "configsync.evt.*.*.drift.>";
-
 /// Feeds drift events to the reporter of their target.
 struct Seed<'a> {
     reporters: &'a mut HashMap<Target, Reporter>,
@@ -42,7 +39,7 @@ pub async fn seed(
     replay_filtered(
         &log.js,
         log.stream(),
-        DRIFT_EVENTS,
+        &configsync_core::subject::domain_filter("drift"),
         Start::Beginning,
         Until::End,
         &mut seed,

@@ -62,11 +62,7 @@ impl ServiceConfig for Config {
     }
 }
 
-/// The durable consumer shared by the replicas of this service, if it consumes events.
-pub fn consumer() -> Option<ConsumerSpec> {
-    Some(spec())
-}
-
+/// The durable consumer shared by the replicas of this service (named after it).
 fn spec() -> ConsumerSpec {
     ConsumerSpec::new(
         NAME,

@@ -47,10 +47,6 @@ impl Fold for SourceFold {
     }
 }
 
-/// Events that concern no environment or cluster: commits and rewrites among them. The replay
-/// reads only these, not every apply and drift of the log.
-const SOURCE_EVENTS: &str = "configsync.evt._._.>";
-
 /// Replays the log's source events to find what was last seen of `repository` (already
 /// redacted) and `branch`.
 pub async fn last_seen(
@@ -67,7 +63,7 @@ pub async fn last_seen(
     replay_filtered(
         &log.js,
         log.stream(),
-        SOURCE_EVENTS,
+        configsync_core::subject::UNROUTED_EVENTS,
         Start::Beginning,
         Until::End,
         &mut fold,

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use configsync_core::config::ServiceArgs;
 use configsync_core::git;
-use configsync_core::log::ConsumerSpec;
 use configsync_core::service::{Service, ServiceConfig, ServiceError};
 use tokio_util::sync::CancellationToken;
 
@@ -56,18 +55,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration following `repo` with the defaults of every other flag (for embedding,
-    /// e.g. `configsync up`).
-    pub fn new(service: ServiceArgs, repo: impl Into<String>) -> Self {
-        Self {
-            service,
-            repo: repo.into(),
-            branch: "main".into(),
-            poll_interval: Duration::from_secs(5),
-            work_dir: None,
-        }
-    }
-
     /// The mirror directory: `--work-dir`, or the default for this remote.
     pub fn mirror_dir(&self) -> PathBuf {
         self.work_dir
@@ -81,7 +68,10 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("service", &self.service)
-            .field("repo", &git::redact(&self.repo))
+            .field(
+                "repo",
+                &configsync_core::credentials::redact_url(&self.repo),
+            )
             .field("branch", &self.branch)
             .field("poll_interval", &self.poll_interval)
             .field("work_dir", &self.work_dir)
@@ -93,12 +83,6 @@ impl ServiceConfig for Config {
     fn service_args(&self) -> &ServiceArgs {
         &self.service
     }
-}
-
-/// The git-watcher consumes nothing (it replays its own events instead), so it binds no
-/// durable consumer.
-pub fn consumer() -> Option<ConsumerSpec> {
-    None
 }
 
 /// Runs the service until `shutdown` is cancelled: rebuilds the last seen commit from the log,

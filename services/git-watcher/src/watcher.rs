@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use configsync_core::event::Outgoing;
-use configsync_core::git::{self, GitError};
+use configsync_core::git::GitError;
 use configsync_core::log::Publisher;
 use configsync_core::ops::Readiness;
 use configsync_core::retry::Backoff;
@@ -62,7 +62,7 @@ pub struct Watcher {
 impl Watcher {
     pub fn new(config: &Config, service: &Service) -> Self {
         Self {
-            repository: git::redact(&config.repo),
+            repository: configsync_core::credentials::redact_url(&config.repo),
             url: config.repo.clone(),
             branch: config.branch.clone(),
             interval: config.poll_interval,

@@ -1,8 +1,9 @@
 //! Decoding one YAML or JSON document into a JSON value as kubectl's strict decoding does:
 //! a key repeated in one mapping is an error (which of the two would win is an accident of the
 //! decoder), unless the run is not strict, where the last one wins as in kubectl's lax mode.
-//! Depth and alias expansion are bounded by serde_yaml and serde_json themselves (128 levels;
-//! serde_yaml refuses "billion laughs" repetition), and those errors carry positions too.
+//! Depth is checked before YAML reaches serde_yaml (`nesting`; serde_json bounds JSON itself
+//! at 128 levels) and alias expansion by serde_yaml (it refuses "billion laughs" repetition);
+//! those errors carry positions too.
 
 use std::fmt;
 

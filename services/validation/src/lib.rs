@@ -8,6 +8,7 @@
 pub mod decode;
 pub mod engine;
 pub mod manifests;
+pub mod nesting;
 pub mod policy;
 pub mod positions;
 pub mod references;

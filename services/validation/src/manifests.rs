@@ -9,7 +9,7 @@ use serde::de::DeserializeSeed;
 use serde_json::Value;
 
 use crate::decode::StrictValue;
-use crate::yaml11;
+use crate::{nesting, yaml11};
 
 /// Limits that keep hostile input from exhausting the validator.
 #[derive(Debug, Clone, Copy)]
@@ -187,6 +187,18 @@ fn load_file(path: &str, bytes: &[u8], json: bool, limits: Limits, out: &mut Loa
         return;
     }
     for (start_line, doc) in documents {
+        // Before any parser: libyaml scans a whole document before serde_yaml's own depth
+        // limit applies, in time that grows with the depth (see `nesting`).
+        if let Err(deep) = nesting::check(doc, nesting::MAX_DEPTH) {
+            out.findings.push(finding(
+                "yaml.syntax",
+                path,
+                Some(start_line + deep.line - 1),
+                Some(deep.column),
+                format!("invalid YAML: {deep}"),
+            ));
+            continue;
+        }
         let seed = StrictValue {
             strict: limits.strict_keys,
         };

@@ -48,7 +48,7 @@ impl Validator {
         let EventData::CommitDetected(commit) = &event.data else {
             return Ok(());
         };
-        if commit.repository != git::redact(self.mirror.url()) {
+        if commit.repository != configsync_core::credentials::redact_url(self.mirror.url()) {
             tracing::debug!(repository = %commit.repository, "commit of another repository ignored");
             return Ok(());
         }

@@ -137,7 +137,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     });
     let runner = service.log.runner(consumer()).await?;
     service.readiness.set(true);
-    tracing::info!(repo = %git::redact(&config.repo), mirror = %dir.display(), "validator consuming");
+    tracing::info!(repo = %configsync_core::credentials::redact_url(&config.repo), mirror = %dir.display(), "validator consuming");
     let on_shutdown = {
         let interrupt = interrupt.clone();
         let shutdown = shutdown.clone();

@@ -113,7 +113,7 @@ async fn main() {
         &js,
         "CONFIGSYNC_EVENTS",
         Start::Beginning,
-        Some("configsync.>"),
+        Some(configsync_core::subject::EVERYTHING),
     )
     .await
     .expect("reader");

@@ -547,9 +547,12 @@ pub struct DeadLetterRecorded {
     pub payload_excerpt: String,
 }
 
-/// Declares each payload's type, description and routing in one place.
+/// The emitter of dead-letter records: every consumer, each under `configsync.dlq.<its name>`.
+pub const ANY_CONSUMER: &str = "any consumer";
+
+/// Declares each payload's type, emitter, description and routing in one place.
 macro_rules! payloads {
-    ($($ty:ident => $name:literal, $desc:literal, |$p:ident| $routing:expr;)*) => {
+    ($($ty:ident => $name:literal by [$($emitter:expr),+], $desc:literal, |$p:ident| $routing:expr;)*) => {
         $(
             impl EventPayload for $ty {
                 const TYPE: &'static str = concat!("io.configsync.", $name);
@@ -571,6 +574,14 @@ macro_rules! payloads {
         impl EventData {
             /// Every known event type, in catalogue order.
             pub const TYPES: &'static [&'static str] = &[$(<$ty as EventPayload>::TYPE,)*];
+
+            /// Who emits each type: (type, the NATS user and service that publishes it), one
+            /// row per emitter (a rollback is asked for by a person or by the applier).
+            /// `operator` is a person (or the CLI on their behalf); [`ANY_CONSUMER`] marks
+            /// dead-letter records, which every consumer writes under its own subject. NATS
+            /// permissions (`nats/permissions.conf`) are checked against this table.
+            pub const EMITTERS: &'static [(&'static str, &'static str)] =
+                &[$($((<$ty as EventPayload>::TYPE, $emitter),)+)*];
 
             /// Decodes `data` as the payload of event type `ty`.
             pub fn decode(ty: &str, data: &[u8]) -> Result<Self, super::DataError> {
@@ -621,58 +632,58 @@ fn env_only<'a>(env: &'a str, revision: &'a str) -> Routing<'a> {
 }
 
 payloads! {
-    CommitDetected => "commit.detected.v1", "A new commit on a tracked branch, with changed paths grouped by environment and app.",
+    CommitDetected => "commit.detected.v1" by ["git-watcher"], "A new commit on a tracked branch, with changed paths grouped by environment and app.",
         |p| Routing { environment: None, cluster: None, revision: Some(&p.sha) };
-    SourceFailed => "source.failed.v1", "The Git source could not be read.",
+    SourceFailed => "source.failed.v1" by ["git-watcher"], "The Git source could not be read.",
         |_p| Routing::default();
-    SourceRewritten => "source.rewritten.v1", "A tracked branch was rewritten (force-pushed).",
+    SourceRewritten => "source.rewritten.v1" by ["git-watcher"], "A tracked branch was rewritten (force-pushed).",
         |p| Routing { environment: None, cluster: None, revision: Some(&p.new_sha) };
-    ValidationPassed => "validation.passed.v1", "An environment's manifests at a revision passed validation; the rendered bundle is stored by digest.",
+    ValidationPassed => "validation.passed.v1" by ["validator"], "An environment's manifests at a revision passed validation; the rendered bundle is stored by digest.",
         |p| env_only(&p.environment, &p.revision);
-    ValidationFailed => "validation.failed.v1", "An environment's manifests at a revision failed validation, with findings.",
+    ValidationFailed => "validation.failed.v1" by ["validator"], "An environment's manifests at a revision failed validation, with findings.",
         |p| env_only(&p.environment, &p.revision);
-    ApprovalRequired => "approval.required.v1", "A change waits for approvals by distinct people.",
+    ApprovalRequired => "approval.required.v1" by ["applier"], "A change waits for approvals by distinct people.",
         |p| env_only(&p.environment, &p.revision);
-    ApprovalGranted => "approval.granted.v1", "A person approved a change.",
+    ApprovalGranted => "approval.granted.v1" by ["operator"], "A person approved a change.",
         |p| env_only(&p.environment, &p.revision);
-    RollbackRequested => "rollback.requested.v1", "Someone asked to return an environment to an earlier revision.",
+    RollbackRequested => "rollback.requested.v1" by ["operator", "applier"], "Someone (or the applier, automatically) asked to return an environment to an earlier revision.",
         |p| env_only(&p.environment, &p.to_revision);
-    EnvironmentPinned => "rollout.pinned.v1", "An environment is held at a revision after a rollback, until a newer commit or an unpin.",
+    EnvironmentPinned => "rollout.pinned.v1" by ["applier"], "An environment is held at a revision after a rollback, until a newer commit or an unpin.",
         |p| env_only(&p.environment, &p.revision);
-    EnvironmentUnpinned => "rollout.unpinned.v1", "An environment's pin was lifted.",
+    EnvironmentUnpinned => "rollout.unpinned.v1" by ["applier", "operator"], "An environment's pin was lifted (a newer commit, or a person).",
         |p| env_only(&p.environment, &p.revision);
-    RolloutWaiting => "rollout.waiting.v1", "A validated revision is not applied yet, and why.",
+    RolloutWaiting => "rollout.waiting.v1" by ["applier"], "A validated revision is not applied yet, and why.",
         |p| Routing { environment: Some(&p.environment), cluster: p.cluster.as_deref(), revision: Some(&p.revision) };
-    ApplyStarted => "apply.started.v1", "The applier began applying a bundle to one cluster.",
+    ApplyStarted => "apply.started.v1" by ["applier"], "The applier began applying a bundle to one cluster.",
         |p| target(&p.environment, &p.cluster, &p.revision);
-    ApplySucceeded => "apply.succeeded.v1", "A bundle is applied to one cluster, with a result per object.",
+    ApplySucceeded => "apply.succeeded.v1" by ["applier"], "A bundle is applied to one cluster, with a result per object.",
         |p| target(&p.environment, &p.cluster, &p.revision);
-    ApplyFailed => "apply.failed.v1", "Applying a bundle to one cluster failed.",
+    ApplyFailed => "apply.failed.v1" by ["applier"], "Applying a bundle to one cluster failed.",
         |p| target(&p.environment, &p.cluster, &p.revision);
-    ResourcePruned => "resource.pruned.v1", "An object that left the configuration was deleted from a cluster.",
+    ResourcePruned => "resource.pruned.v1" by ["applier"], "An object that left the configuration was deleted from a cluster.",
         |p| target(&p.environment, &p.cluster, &p.revision);
-    PruneHeld => "prune.held.v1", "The prune guard held back deletions that need a person's approval.",
+    PruneHeld => "prune.held.v1" by ["applier"], "The prune guard held back deletions that need a person's approval.",
         |p| target(&p.environment, &p.cluster, &p.revision);
-    PruneApproved => "prune.approved.v1", "A person allowed the held deletions of a revision.",
+    PruneApproved => "prune.approved.v1" by ["operator"], "A person allowed the held deletions of a revision.",
         |p| target(&p.environment, &p.cluster, &p.revision);
-    HealthReady => "health.ready.v1", "Every applied object of a revision is healthy.",
+    HealthReady => "health.ready.v1" by ["applier"], "Every applied object of a revision is healthy.",
         |p| target(&p.environment, &p.cluster, &p.revision);
-    HealthDegraded => "health.degraded.v1", "Some applied objects did not become healthy.",
+    HealthDegraded => "health.degraded.v1" by ["applier"], "Some applied objects did not become healthy.",
         |p| target(&p.environment, &p.cluster, &p.revision);
-    DriftDetected => "drift.detected.v1", "A managed object differs from its desired state (fields, values, and who changed it).",
+    DriftDetected => "drift.detected.v1" by ["drift-watcher"], "A managed object differs from its desired state (fields, values, and who changed it).",
         |p| target(&p.environment, &p.cluster, &p.revision);
-    DriftResolved => "drift.resolved.v1", "A drifted object is back at its desired state.",
+    DriftResolved => "drift.resolved.v1" by ["drift-watcher"], "A drifted object is back at its desired state.",
         |p| target(&p.environment, &p.cluster, &p.revision);
-    RemediationStarted => "remediation.started.v1", "The remediator began repairing a drift.",
+    RemediationStarted => "remediation.started.v1" by ["remediator"], "The remediator began repairing a drift.",
         |p| target(&p.environment, &p.cluster, &p.revision);
-    RemediationSucceeded => "remediation.succeeded.v1", "A drift was repaired.",
+    RemediationSucceeded => "remediation.succeeded.v1" by ["remediator"], "A drift was repaired.",
         |p| target(&p.environment, &p.cluster, &p.revision);
-    RemediationFailed => "remediation.failed.v1", "Repairing a drift failed.",
+    RemediationFailed => "remediation.failed.v1" by ["remediator"], "Repairing a drift failed.",
         |p| target(&p.environment, &p.cluster, &p.revision);
-    RemediationConflict => "remediation.conflict.v1", "Another controller keeps undoing repairs of an object.",
+    RemediationConflict => "remediation.conflict.v1" by ["remediator"], "Another controller keeps undoing repairs of an object.",
         |p| target(&p.environment, &p.cluster, &p.revision);
-    AuditCheckpoint => "audit.checkpoint.v1", "The auditor vouches for the log up to a sequence.",
+    AuditCheckpoint => "audit.checkpoint.v1" by ["auditor"], "The auditor vouches for the log up to a sequence.",
         |_p| Routing::default();
-    DeadLetterRecorded => "deadletter.recorded.v1", "A consumer gave up on a message, with the reason (published under the dead-letter subjects).",
+    DeadLetterRecorded => "deadletter.recorded.v1" by [ANY_CONSUMER], "A consumer gave up on a message, with the reason (published under the dead-letter subjects).",
         |_p| Routing::default();
 }

@@ -2,6 +2,8 @@
 
 mod catalogue;
 mod outgoing;
+#[cfg(test)]
+mod permissions_tests;
 mod received;
 
 use cloudevents::{AttributesReader, Event};
@@ -118,11 +120,10 @@ pub fn extension<'e>(event: &'e Event, name: &str) -> Option<&'e str> {
 
 /// Decodes the typed payload of an already-parsed CloudEvent.
 pub fn payload_of(event: &Event) -> Result<EventData, DataError> {
-    if let Some(ct) = event.datacontenttype() {
-        let essence = ct.split(';').next().unwrap_or_default().trim();
-        if !essence.eq_ignore_ascii_case(DATA_CONTENT_TYPE) {
-            return Err(DataError::ContentType(ct.to_string()));
-        }
+    if let Some(ct) = event.datacontenttype()
+        && !crate::binding::is_media_type(ct, DATA_CONTENT_TYPE)
+    {
+        return Err(DataError::ContentType(ct.to_string()));
     }
     let bytes = match event.data() {
         None => return Err(DataError::Missing),

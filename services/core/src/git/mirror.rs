@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 
 use gix::remote::Direction;
 
-use super::{GitError, ObjectId, describe, remote_url};
+use super::{GitError, ObjectId, describe};
 
 /// A bare mirror of a remote. Cheap to clone and `Send`: each operation opens the repository.
 #[derive(Clone)]
@@ -33,7 +33,7 @@ impl Mirror {
     /// Opens the bare mirror of `url` in `dir`, creating it (and `dir`) if absent. Refuses a
     /// URL whose transport is not built in, and a `dir` that holds something else.
     pub fn open_or_init(dir: &Path, url: &str) -> Result<Self, GitError> {
-        let shown = remote_url::redact(url);
+        let shown = crate::credentials::redact_url(url);
         let local_path = check_url(url, &shown)?;
         let mirror = Self {
             dir: dir.to_path_buf(),
@@ -202,7 +202,7 @@ fn check_url(url: &str, shown: &str) -> Result<Option<PathBuf>, GitError> {
     let parsed = gix::url::parse(gix::bstr::BStr::new(url.as_bytes())).map_err(|e| {
         GitError::InvalidUrl {
             url: shown.to_string(),
-            reason: remote_url::scrub(&e.to_string()),
+            reason: crate::credentials::redact_urls_in(&e.to_string()),
         }
     })?;
     match parsed.scheme {

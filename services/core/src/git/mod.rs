@@ -21,7 +21,7 @@ pub use error::GitError;
 pub use history::{CommitInfo, changed_paths, commit_info, first_parent_range, is_ancestor};
 pub use mirror::Mirror;
 pub use paths::group_paths;
-pub use remote_url::{default_mirror_dir, redact};
+pub use remote_url::default_mirror_dir;
 pub use tree::{Limits, TreeFile, read_dir, read_file};
 
 /// A commit id as gix knows it.
@@ -48,5 +48,5 @@ pub(crate) fn describe(error: &gix::Error) -> String {
     if parts.is_empty() {
         parts.push(error.to_string());
     }
-    remote_url::scrub(&parts.join(": "))
+    crate::credentials::redact_urls_in(&parts.join(": "))
 }

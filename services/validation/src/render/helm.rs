@@ -123,13 +123,12 @@ fn read_chart(repo_root: &Path, file: &str) -> Result<(String, Value), Box<Findi
             format!("cannot read: {e}"),
         ))
     })?;
-    let value = serde_yaml::from_str(&text).map_err(|e| {
-        let line = e.location().and_then(|l| u32::try_from(l.line()).ok());
+    let value = super::parse_yaml(&text).map_err(|(line, message)| {
         Box::new(finding(
             "render.invalid",
             file,
             line,
-            format!("not valid YAML: {e}"),
+            format!("not valid YAML: {message}"),
         ))
     })?;
     Ok((text, value))
@@ -275,7 +274,7 @@ fn value_strings(repo_root: &Path, files: &[String]) -> Vec<String> {
         }
         let parsed = std::fs::read_to_string(&full)
             .ok()
-            .and_then(|text| serde_yaml::from_str::<Value>(&text).ok());
+            .and_then(|text| super::parse_yaml::<Value>(&text).ok());
         if let Some(value) = parsed {
             collect(&value, &mut out);
         }

@@ -85,13 +85,12 @@ fn read(repo_root: &Path, dir: &str) -> Result<Option<Kustomization>, Box<Findin
             format!("cannot read: {e}"),
         ))
     })?;
-    let value: Value = serde_yaml::from_str(&text).map_err(|e| {
-        let line = e.location().and_then(|l| u32::try_from(l.line()).ok());
+    let value: Value = super::parse_yaml(&text).map_err(|(line, message)| {
         finding(
             "render.invalid",
             &file,
             line,
-            format!("not valid YAML: {e}"),
+            format!("not valid YAML: {message}"),
         )
     })?;
     if !matches!(value, Value::Mapping(_) | Value::Null) {

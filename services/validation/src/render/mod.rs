@@ -129,6 +129,17 @@ fn finding(rule: &str, file: &str, line: Option<u32>, message: String) -> Findin
 }
 
 /// `dir/name` for a root-relative directory, without a leading `./`.
+/// Parses a kustomization, `Chart.yaml` or values file: its nesting is checked first (see
+/// `nesting`), then serde_yaml decodes it. The error is the line, when known, and the reason.
+fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, (Option<u32>, String)> {
+    crate::nesting::check(text, crate::nesting::MAX_DEPTH)
+        .map_err(|deep| (Some(deep.line), deep.to_string()))?;
+    serde_yaml::from_str(text).map_err(|e| {
+        let line = e.location().and_then(|l| u32::try_from(l.line()).ok());
+        (line, e.to_string())
+    })
+}
+
 fn join(dir: &str, name: &str) -> String {
     if dir == "." || dir.is_empty() {
         name.to_string()

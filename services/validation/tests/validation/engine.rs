@@ -171,3 +171,61 @@ fn a_dependency_cycle_or_on_nothing_is_a_finding_not_a_runtime_hang() {
     ]);
     assert!(fine.is_empty(), "{fine:?}");
 }
+
+/// 200,000 nested collections (400 KB) in a manifest and in a kustomization are refused by
+/// the nesting limit in well under a second, on the validator's path (files held in memory,
+/// `validate_files`) and on `configsync validate`'s (`validate_checkout`). libyaml used to scan
+/// the whole document first, in time growing with the depth: minutes for the flow case.
+#[test]
+fn two_hundred_thousand_nested_collections_are_refused_at_once() {
+    const N: usize = 200_000;
+    let flow = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\ndata: {}1{}\n",
+        "[".repeat(N),
+        "]".repeat(N)
+    );
+    let block_mappings = format!("{}x\n", "? ".repeat(N));
+    let block_sequences = format!("{}x\n", "- ".repeat(N));
+    let kustomization = format!("resources: {}\n", "{a: ".repeat(N));
+    let checker = Checker::new(Options::default(), &[]).unwrap();
+    for (name, text) in [
+        ("flow.yaml", &flow),
+        ("mappings.yaml", &block_mappings),
+        ("sequences.yaml", &block_sequences),
+        ("kust/kustomization.yaml", &kustomization),
+    ] {
+        let path = format!("configs/dev/{name}");
+        let files = vec![(path.clone(), text.clone().into_bytes())];
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(&path).parent().unwrap()).unwrap();
+        std::fs::write(dir.path().join(&path), text).unwrap();
+        for service in [true, false] {
+            let start = std::time::Instant::now();
+            let outcome = if service {
+                engine::validate_files(&checker, &files, &[PathBuf::from("configs/dev")], None)
+                    .unwrap()
+            } else {
+                engine::validate_checkout(
+                    &checker,
+                    dir.path(),
+                    &[PathBuf::from("configs/dev")],
+                    &[],
+                    None,
+                )
+            };
+            let elapsed = start.elapsed();
+            assert!(
+                elapsed < std::time::Duration::from_secs(2),
+                "{name} (service: {service}) took {elapsed:?}"
+            );
+            let deep: Vec<_> = outcome
+                .findings
+                .iter()
+                .filter(|f| f.message.contains("nested more than 128 levels"))
+                .collect();
+            assert_eq!(deep.len(), 1, "{name}: {:#?}", outcome.findings);
+            assert!(deep[0].file.as_deref().unwrap().ends_with(name), "{deep:?}");
+            assert!(outcome.manifests.is_empty());
+        }
+    }
+}

@@ -138,7 +138,7 @@ async fn script(
             &js,
             "CONFIGSYNC_EVENTS",
             Start::Beginning,
-            Some("configsync.>"),
+            Some(configsync_core::subject::EVERYTHING),
         )
         .await?;
         let shutdown = shutdown.clone();

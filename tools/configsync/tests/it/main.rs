@@ -1003,3 +1003,115 @@ fn validate_reads_crds_from_a_kubebuilder_layout() {
         "the patch is not reported: {shown}"
     );
 }
+
+/// Runs `configsync validate ARGS` from `cwd`, without --root.
+fn validate_from(cwd: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_configsync"))
+        .arg("validate")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("configsync validate runs")
+}
+
+/// Without --root, a path given from anywhere is read with the Git work tree that holds it
+/// as its root (so that work tree's `policies/` apply and findings name files as in the
+/// repository), or its own directory outside any work tree; paths of two work trees are each
+/// validated with their own root; a link named on the command line is still judged.
+#[test]
+fn validate_finds_the_root_of_each_path_from_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    let put = |path: &str, text: &str| {
+        let p = base.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    let cm = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\ndata:\n  a: b\n"
+        )
+    };
+    for repo in ["repo", "other"] {
+        let init = Command::new("git")
+            .args(["init", "-q"])
+            .arg(base.join(repo))
+            .output()
+            .expect("git runs");
+        assert!(init.status.success(), "{}", text(&init.stderr));
+    }
+    put("repo/configs/dev/web/cm.yaml", &cm("web"));
+    // The work tree's policy: its finding proves the root is the work tree, not the file's
+    // directory.
+    put(
+        "repo/policies/names.rego",
+        "package names\nimport rego.v1\nwarn contains \"policy of the work tree ran\" if input.metadata.name == \"web\"\n",
+    );
+    put("other/app/cm.yaml", &cm("other"));
+    put("loose/cm.yaml", &cm("loose"));
+    std::fs::create_dir_all(base.join("elsewhere")).unwrap();
+    let file = base.join("repo/configs/dev/web/cm.yaml");
+
+    // An absolute path, from a directory in no repository.
+    let out = validate_from(&base.join("elsewhere"), &[file.to_str().unwrap()]);
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{shown}{}", text(&out.stderr));
+    assert!(
+        shown.contains("configs/dev/web/cm.yaml - ConfigMap web is valid"),
+        "named relative to the work tree: {shown}"
+    );
+    assert!(!shown.contains(base.to_str().unwrap()), "{shown}");
+    assert!(shown.contains("policy of the work tree ran"), "{shown}");
+    assert!(!shown.contains("outside the repository root"), "{shown}");
+
+    // A relative path leaving the current directory, and a directory inside the work tree.
+    let out = validate_from(
+        &base.join("elsewhere"),
+        &["../repo/configs/dev/web/cm.yaml", "-o", "json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = validate_from(&base.join("repo/configs"), &["dev", "--summary"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("Summary: 1 resources found in 1 files"));
+
+    // Outside any work tree: the file's own directory is the root.
+    let out = validate_from(&base.join("elsewhere"), &["../loose/cm.yaml"]);
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.starts_with("cm.yaml - ConfigMap loose is valid"),
+        "{shown}"
+    );
+
+    // Two work trees: each with its own root, named with it so names stay unambiguous.
+    let out = validate_from(
+        &base.join("elsewhere"),
+        &[file.to_str().unwrap(), "../other/app", "../loose/cm.yaml"],
+    );
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    for name in [
+        "repo/configs/dev/web/cm.yaml - ConfigMap web is valid",
+        "other/app/cm.yaml - ConfigMap other is valid",
+        "loose/cm.yaml - ConfigMap loose is valid",
+    ] {
+        assert!(
+            shown.contains(&format!("{}/{name}", base.display())),
+            "{shown}"
+        );
+    }
+    assert_eq!(
+        shown.matches("policy of the work tree ran").count(),
+        1,
+        "only the first work tree has the policy: {shown}"
+    );
+
+    // A link named on the command line that leaves the work tree is refused, not followed.
+    std::os::unix::fs::symlink("/etc/passwd", base.join("repo/configs/dev/passwd.yaml")).unwrap();
+    let link = base.join("repo/configs/dev/passwd.yaml");
+    let out = validate_from(&base.join("elsewhere"), &[link.to_str().unwrap()]);
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("leaves the repository root"), "{shown}");
+    assert!(!shown.contains("root:"), "{shown}");
+}
