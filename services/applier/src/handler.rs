@@ -3,11 +3,11 @@
 //! approved prunes. The state they are made from is the shared fold over the environment's
 //! events, replayed when an event arrives, so replicas and restarts decide alike.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use configsync_core::cluster::{ClusterAppliers, Clusters};
+use configsync_core::cluster::{ClusterAppliers, ClusterTarget, Clusters};
 use configsync_core::event::{
     EnvironmentPinned, EnvironmentUnpinned, EventData, EventPayload, Outgoing, PruneApproved,
     Received, RollbackRequested, RolloutWaiting, ValidationPassed,
@@ -208,7 +208,71 @@ impl Applier {
         } else {
             RolloutKind::Forward
         };
-        let rollouts = targets.iter().filter_map(|target| {
+        // A rollback goes everywhere at once; a forward revision respects the promotion order
+        // and the waves.
+        if kind == RolloutKind::Forward
+            && let Some(previous) = self.settings.promoted_from(environment)
+            && let Some(reason) = self
+                .promotion_pending(environment, previous, wanted.commit_sequence)
+                .await?
+        {
+            let waiting = RolloutWaiting {
+                environment: environment.to_string(),
+                cluster: None,
+                revision: revision.to_string(),
+                reason,
+            };
+            return self.emit(&waiting, cause, &["promotion"]).await;
+        }
+        let mut waves: BTreeMap<u32, Vec<&ClusterTarget>> = BTreeMap::new();
+        for target in targets {
+            let wave = match kind {
+                RolloutKind::Forward => self.settings.wave(&target.target()),
+                RolloutKind::Rollback => 0,
+            };
+            waves.entry(wave).or_default().push(target);
+        }
+        let mut eligible = Vec::new();
+        let mut blocked: Option<(String, &str)> = None;
+        for (wave, members) in waves {
+            if let Some((reason, why)) = &blocked {
+                for target in members {
+                    let waiting = RolloutWaiting {
+                        environment: environment.to_string(),
+                        cluster: Some(target.cluster.to_string()),
+                        revision: revision.to_string(),
+                        reason: reason.clone(),
+                    };
+                    self.emit(&waiting, cause, &["wave", why]).await?;
+                }
+                continue;
+            }
+            let healthy_here = |t: &&ClusterTarget| {
+                state.target(&t.target()).is_some_and(|s| {
+                    s.deployed_revision.as_deref() == Some(revision) && s.healthy == Some(true)
+                })
+            };
+            let degraded = members.iter().any(|t| {
+                state.target(&t.target()).is_some_and(|s| {
+                    s.deployed_revision.as_deref() == Some(revision) && s.healthy == Some(false)
+                })
+            });
+            if !members.iter().all(healthy_here) {
+                blocked = Some(if degraded {
+                    (
+                        format!("wave {wave} is degraded on {revision}: the rollout stops there"),
+                        "degraded",
+                    )
+                } else {
+                    (
+                        format!("waiting for wave {wave} to be healthy on {revision}"),
+                        "waiting",
+                    )
+                });
+            }
+            eligible.extend(members);
+        }
+        let rollouts = eligible.into_iter().filter_map(|target| {
             let current = state.target(&target.target());
             let deployed = current.is_some_and(|t| {
                 t.deployed_revision.as_deref() == Some(revision)
@@ -236,6 +300,76 @@ impl Applier {
             }
         }
         Ok(())
+    }
+
+    /// Why a revision at `commit_sequence` may not reach `environment` yet under the promotion
+    /// order (`environment` after `previous`): every cluster of `previous` must be healthy on
+    /// the last revision it validated up to that commit, or on a later one. `None`: it may.
+    async fn promotion_pending(
+        &self,
+        environment: &Name,
+        previous: &Name,
+        commit_sequence: u64,
+    ) -> Result<Option<String>, HandlerError> {
+        let order = format!("promotion order: {environment} after {previous}");
+        let state = self.state(previous, Until::End).await?;
+        let Some(before) = state.environment(previous.as_str()) else {
+            return Ok(Some(format!(
+                "waiting for {previous}, which has no validated revision yet ({order})"
+            )));
+        };
+        let Some((candidate, at)) = before
+            .validated
+            .iter()
+            .filter(|(_, v)| v.commit_sequence <= commit_sequence)
+            .max_by_key(|(_, v)| v.commit_sequence)
+        else {
+            return Ok(Some(format!(
+                "waiting for {previous}, which validated nothing up to this commit ({order})"
+            )));
+        };
+        let clusters = self.clusters.of(previous.as_str());
+        if clusters.is_empty() {
+            return Ok(Some(format!(
+                "waiting for {previous}, which has no cluster configured here ({order})"
+            )));
+        }
+        for cluster in clusters {
+            let caught_up = state.target(&cluster.target()).is_some_and(|t| {
+                t.healthy == Some(true)
+                    && t.deployed_revision
+                        .as_ref()
+                        .and_then(|r| before.validated.get(r))
+                        .is_some_and(|d| d.commit_sequence >= at.commit_sequence)
+            });
+            if !caught_up {
+                return Ok(Some(format!(
+                    "waiting for {previous} to be healthy on {candidate} or a later commit; {} is not yet ({order})",
+                    cluster.target()
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reconciles `environment` and the environments promoted from it again, after a health
+    /// verdict there: the next wave, or the next environment, may go now.
+    pub(crate) fn retrigger(self: &Arc<Self>, environment: &Name) {
+        let mut environments = vec![environment.clone()];
+        environments.extend(self.settings.promoted_to(environment).cloned());
+        for environment in environments {
+            let applier = self.clone();
+            tokio::spawn(async move {
+                let lock = applier.lock(&environment).await;
+                let _serial = lock.lock().await;
+                if let Err(e) = applier
+                    .reconcile(&environment, Cause { event: None }, Until::End)
+                    .await
+                {
+                    tracing::warn!(environment = %environment, error = %e, "reconciling after a health verdict failed; the next event retries");
+                }
+            });
+        }
     }
 
     /// The (last) `validation.passed` event of `revision` for the environment.

@@ -123,8 +123,10 @@ impl HealthWatches {
         tokio::spawn(async move {
             tokio::select! {
                 _ = token.cancelled() => {}
-                result = job.run(&applier_ref) => {
-                    if let Err(e) = result {
+                result = job.run(&applier_ref) => match result {
+                    // A verdict may let the next wave or environment go.
+                    Ok(()) => applier_ref.retrigger(&key.environment),
+                    Err(e) => {
                         tracing::warn!(target = %key, error = %e, "health watch failed; it resumes at the next start or event");
                     }
                 }

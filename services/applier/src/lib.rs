@@ -19,7 +19,7 @@ use configsync_core::event::{
 };
 use configsync_core::log::ConsumerSpec;
 use configsync_core::log::bundles::BundleStore;
-use configsync_core::names::Name;
+use configsync_core::names::{Name, Target};
 use configsync_core::service::{Service, ServiceConfig, ServiceError};
 use configsync_core::subject;
 use tokio_util::sync::CancellationToken;
@@ -68,6 +68,16 @@ pub struct RolloutArgs {
     /// itself.
     #[arg(long, env = "CONFIGSYNC_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
+    /// Promotion order: `ENV=PREVIOUS` applies a revision to ENV only once every cluster of
+    /// PREVIOUS is healthy on it (or on a later commit). Repeatable; in the env var, separated
+    /// by `,`.
+    #[arg(long = "promote-after", env = "CONFIGSYNC_PROMOTE_AFTER", value_delimiter = ',', value_parser = promotion)]
+    pub promote_after: Vec<(Name, Name)>,
+    /// Cluster waves: `ENV/CLUSTER=N` puts a cluster in wave N (default 0); a wave starts only
+    /// once every earlier wave of the environment is healthy on the revision, and a degraded
+    /// wave stops the rollout there. Repeatable; in the env var, separated by `,`.
+    #[arg(long = "wave", env = "CONFIGSYNC_WAVES", value_delimiter = ',', value_parser = wave)]
+    pub waves: Vec<(Target, u32)>,
     /// Requests in flight per cluster while applying one level of objects.
     #[arg(
         long = "apply-concurrency",
@@ -85,8 +95,64 @@ impl Default for RolloutArgs {
             auto_rollback: Vec::new(),
             request_timeout: Duration::from_secs(30),
             concurrency: 16,
+            promote_after: Vec::new(),
+            waves: Vec::new(),
         }
     }
+}
+
+impl RolloutArgs {
+    /// The environment `environment` is promoted from, if any.
+    pub fn promoted_from(&self, environment: &Name) -> Option<&Name> {
+        self.promote_after
+            .iter()
+            .find(|(env, _)| env == environment)
+            .map(|(_, previous)| previous)
+    }
+
+    /// The environments promoted from `environment`.
+    pub fn promoted_to(&self, environment: &Name) -> impl Iterator<Item = &Name> {
+        self.promote_after
+            .iter()
+            .filter(move |(_, previous)| previous == environment)
+            .map(|(env, _)| env)
+    }
+
+    /// The wave of a target (0 unless configured).
+    pub fn wave(&self, target: &Target) -> u32 {
+        self.waves
+            .iter()
+            .find(|(t, _)| t == target)
+            .map(|(_, w)| *w)
+            .unwrap_or(0)
+    }
+}
+
+fn promotion(s: &str) -> Result<(Name, Name), String> {
+    let (env, previous) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected ENV=PREVIOUS, e.g. prod=staging"))?;
+    let env = Name::new(env).map_err(|e| e.to_string())?;
+    let previous = Name::new(previous).map_err(|e| e.to_string())?;
+    if env == previous {
+        return Err(format!(
+            "{s:?}: an environment cannot be promoted from itself"
+        ));
+    }
+    Ok((env, previous))
+}
+
+fn wave(s: &str) -> Result<(Target, u32), String> {
+    let (target, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected ENV/CLUSTER=N, e.g. prod/eu-1=1"))?;
+    let target: Target = target
+        .parse()
+        .map_err(|e: configsync_core::names::InvalidName| e.to_string())?;
+    let n = n
+        .parse()
+        .map_err(|_| format!("{s:?}: the wave is a whole number"))?;
+    Ok((target, n))
 }
 
 fn share(s: &str) -> Result<f64, String> {

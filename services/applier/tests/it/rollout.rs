@@ -757,3 +757,179 @@ async fn settled(log: &EventLog) {
     .await
     .expect("the applier handles every event in time");
 }
+
+fn statefulset(name: &str, never_ready: bool) -> Value {
+    let mut s = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name, "namespace": "default"},
+        "spec": {"replicas": 1, "serviceName": name, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": name, "image": "db:1"}]}}}});
+    if never_ready {
+        s["metadata"]["annotations"] = json!({"kubesim.configsync.io/never-ready": "true"});
+    }
+    s
+}
+
+#[tokio::test]
+async fn prod_waits_for_staging_to_be_healthy_on_the_revision() {
+    let staging_sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let prod_sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let (server, log, staging_kubeconfig) = bus(&staging_sim).await;
+    let prod_kubeconfig = tempfile::NamedTempFile::new().unwrap();
+    prod_sim
+        .write_kubeconfig(prod_kubeconfig.path(), "prod")
+        .unwrap();
+    let staging = format!("staging/s1={}#dev", staging_kubeconfig.path().display());
+    let prod = format!("prod/p1={}#prod", prod_kubeconfig.path().display());
+    let (shutdown, task) = start_applier_with(
+        &server.url(),
+        &staging_kubeconfig,
+        &[
+            "--cluster",
+            &staging,
+            "--cluster",
+            &prod,
+            "--promote-after",
+            "prod=staging",
+            "--health-timeout",
+            "60s",
+        ],
+    );
+    // Commit 1 touches both: staging's never becomes ready, so prod must not get it.
+    validated_as(&log, "staging", "c1", vec![statefulset("db", true)], 1).await;
+    validated_as(
+        &log,
+        "prod",
+        "c1",
+        vec![configmap("prod-settings", "default", "one")],
+        1,
+    )
+    .await;
+    let waiting = wait_for(
+        &log,
+        "configsync.evt.prod._.rollout.waiting.v1",
+        |e| match &e.data {
+            EventData::RolloutWaiting(w) => Some(w.clone()),
+            _ => None,
+        },
+    )
+    .await;
+    assert!(
+        waiting
+            .reason
+            .contains("waiting for staging to be healthy on c1")
+            && waiting.reason.contains("prod after staging"),
+        "{}",
+        waiting.reason
+    );
+    assert!(live_configmap(&prod_sim, "prod-settings").await.is_none());
+
+    // Commit 2 fixes staging: once it is healthy there, prod gets commit 1 (its newest).
+    validated_as(&log, "staging", "c2", vec![statefulset("db", false)], 2).await;
+    tokio::time::timeout(WAIT, async {
+        while live_configmap(&prod_sim, "prod-settings").await.is_none() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("prod applied once staging was healthy on a later commit");
+    let staging_ready = events(&log, "configsync.evt.staging.s1.health.ready.v1").await;
+    let prod_started = events(&log, "configsync.evt.prod.p1.apply.started.v1").await;
+    assert!(
+        prod_started[0].stream_sequence > staging_ready[0].stream_sequence,
+        "prod started before staging was healthy"
+    );
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_wave_starts_when_the_one_before_is_healthy_and_a_degraded_canary_stops_the_rollout() {
+    let canary_sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let rest_sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let (server, log, canary_kubeconfig) = bus(&canary_sim).await;
+    let rest_kubeconfig = tempfile::NamedTempFile::new().unwrap();
+    rest_sim
+        .write_kubeconfig(rest_kubeconfig.path(), "dev")
+        .unwrap();
+    let rest = format!("dev/rest={}#dev", rest_kubeconfig.path().display());
+    // dev/c1 (the canary) is wave 0; dev/rest is wave 1.
+    let (shutdown, task) = start_applier_with(
+        &server.url(),
+        &canary_kubeconfig,
+        &[
+            "--cluster",
+            &rest,
+            "--wave",
+            "dev/rest=1",
+            "--health-timeout",
+            "60s",
+        ],
+    );
+    validated_as(
+        &log,
+        "dev",
+        "r1",
+        vec![deployment("web", "nginx:1.26", false)],
+        1,
+    )
+    .await;
+    wait_for(
+        &log,
+        "configsync.evt.dev.rest.health.ready.v1",
+        |e| match &e.data {
+            EventData::HealthReady(h) if h.revision == "r1" => Some(()),
+            _ => None,
+        },
+    )
+    .await;
+    let canary_ready = events(&log, "configsync.evt.dev.c1.health.ready.v1").await;
+    let rest_started = events(&log, "configsync.evt.dev.rest.apply.started.v1").await;
+    assert!(
+        rest_started[0].stream_sequence > canary_ready[0].stream_sequence,
+        "wave 1 started before wave 0 was healthy"
+    );
+
+    validated_as(
+        &log,
+        "dev",
+        "r2",
+        vec![deployment("web", "nginx:1.27", true)],
+        2,
+    )
+    .await;
+    let stopped = wait_for(
+        &log,
+        "configsync.evt.dev.rest.rollout.waiting.v1",
+        |e| match &e.data {
+            EventData::RolloutWaiting(w) if w.revision == "r2" && w.reason.contains("degraded") => {
+                Some(w.clone())
+            }
+            _ => None,
+        },
+    )
+    .await;
+    assert!(stopped.reason.contains("wave 0"), "{}", stopped.reason);
+    settled(&log).await;
+    let rest_r2: Vec<_> = events(&log, "configsync.evt.dev.rest.apply.>")
+        .await
+        .into_iter()
+        .filter(|e| e.revision() == Some("r2"))
+        .collect();
+    assert!(
+        rest_r2.is_empty(),
+        "wave 1 got the degraded revision: {rest_r2:?}"
+    );
+    assert_eq!(
+        live_deployment(&rest_sim, "web").await["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.26"
+    );
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}
