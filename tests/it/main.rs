@@ -7,4 +7,5 @@ mod http;
 mod pipeline;
 mod remediation;
 mod services;
+mod sources;
 mod support;

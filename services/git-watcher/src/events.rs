@@ -12,14 +12,57 @@ fn short(sha: &str) -> &str {
 }
 
 /// `commit.detected` for one commit; its id depends only on repository, branch and SHA.
+/// Whether a commit affects every environment, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whole<'a> {
+    /// Only what its changed paths say.
+    No,
+    /// The first commit seen on the branch: nothing says what is deployed.
+    First,
+    /// The tip after the branch was rewritten from this head: what is deployed may differ from
+    /// it anywhere, and it may be a commit announced before (a reset back to it), so the
+    /// rewrite is a cause of the event's id (JetStream would otherwise drop it as a duplicate).
+    AfterRewrite(&'a str),
+}
+
+/// The longest commit message an event carries: a message is Git's to keep, and one of
+/// megabytes would exceed the stream's message limit and block every later commit.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// The most changed paths an event lists; a larger commit (a vendored tree, a mass rename)
+/// affects every environment instead.
+pub const MAX_PATHS: usize = 5_000;
+
+/// `message`, cut at a character boundary to at most [`MAX_MESSAGE_BYTES`] with a note of
+/// what was cut.
+fn bounded(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message.to_string();
+    }
+    let mut end = MAX_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}\n[configsync: {} more bytes of the message are in Git]",
+        &message[..end],
+        message.len() - end
+    )
+}
+
 pub fn commit_detected(
     repository: &str,
     branch: &str,
     commit: &DetectedCommit,
+    whole: Whole<'_>,
     source: &str,
 ) -> Result<Outgoing, String> {
     let info = &commit.info;
-    let (environments, other_paths) = group_paths(&commit.paths);
+    let too_many = commit.paths.len() > MAX_PATHS;
+    let (environments, other_paths) = if too_many {
+        (Vec::new(), Vec::new())
+    } else {
+        group_paths(&commit.paths)
+    };
     let payload = CommitDetected {
         repository: repository.to_string(),
         branch: branch.to_string(),
@@ -27,15 +70,20 @@ pub fn commit_detected(
         parents: info.parents.clone(),
         author: info.author.clone(),
         committer: info.committer.clone(),
-        message: info.message.clone(),
+        message: bounded(&info.message),
         signed: info.signed,
         environments,
         other_paths,
+        whole_tree: whole != Whole::No || too_many,
     };
-    Outgoing::builder(&payload)
+    let mut builder = Outgoing::builder(&payload)
         .cause(repository)
         .cause(branch)
-        .cause(&info.sha)
+        .cause(&info.sha);
+    if let Whole::AfterRewrite(from) = whole {
+        builder = builder.cause(format!("rewritten from {from}"));
+    }
+    builder
         .subject(format!("{branch}@{}", short(&info.sha)))
         .actor(info.author.email.clone())
         .build(source)

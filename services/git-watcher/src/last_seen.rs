@@ -13,14 +13,16 @@ pub struct LastSeen {
     pub sha: Option<String>,
     /// True when the last event was a rewrite whose new tip has no commit-detected event yet
     /// (the process stopped between the two), so the tip is announced first thing.
-    pub tip_unannounced: bool,
+    /// Set when the last event was a rewrite whose new tip was not announced yet: the head
+    /// the branch was rewritten from.
+    pub rewritten_from: Option<String>,
 }
 
 /// [`LogState`] (which already folds the last commit per branch) plus the rewrite bookkeeping.
 struct SourceFold {
     key: String,
     state: LogState,
-    tip_unannounced: bool,
+    rewritten_from: Option<String>,
 }
 
 impl Fold for SourceFold {
@@ -35,12 +37,12 @@ impl Fold for SourceFold {
             EventData::CommitDetected(c)
                 if format!("{}#{}", c.repository, c.branch) == self.key =>
             {
-                self.tip_unannounced = false;
+                self.rewritten_from = None;
             }
             EventData::SourceRewritten(r)
                 if format!("{}#{}", r.repository, r.branch) == self.key =>
             {
-                self.tip_unannounced = true;
+                self.rewritten_from = Some(r.previous_sha.clone());
             }
             _ => {}
         }
@@ -58,7 +60,7 @@ pub async fn last_seen(
     let mut fold = SourceFold {
         key: key.clone(),
         state: LogState::default(),
-        tip_unannounced: false,
+        rewritten_from: None,
     };
     replay_filtered(
         &log.js,
@@ -71,7 +73,7 @@ pub async fn last_seen(
     .await?;
     let sha = fold.state.sources.get(&key).map(|s| s.last_sha.clone());
     Ok(LastSeen {
-        tip_unannounced: sha.is_some() && fold.tip_unannounced,
+        rewritten_from: fold.rewritten_from.filter(|_| sha.is_some()),
         sha,
     })
 }

@@ -14,7 +14,7 @@ use configsync_core::retry::Backoff;
 use configsync_core::service::{Service, ServiceError};
 use tokio_util::sync::CancellationToken;
 
-use crate::events;
+use crate::events::{self, Whole};
 use crate::failures::FailureReporter;
 use crate::last_seen::{LastSeen, last_seen};
 use crate::poll::{self, DetectedCommit, Found, Polled};
@@ -128,7 +128,7 @@ impl Watcher {
                 self.url.clone(),
                 self.branch.clone(),
             );
-            let (last, unannounced) = (self.last.sha.clone(), self.last.tip_unannounced);
+            let (last, unannounced) = (self.last.sha.clone(), self.last.rewritten_from.is_some());
             let interrupt = interrupt.clone();
             move || {
                 poll::poll(
@@ -174,7 +174,12 @@ impl Watcher {
     async fn publish(&mut self, polled: Polled) -> Result<(), String> {
         if let Some(tip) = polled.unannounced {
             tracing::info!(sha = %tip.info.sha, "announcing the tip of an earlier rewrite");
-            self.announce(&tip).await?;
+            let from = self.last.rewritten_from.clone();
+            self.announce(
+                &tip,
+                Whole::AfterRewrite(from.as_deref().unwrap_or_default()),
+            )
+            .await?;
         }
         match polled.found {
             Found::Unchanged => {}
@@ -185,11 +190,11 @@ impl Watcher {
                     sha = %tip.info.sha,
                     "branch never followed before: announcing its tip only"
                 );
-                self.announce(&tip).await?;
+                self.announce(&tip, Whole::First).await?;
             }
             Found::Advanced(commits) => {
                 for commit in &commits {
-                    self.announce(commit).await?;
+                    self.announce(commit, Whole::No).await?;
                 }
             }
             Found::Rewritten { previous, tip } => {
@@ -210,16 +215,17 @@ impl Watcher {
                 self.send(&event).await?;
                 self.last = LastSeen {
                     sha: Some(tip.info.sha.clone()),
-                    tip_unannounced: true,
+                    rewritten_from: Some(previous.clone()),
                 };
-                self.announce(&tip).await?;
+                self.announce(&tip, Whole::AfterRewrite(&previous)).await?;
             }
         }
         Ok(())
     }
 
-    async fn announce(&mut self, commit: &DetectedCommit) -> Result<(), String> {
-        let event = events::commit_detected(&self.repository, &self.branch, commit, &self.source)?;
+    async fn announce(&mut self, commit: &DetectedCommit, whole: Whole<'_>) -> Result<(), String> {
+        let event =
+            events::commit_detected(&self.repository, &self.branch, commit, whole, &self.source)?;
         let duplicate = self.send(&event).await?;
         tracing::info!(
             repository = %self.repository,
@@ -232,7 +238,7 @@ impl Watcher {
         );
         self.last = LastSeen {
             sha: Some(commit.info.sha.clone()),
-            tip_unannounced: false,
+            rewritten_from: None,
         };
         Ok(())
     }

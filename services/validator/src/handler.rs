@@ -42,6 +42,13 @@ enum EnvFiles {
     Finding(Finding),
 }
 
+/// Which environments a commit is validated for.
+enum Environments {
+    These(Vec<String>),
+    /// Every directory under `configs/` at the revision.
+    All,
+}
+
 impl Validator {
     /// Handles one event; only commit-detected events of this repository are acted on.
     pub async fn handle(self: Arc<Self>, event: Received) -> Result<(), HandlerError> {
@@ -52,15 +59,25 @@ impl Validator {
             tracing::debug!(repository = %commit.repository, "commit of another repository ignored");
             return Ok(());
         }
-        if commit.environments.is_empty() {
+        // Rendering reads the whole tree (Kustomize bases, charts, `policies/`), and after a
+        // rewrite what is deployed may differ anywhere: then every environment is validated
+        // again (unchanged objects cost the applier nothing). Otherwise only those touched.
+        let every = commit.whole_tree || !commit.other_paths.is_empty();
+        if !every && commit.environments.is_empty() {
             tracing::info!(revision = %commit.sha, "commit touches no environment");
             return Ok(());
         }
-        let environments: Vec<String> = commit
-            .environments
-            .iter()
-            .map(|e| e.environment.clone())
-            .collect();
+        let environments = if every {
+            Environments::All
+        } else {
+            Environments::These(
+                commit
+                    .environments
+                    .iter()
+                    .map(|e| e.environment.clone())
+                    .collect(),
+            )
+        };
         let (files, policies) = self
             .clone()
             .read_environments(commit.sha.clone(), environments)
@@ -96,7 +113,7 @@ impl Validator {
     async fn read_environments(
         self: Arc<Self>,
         sha: String,
-        environments: Vec<String>,
+        environments: Environments,
     ) -> Result<(Vec<(String, EnvFiles)>, Vec<(String, String)>), HandlerError> {
         tokio::task::spawn_blocking(move || {
             let revision =
@@ -114,6 +131,20 @@ impl Validator {
                     "revision {sha} is not in the remote (rewritten history?)"
                 )));
             }
+            let environments = match environments {
+                Environments::These(list) => list,
+                Environments::All => git::list_dirs(&repo, revision, "configs")
+                    .map_err(git_error)?
+                    .into_iter()
+                    .filter(|env| {
+                        let valid = configsync_core::names::Name::new(env.as_str()).is_ok();
+                        if !valid {
+                            tracing::warn!(directory = %env, "configs/ holds a directory that is no environment name; skipped");
+                        }
+                        valid
+                    })
+                    .collect(),
+            };
             let mut out = Vec::new();
             for env in environments {
                 let dir = format!("configs/{env}");

@@ -77,6 +77,7 @@ pub fn commit(sha: &str, message: &str) -> Outgoing {
         signed: false,
         environments: vec![],
         other_paths: vec![],
+        whole_tree: false,
     };
     Outgoing::builder(&payload)
         .cause(sha)

@@ -74,6 +74,10 @@ pub struct CommitDetected {
     /// Changed paths outside `configs/<env>/<app>/`.
     #[serde(default)]
     pub other_paths: Vec<String>,
+    /// Every environment is affected, whatever the changed paths say: the first commit seen
+    /// on the branch, or its tip after a rewrite (what is deployed may differ from it anywhere).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whole_tree: bool,
 }
 
 /// The source could not be read (unreachable remote, not a repository, bad credentials).

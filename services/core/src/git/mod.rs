@@ -22,7 +22,7 @@ pub use history::{CommitInfo, changed_paths, commit_info, first_parent_range, is
 pub use mirror::Mirror;
 pub use paths::group_paths;
 pub use remote_url::default_mirror_dir;
-pub use tree::{Limits, TreeFile, read_dir, read_file};
+pub use tree::{Limits, TreeFile, list_dirs, read_dir, read_file};
 
 /// A commit id as gix knows it.
 pub use gix::{ObjectId, Repository};

@@ -48,6 +48,32 @@ pub fn read_file(
     read_blob(repo, revision, id, path, limits.max_file_bytes)
 }
 
+/// The names of the directories directly under `dir` in the tree of commit `revision`
+/// (none when `dir` does not exist), sorted. Nothing is read but the tree itself.
+pub fn list_dirs(
+    repo: &gix::Repository,
+    revision: ObjectId,
+    dir: &str,
+) -> Result<Vec<String>, GitError> {
+    let parts = components(dir)?;
+    let root = root_tree(repo, revision)?;
+    let id = match lookup(repo, revision, root, &parts, dir) {
+        Ok((mode, id)) if mode.is_tree() => id,
+        Ok(_) | Err(GitError::PathNotFound { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let tree = repo.find_tree(id).map_err(|e| object_error(&id, &e))?;
+    let decoded = tree.decode().map_err(|e| object_error(&id, &e))?;
+    let mut names: Vec<String> = decoded
+        .entries
+        .iter()
+        .filter(|e| e.mode.is_tree())
+        .map(|e| String::from_utf8_lossy(e.filename).into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// Reads every file under directory `dir` (`""` for the whole tree) of commit `revision`,
 /// recursively, sorted by path. Any symbolic link or submodule below `dir` fails the walk.
 pub fn read_dir(

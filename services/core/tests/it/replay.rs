@@ -40,6 +40,7 @@ fn history() -> Vec<Outgoing> {
             signed: false,
             environments: vec![],
             other_paths: vec![],
+            whole_tree: false,
         };
         out.push(Outgoing::builder(&commit).cause(rev).build(src).unwrap());
         let passed = ValidationPassed {

@@ -35,6 +35,7 @@ fn commit(message: String) -> CommitDetected {
             }],
         }],
         other_paths: vec![],
+        whole_tree: false,
     }
 }
 

@@ -155,3 +155,50 @@ async fn commits_are_emitted_in_order_with_metadata_and_grouped_paths() {
     assert!(watcher.is_running());
     watcher.stop().await;
 }
+
+#[tokio::test]
+async fn a_two_mebibyte_commit_message_is_cut_and_later_commits_still_flow() {
+    let bus = Bus::start().await;
+    let repo = Repo::init("huge-message");
+    let work = tempfile::tempdir().expect("work dir");
+    repo.simple_commit(1);
+    let watcher = Watcher::start(config(&bus, &repo.url(), work.path()));
+    bus.wait_for_commits(1).await;
+
+    // 2 MiB of message: more than an argument may hold, so through a file.
+    let message = format!("huge\n\n{}", "é".repeat(1 << 20));
+    let file = repo.parent().join("message.txt");
+    std::fs::write(&file, &message).unwrap();
+    let path = repo.parent().join("huge-message");
+    crate::support::write_files(&path, &[("configs/dev/web/values.yaml", Some("n: 2\n"))]);
+    repo.git(&["add", "-A"]);
+    crate::support::git_in(
+        &path,
+        &["commit", "-q", "-F", file.to_str().unwrap()],
+        &[
+            ("GIT_AUTHOR_NAME", ALICE.name),
+            ("GIT_AUTHOR_EMAIL", ALICE.email),
+            ("GIT_COMMITTER_NAME", ALICE.name),
+            ("GIT_COMMITTER_EMAIL", ALICE.email),
+        ],
+    );
+    let huge = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let after = repo.simple_commit(3);
+
+    let seen = bus.wait_for_commits(3).await;
+    assert_eq!(seen[1].sha, huge);
+    assert!(
+        seen[1].message.len() < 70 * 1024,
+        "{}",
+        seen[1].message.len()
+    );
+    assert!(seen[1].message.starts_with("huge\n\né"));
+    assert!(
+        seen[1]
+            .message
+            .ends_with("more bytes of the message are in Git]")
+    );
+    assert_eq!(seen[2].sha, after, "the next commit is not blocked");
+    assert!(failures(&bus.events().await).is_empty());
+    watcher.stop().await;
+}

@@ -23,7 +23,7 @@ async fn a_restart_emits_nothing_twice_and_skips_nothing() {
         .await
         .expect("log replays");
     assert_eq!(remembered.sha.as_deref(), Some(c2.as_str()));
-    assert!(!remembered.tip_unannounced);
+    assert!(remembered.rewritten_from.is_none());
 
     // Commits made while the service is down.
     let c3 = repo.simple_commit(3);

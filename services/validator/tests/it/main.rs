@@ -79,6 +79,7 @@ fn detected(repo: &str, sha: &str, envs: &[&str]) -> Outgoing {
             })
             .collect(),
         other_paths: vec![],
+        whole_tree: false,
     };
     Outgoing::builder(&payload)
         .cause(sha)

@@ -490,6 +490,7 @@ async fn audit_search_finds_events_through_a_running_auditor() {
         signed: false,
         environments: vec![],
         other_paths: vec![],
+        whole_tree: false,
     };
     let published = log
         .publisher(Duration::from_secs(10))
