@@ -114,3 +114,75 @@ async fn only_reported(policy: &str) {
     watcher.stop().await;
     s.stop().await;
 }
+
+/// An HPA-style fight: something changes the object back after every repair. After three
+/// repairs within the window the remediator records the conflict, names the other manager and
+/// stops; the object is left as the other controller wants it.
+#[tokio::test]
+async fn a_controller_that_keeps_undoing_repairs_ends_in_a_recorded_conflict() {
+    let s = Setup::start().await;
+    s.apply("r1", vec![configmap("settings", "blue")]).await;
+    let watcher = s.drift_watcher();
+    let remediator = s.remediator("auto");
+    watcher.ready().await;
+
+    let repaired =
+        |e: &configsync_core::event::Received| matches!(e.data, EventData::RemediationSucceeded(_));
+    for round in 1..=3 {
+        s.merge_patch("configmap", "settings", r#"{"data":{"color":"red"}}"#)
+            .await;
+        s.wait_for_color("settings", "blue").await;
+        tokio::time::timeout(crate::support::WAIT, async {
+            while s
+                .events(REMEDIATION)
+                .await
+                .iter()
+                .filter(|e| repaired(e))
+                .count()
+                < round
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the repair is recorded");
+    }
+    // The fourth time is a fight.
+    s.merge_patch("configmap", "settings", r#"{"data":{"color":"red"}}"#)
+        .await;
+    let conflict = s
+        .next_event(REMEDIATION, |e| {
+            matches!(e.data, EventData::RemediationConflict(_))
+        })
+        .await;
+    let EventData::RemediationConflict(c) = &conflict.data else {
+        unreachable!()
+    };
+    assert_eq!(c.other_manager, "kubectl-patch");
+    assert_eq!(c.occurrences, 3);
+    assert_eq!(c.object, reference("ConfigMap", "settings"));
+    s.wait_for_color("settings", "red").await;
+
+    // And it stays over: another change is not repaired either.
+    s.merge_patch("configmap", "settings", r#"{"data":{"color":"yellow"}}"#)
+        .await;
+    let drift = s
+        .next_event(DETECTED, |e| {
+            matches!(&e.data, EventData::DriftDetected(d) if d.fields.iter().any(|f| f.live == Some(serde_json::json!("yellow"))))
+        })
+        .await;
+    s.handled_by_remediator(drift.stream_sequence).await;
+    s.wait_for_color("settings", "yellow").await;
+    let remediations = s.events(REMEDIATION).await;
+    assert_eq!(remediations.iter().filter(|e| repaired(e)).count(), 3);
+    assert_eq!(
+        remediations
+            .iter()
+            .filter(|e| matches!(e.data, EventData::RemediationConflict(_)))
+            .count(),
+        1
+    );
+    remediator.stop().await;
+    watcher.stop().await;
+    s.stop().await;
+}

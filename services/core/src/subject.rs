@@ -70,6 +70,16 @@ pub fn environment_filter(environment: &Name) -> String {
     format!("{ROOT}.evt.{environment}.>")
 }
 
+/// The filter that matches every event of one domain (`remediation`) about one target.
+pub fn target_domain_filter(target: &crate::names::Target, domain: &str) -> String {
+    format!(
+        "{ROOT}.evt.{}.{}.{}.>",
+        target.environment,
+        target.cluster,
+        type_suffix(domain)
+    )
+}
+
 /// The filter that matches every event of one domain (`drift`: `drift.detected.v1`,
 /// `drift.resolved.v1`, ...) in every environment and cluster.
 pub fn domain_filter(domain: &str) -> String {

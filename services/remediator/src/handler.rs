@@ -1,6 +1,7 @@
 //! Handling one drift: under `auto`, re-apply the target's desired object (the one of its
 //! latest successful apply) with forced server-side apply and record the outcome; under
-//! `alert` or `off`, the drift event is the whole record.
+//! `alert` or `off`, the drift event is the whole record. Under `auto`, an object another
+//! controller keeps changing back is left alone after a `remediation.conflict` (`fights`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,12 +9,16 @@ use std::time::Duration;
 use configsync_core::cloudevents::AttributesReader;
 use configsync_core::cluster::{ApplyError, ClusterAppliers, Clusters, DesiredSource, object_ref};
 use configsync_core::event::{
-    DriftDetected, EventData, EventPayload, ObjectRef, Outgoing, Received, RemediationFailed,
-    RemediationPolicy, RemediationStarted, RemediationSucceeded,
+    DriftDetected, EventData, EventPayload, ObjectRef, Outgoing, Received, RemediationConflict,
+    RemediationFailed, RemediationPolicy, RemediationStarted, RemediationSucceeded,
 };
+use configsync_core::log::replay::{Start, Until, replay_filtered};
 use configsync_core::log::{EventLog, HandlerError, Publisher};
+use configsync_core::names::Target;
+use configsync_core::subject;
 use serde_json::Value;
 
+use crate::fights::{FightRule, Repairs, Verdict};
 use crate::policy::Policies;
 
 pub struct Remediator {
@@ -25,6 +30,7 @@ pub struct Remediator {
     clusters: Clusters,
     policies: Policies,
     appliers: ClusterAppliers,
+    fights: FightRule,
 }
 
 /// The desired object to re-apply, and the revision it comes from.
@@ -39,6 +45,7 @@ impl Remediator {
         clusters: Clusters,
         policies: Policies,
         allow_exec_auth: bool,
+        fights: FightRule,
     ) -> Self {
         let publisher = log.publisher(Duration::from_secs(60));
         Self {
@@ -48,6 +55,7 @@ impl Remediator {
             clusters,
             policies,
             appliers: ClusterAppliers::new(allow_exec_auth),
+            fights,
         }
     }
 
@@ -71,8 +79,7 @@ impl Remediator {
                 tracing::info!(environment = env, cluster, kind = %object.kind, name = %object.name, changed_by = drift.changed_by.as_deref().unwrap_or("unknown"), "policy alert: drift reported, not repaired");
                 Ok(())
             }
-            // Conflict detection (another controller undoing repairs, `remediation.conflict`)
-            // comes with its own issue: for now every drift under `auto` is repaired.
+            // Repaired unless another controller keeps undoing the repairs (`fights`).
             RemediationPolicy::Auto => self.remediate(drift, &event).await,
         }
     }
@@ -99,6 +106,32 @@ impl Remediator {
         let Some(desired) = self.desired(drift).await? else {
             return Ok(());
         };
+        match self.repairs(&target.target()).await?.verdict(
+            &desired.revision,
+            object,
+            chrono::Utc::now(),
+            self.fights,
+        ) {
+            Verdict::Repair => {}
+            Verdict::AlreadyInConflict => {
+                tracing::info!(environment = env, cluster, kind = %object.kind, name = %object.name, "in conflict with another controller: not repaired");
+                return Ok(());
+            }
+            Verdict::Fight { repairs } => {
+                let other = drift.changed_by.clone().unwrap_or_else(|| "unknown".into());
+                tracing::warn!(environment = env, cluster, kind = %object.kind, name = %object.name, other_manager = %other, repairs, "another controller keeps undoing repairs: stopping");
+                let conflict = RemediationConflict {
+                    environment: env.into(),
+                    cluster: cluster.into(),
+                    revision: desired.revision.clone(),
+                    object: object.clone(),
+                    other_manager: other,
+                    occurrences: repairs,
+                    window_seconds: self.fights.window.as_secs(),
+                };
+                return self.emit(&conflict, event).await;
+            }
+        }
         let started = RemediationStarted {
             environment: env.into(),
             cluster: cluster.into(),
@@ -147,6 +180,22 @@ impl Remediator {
                 self.emit(&failed(e.to_string(), false), event).await
             }
         }
+    }
+
+    /// The repairs and conflicts of the target, folded from its remediation events.
+    async fn repairs(&self, target: &Target) -> Result<Repairs, HandlerError> {
+        let mut repairs = Repairs::default();
+        replay_filtered(
+            &self.log.js,
+            self.log.stream(),
+            &subject::target_domain_filter(target, "remediation"),
+            Start::Beginning,
+            Until::End,
+            &mut repairs,
+        )
+        .await
+        .map_err(|e| HandlerError::Transient(format!("reading the log: {e}")))?;
+        Ok(repairs)
     }
 
     /// The object as the target's latest successful apply declared it, marked as the applier

@@ -7,6 +7,7 @@
 //!
 //! Runs alone (the `remediator` binary) or inside `configsync up`, with the same code.
 
+mod fights;
 mod handler;
 pub mod policy;
 
@@ -44,6 +45,13 @@ pub struct Config {
     /// environment; in the env var, separate them with `;`. Unlisted environments: `alert`.
     #[arg(long = "policy", env = "CONFIGSYNC_POLICIES", value_delimiter = ';')]
     pub policies: Vec<String>,
+    /// Repairs of one object within `--fight-window` that mean another controller keeps
+    /// undoing them: the remediator records `remediation.conflict` and stops repairing it.
+    #[arg(long, env = "CONFIGSYNC_FIGHT_THRESHOLD", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub fight_threshold: u32,
+    /// The window of `--fight-threshold`.
+    #[arg(long, env = "CONFIGSYNC_FIGHT_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub fight_window: std::time::Duration,
 }
 
 impl ServiceConfig for Config {
@@ -79,6 +87,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         clusters,
         policies,
         config.cluster.allow_exec_auth,
+        fights::FightRule {
+            threshold: config.fight_threshold,
+            window: config.fight_window,
+        },
     ));
     let runner = service.log.runner(spec()).await?;
     service.readiness.set(true);
