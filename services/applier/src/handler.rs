@@ -104,18 +104,24 @@ impl Applier {
             self.clusters.all().map(|t| t.environment.clone()).collect();
         environments.dedup();
         for environment in environments {
-            let applier = self.clone();
-            tokio::spawn(async move {
-                let lock = applier.lock(&environment).await;
-                let _serial = lock.lock().await;
-                if let Err(e) = applier
-                    .reconcile(&environment, Cause { event: None }, Until::End)
-                    .await
-                {
-                    tracing::warn!(environment = %environment, error = %e, "catching up failed; the next event retries");
-                }
-            });
+            self.spawn_reconcile(environment);
         }
+    }
+
+    /// Reconciles `environment` in its own task, after whatever holds its lock now. Failures
+    /// are logged; the next event of the environment retries.
+    fn spawn_reconcile(self: &Arc<Self>, environment: Name) {
+        let applier = self.clone();
+        tokio::spawn(async move {
+            let lock = applier.lock(&environment).await;
+            let _serial = lock.lock().await;
+            if let Err(e) = applier
+                .reconcile(&environment, Cause { event: None }, Until::End)
+                .await
+            {
+                tracing::warn!(environment = %environment, error = %e, "reconciling failed; the next event retries");
+            }
+        });
     }
 
     async fn lock(&self, environment: &Name) -> Arc<Mutex<()>> {
@@ -355,20 +361,9 @@ impl Applier {
     /// Reconciles `environment` and the environments promoted from it again, after a health
     /// verdict there: the next wave, or the next environment, may go now.
     pub(crate) fn retrigger(self: &Arc<Self>, environment: &Name) {
-        let mut environments = vec![environment.clone()];
-        environments.extend(self.settings.promoted_to(environment).cloned());
-        for environment in environments {
-            let applier = self.clone();
-            tokio::spawn(async move {
-                let lock = applier.lock(&environment).await;
-                let _serial = lock.lock().await;
-                if let Err(e) = applier
-                    .reconcile(&environment, Cause { event: None }, Until::End)
-                    .await
-                {
-                    tracing::warn!(environment = %environment, error = %e, "reconciling after a health verdict failed; the next event retries");
-                }
-            });
+        self.spawn_reconcile(environment.clone());
+        for promoted in self.settings.promoted_to(environment) {
+            self.spawn_reconcile(promoted.clone());
         }
     }
 

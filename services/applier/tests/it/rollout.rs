@@ -768,19 +768,23 @@ fn statefulset(name: &str, never_ready: bool) -> Value {
     s
 }
 
+/// A second kubesim, with a kubeconfig whose context is `context`.
+async fn another_cluster(context: &str) -> (kubesim::KubeSim, tempfile::NamedTempFile) {
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let kubeconfig = tempfile::NamedTempFile::new().unwrap();
+    sim.write_kubeconfig(kubeconfig.path(), context).unwrap();
+    (sim, kubeconfig)
+}
+
 #[tokio::test]
 async fn prod_waits_for_staging_to_be_healthy_on_the_revision() {
     let staging_sim = kubesim::KubeSim::start(kubesim::Config::default())
         .await
         .unwrap();
-    let prod_sim = kubesim::KubeSim::start(kubesim::Config::default())
-        .await
-        .unwrap();
+    let (prod_sim, prod_kubeconfig) = another_cluster("prod").await;
     let (server, log, staging_kubeconfig) = bus(&staging_sim).await;
-    let prod_kubeconfig = tempfile::NamedTempFile::new().unwrap();
-    prod_sim
-        .write_kubeconfig(prod_kubeconfig.path(), "prod")
-        .unwrap();
     let staging = format!("staging/s1={}#dev", staging_kubeconfig.path().display());
     let prod = format!("prod/p1={}#prod", prod_kubeconfig.path().display());
     let (shutdown, task) = start_applier_with(
@@ -850,14 +854,8 @@ async fn a_wave_starts_when_the_one_before_is_healthy_and_a_degraded_canary_stop
     let canary_sim = kubesim::KubeSim::start(kubesim::Config::default())
         .await
         .unwrap();
-    let rest_sim = kubesim::KubeSim::start(kubesim::Config::default())
-        .await
-        .unwrap();
+    let (rest_sim, rest_kubeconfig) = another_cluster("dev").await;
     let (server, log, canary_kubeconfig) = bus(&canary_sim).await;
-    let rest_kubeconfig = tempfile::NamedTempFile::new().unwrap();
-    rest_sim
-        .write_kubeconfig(rest_kubeconfig.path(), "dev")
-        .unwrap();
     let rest = format!("dev/rest={}#dev", rest_kubeconfig.path().display());
     // dev/c1 (the canary) is wave 0; dev/rest is wave 1.
     let (shutdown, task) = start_applier_with(

@@ -84,7 +84,8 @@ impl Up {
         }
     }
 
-    async fn settings(&self) -> Api<DynamicObject> {
+    /// Objects of one kind in dev's `shop` namespace.
+    async fn api(&self, group: &str, kind: &str) -> Api<DynamicObject> {
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
         let options = kube::config::KubeConfigOptions {
             context: Some("dev".into()),
@@ -93,8 +94,12 @@ impl Up {
         let config = kube::Config::from_custom_kubeconfig(kc, &options)
             .await
             .unwrap();
-        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap"));
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, "v1", kind));
         Api::namespaced_with(kube::Client::try_from(config).unwrap(), "shop", &ar)
+    }
+
+    async fn settings(&self) -> Api<DynamicObject> {
+        self.api("", "ConfigMap").await
     }
 
     async fn color(&self) -> String {
@@ -261,18 +266,7 @@ async fn diff_rollback_unpin_and_prune_approve_against_a_running_up() {
         "carol@example.com",
     ]);
     assert!(approve.status.success(), "{}", text(&approve.stderr));
-    let deployments = {
-        let kc = kube::config::Kubeconfig::read_from(&up.kubeconfig).unwrap();
-        let options = kube::config::KubeConfigOptions {
-            context: Some("dev".into()),
-            ..Default::default()
-        };
-        let config = kube::Config::from_custom_kubeconfig(kc, &options)
-            .await
-            .unwrap();
-        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"));
-        Api::<DynamicObject>::namespaced_with(kube::Client::try_from(config).unwrap(), "shop", &ar)
-    };
+    let deployments = up.api("apps", "Deployment").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while deployments.get_opt("api").await.unwrap().is_some() {
         assert!(
