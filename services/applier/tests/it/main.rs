@@ -83,6 +83,23 @@ fn start_applier_with(
     (shutdown, task)
 }
 
+/// A kubesim and, against it, a bus and the applier for `dev/c1`.
+async fn started() -> (kubesim::KubeSim, Setup) {
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let s = setup(&sim).await;
+    (sim, s)
+}
+
+impl Setup {
+    /// Stops the applier and checks it ended cleanly.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 async fn setup(sim: &kubesim::KubeSim) -> Setup {
     let (server, log, kubeconfig) = bus(sim).await;
     let (shutdown, task) = start_applier(&server.url(), &kubeconfig);
@@ -196,10 +213,7 @@ async fn live_configmap(sim: &kubesim::KubeSim, name: &str) -> Option<DynamicObj
 
 #[tokio::test]
 async fn a_validated_bundle_is_applied_then_updated_and_marked_as_managed() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default())
-        .await
-        .unwrap();
-    let s = setup(&sim).await;
+    let (sim, s) = started().await;
     let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}});
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}});
@@ -267,16 +281,12 @@ async fn a_validated_bundle_is_applied_then_updated_and_marked_as_managed() {
         live_configmap(&sim, "settings").await.unwrap().data["data"]["color"],
         "green"
     );
-    s.shutdown.cancel();
-    s.task.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test]
 async fn a_dry_run_refusal_fails_the_revision_with_the_reason_and_writes_nothing() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default())
-        .await
-        .unwrap();
-    let s = setup(&sim).await;
+    let (sim, s) = started().await;
     validated(
         &s.log,
         "r1",
@@ -315,16 +325,12 @@ async fn a_dry_run_refusal_fails_the_revision_with_the_reason_and_writes_nothing
         live_configmap(&sim, "ok").await.is_none(),
         "the dry run refused part of the revision: none of it may be written"
     );
-    s.shutdown.cancel();
-    s.task.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test]
 async fn an_older_revision_never_overwrites_a_newer_one() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default())
-        .await
-        .unwrap();
-    let s = setup(&sim).await;
+    let (sim, s) = started().await;
     // Stop the applier so that both validations are in the log before it reads either.
     s.shutdown.cancel();
     s.task.await.unwrap().unwrap();
@@ -382,8 +388,7 @@ async fn a_cluster_down_at_apply_time_gets_the_change_when_it_is_back() {
         live_configmap(&back, "settings").await.unwrap().data["data"]["color"],
         "blue"
     );
-    s.shutdown.cancel();
-    s.task.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 /// Polls `GET /readyz` on `addr` until it answers 200.

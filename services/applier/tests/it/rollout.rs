@@ -11,7 +11,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 use super::{
-    WAIT, bus, configmap, live_configmap, outcome, setup, start_applier_with, validated,
+    WAIT, bus, configmap, live_configmap, outcome, start_applier_with, started, validated,
     validated_again, validated_as,
 };
 
@@ -79,10 +79,7 @@ fn deployment(name: &str, image: &str, never_ready: bool) -> Value {
 
 #[tokio::test]
 async fn a_revision_that_changes_nothing_writes_nothing_and_a_new_one_writes_only_what_changed() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default())
-        .await
-        .unwrap();
-    let s = setup(&sim).await;
+    let (sim, s) = started().await;
     validated(
         &s.log,
         "r1",
@@ -172,16 +169,12 @@ async fn a_revision_that_changes_nothing_writes_nothing_and_a_new_one_writes_onl
         Some("r1"),
         "b was last changed by r1"
     );
-    s.shutdown.cancel();
-    s.task.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test]
 async fn an_immutable_field_refused_by_the_dry_run_fails_the_revision_and_writes_nothing() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default())
-        .await
-        .unwrap();
-    let s = setup(&sim).await;
+    let (sim, s) = started().await;
     validated(
         &s.log,
         "r1",
@@ -219,16 +212,12 @@ async fn an_immutable_field_refused_by_the_dry_run_fails_the_revision_and_writes
         "nothing of r2 was written"
     );
     assert_eq!(sim.requests().writes(), writes_before);
-    s.shutdown.cancel();
-    s.task.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test]
 async fn removed_objects_are_pruned_but_not_disabled_or_someone_elses() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default())
-        .await
-        .unwrap();
-    let s = setup(&sim).await;
+    let (sim, s) = started().await;
     let kept = with_annotation(
         configmap("kept", "default", "1"),
         "configsync.io/prune",
@@ -292,16 +281,12 @@ async fn removed_objects_are_pruned_but_not_disabled_or_someone_elses() {
         })
         .collect();
     assert_eq!(pruned, ["gone"]);
-    s.shutdown.cancel();
-    s.task.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test]
 async fn the_prune_guard_holds_a_large_deletion_until_a_person_approves_it() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default())
-        .await
-        .unwrap();
-    let s = setup(&sim).await;
+    let (sim, s) = started().await;
     let four: Vec<Value> = ["a", "b", "c", "d"]
         .iter()
         .map(|n| configmap(n, "default", "1"))
@@ -355,12 +340,20 @@ async fn the_prune_guard_holds_a_large_deletion_until_a_person_approves_it() {
     assert!(live_configmap(&sim, "a").await.is_some());
     let approvals = events(&s.log, "configsync.evt.dev.c1.prune.approved.v1").await;
     assert_eq!(approvals[0].actor(), Some("alice@example.com"));
-    s.shutdown.cancel();
-    s.task.await.unwrap().unwrap();
+    s.stop().await;
 }
 
-#[tokio::test]
-async fn a_degraded_revision_is_rolled_back_pinned_and_a_newer_commit_lifts_the_pin() {
+/// An applier with automatic rollback for dev, with revision "good" (one Deployment) healthy.
+struct AutoRollback {
+    sim: kubesim::KubeSim,
+    _server: configsync_core::harness::NatsServer,
+    _kubeconfig: tempfile::NamedTempFile,
+    log: EventLog,
+    shutdown: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), configsync_core::service::ServiceError>>,
+}
+
+async fn healthy_with_auto_rollback() -> AutoRollback {
     let sim = kubesim::KubeSim::start(kubesim::Config::default())
         .await
         .unwrap();
@@ -384,6 +377,26 @@ async fn a_degraded_revision_is_rolled_back_pinned_and_a_newer_commit_lifts_the_
         _ => None,
     })
     .await;
+    AutoRollback {
+        sim,
+        _server: server,
+        _kubeconfig: kubeconfig,
+        log,
+        shutdown,
+        task,
+    }
+}
+
+#[tokio::test]
+async fn a_degraded_revision_is_rolled_back_pinned_and_a_newer_commit_lifts_the_pin() {
+    let AutoRollback {
+        sim,
+        _server,
+        _kubeconfig,
+        log,
+        shutdown,
+        task,
+    } = healthy_with_auto_rollback().await;
 
     let committed = Instant::now();
     validated_as(
@@ -500,24 +513,14 @@ async fn a_degraded_revision_is_rolled_back_pinned_and_a_newer_commit_lifts_the_
 
 #[tokio::test]
 async fn a_rollback_target_that_degrades_too_stops_the_automatic_rollback() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default())
-        .await
-        .unwrap();
-    let (server, log, kubeconfig) = bus(&sim).await;
-    let (shutdown, task) = start_applier_with(
-        &server.url(),
-        &kubeconfig,
-        &["--health-timeout", "20s", "--auto-rollback", "dev"],
-    );
-    validated_as(
-        &log,
-        "dev",
-        "good",
-        vec![deployment("web", "nginx:1.26", false)],
-        10,
-    )
-    .await;
-    wait_for(&log, "configsync.evt.dev.c1.health.ready.v1", |_| Some(())).await;
+    let AutoRollback {
+        sim: _sim,
+        _server,
+        _kubeconfig,
+        log,
+        shutdown,
+        task,
+    } = healthy_with_auto_rollback().await;
     validated_as(
         &log,
         "dev",
@@ -569,10 +572,7 @@ async fn a_rollback_target_that_degrades_too_stops_the_automatic_rollback() {
 
 #[tokio::test]
 async fn an_older_commit_validated_last_is_never_applied_over_a_newer_one() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default())
-        .await
-        .unwrap();
-    let s = setup(&sim).await;
+    let (sim, s) = started().await;
     // The validator finished the newer commit first; the older one's result lands last.
     validated_as(
         &s.log,
@@ -605,16 +605,12 @@ async fn an_older_commit_validated_last_is_never_applied_over_a_newer_one() {
         applied.is_empty(),
         "the older commit was applied: {applied:?}"
     );
-    s.shutdown.cancel();
-    s.task.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test]
 async fn a_revision_for_an_environment_without_clusters_is_recorded_as_waiting() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default())
-        .await
-        .unwrap();
-    let s = setup(&sim).await;
+    let (_sim, s) = started().await;
     validated_as(
         &s.log,
         "staging",
@@ -638,16 +634,12 @@ async fn a_revision_for_an_environment_without_clusters_is_recorded_as_waiting()
         "{}",
         waiting.reason
     );
-    s.shutdown.cancel();
-    s.task.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test]
 async fn a_custom_resource_and_its_definition_in_one_revision_apply_in_order() {
-    let sim = kubesim::KubeSim::start(kubesim::Config::default())
-        .await
-        .unwrap();
-    let s = setup(&sim).await;
+    let (_sim, s) = started().await;
     let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "widgets.example.com"},
         "spec": {"group": "example.com", "scope": "Namespaced",
@@ -665,8 +657,7 @@ async fn a_custom_resource_and_its_definition_in_one_revision_apply_in_order() {
     };
     let kinds: Vec<&str> = ok.results.iter().map(|r| r.object.kind.as_str()).collect();
     assert_eq!(kinds, ["Namespace", "CustomResourceDefinition", "Widget"]);
-    s.shutdown.cancel();
-    s.task.await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test]
