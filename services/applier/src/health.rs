@@ -152,16 +152,14 @@ async fn read_live(
     for r in pending {
         *per_kind.entry((&r.api_version, &r.kind)).or_default() += 1;
     }
-    let mut listed: HashMap<(String, Option<String>, String), serde_json::Value> = HashMap::new();
+    let mut listed: HashMap<(String, Option<String>, String), Health> = HashMap::new();
     for ((api_version, kind), count) in &per_kind {
         if *count < LIST_FROM {
             continue;
         }
-        if let Ok(items) = cluster.list_managed(api_version, kind).await {
-            for item in items {
-                let mut value = serde_json::to_value(item).unwrap_or_default();
-                value["apiVersion"] = (*api_version).into();
-                value["kind"] = (*kind).into();
+        // Kept as verdicts, not objects: a page of objects at a time is all that is held.
+        let _ = cluster
+            .for_each_managed(api_version, kind, |value| {
                 let key = (
                     kind.to_string(),
                     value["metadata"]["namespace"].as_str().map(str::to_string),
@@ -170,36 +168,30 @@ async fn read_live(
                         .unwrap_or_default()
                         .to_string(),
                 );
-                listed.insert(key, value);
-            }
-        }
+                listed.insert(key, assess(&value));
+            })
+            .await;
     }
     let mut health = Vec::with_capacity(pending.len());
     for reference in pending {
         let listed_kind =
             per_kind[&(reference.api_version.as_str(), reference.kind.as_str())] >= LIST_FROM;
-        let found = if listed_kind {
-            let namespace = match cluster.api_for(reference).await {
-                Ok((_, ns)) => ns,
-                Err(e) => {
-                    health.push(Health::InProgress(format!("cannot read it: {e}")));
-                    continue;
-                }
-            };
-            Ok(listed
-                .get(&(reference.kind.clone(), namespace, reference.name.clone()))
-                .cloned())
+        let verdict = if listed_kind {
+            match cluster.api_for(reference).await {
+                Ok((_, namespace)) => listed
+                    .get(&(reference.kind.clone(), namespace, reference.name.clone()))
+                    .cloned()
+                    .unwrap_or_else(|| Health::Failed("the object is gone".into())),
+                Err(e) => Health::InProgress(format!("cannot read it: {e}")),
+            }
         } else {
-            cluster
-                .get(reference)
-                .await
-                .map(|o| o.map(|o| serde_json::to_value(o).unwrap_or_default()))
+            match cluster.get(reference).await {
+                Ok(Some(live)) => assess(&serde_json::to_value(live).unwrap_or_default()),
+                Ok(None) => Health::Failed("the object is gone".into()),
+                Err(e) => Health::InProgress(format!("cannot read it: {e}")),
+            }
         };
-        health.push(match found {
-            Ok(Some(live)) => assess(&live),
-            Ok(None) => Health::Failed("the object is gone".into()),
-            Err(e) => Health::InProgress(format!("cannot read it: {e}")),
-        });
+        health.push(verdict);
     }
     health
 }

@@ -17,6 +17,7 @@ use configsync_core::event::{
 };
 use configsync_core::fold::TargetState;
 use configsync_core::log::HandlerError;
+use configsync_core::log::bundles;
 use configsync_core::order::{kind_rank, levels};
 use futures::StreamExt;
 use serde_json::Value;
@@ -53,6 +54,12 @@ enum Stop {
         results: Vec<ObjectResult>,
     },
 }
+
+/// How many requests' futures exist at once (`concurrency` of them run): futures are built
+/// before they are streamed, since a stream of closures over borrowed data makes the handler's
+/// future lose `Send` (rust-lang/rust#102211), and 10,000 of them at once would hold tens of
+/// megabytes. Results stay in bundle order (`buffered`).
+const CHUNK: usize = 256;
 
 /// How long a CRD may take to become Established before the rollout fails.
 const ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(60);
@@ -233,22 +240,24 @@ impl Rollout<'_> {
 
         let concurrency = self.applier.settings.concurrency.max(1);
         let mut plans: Vec<Option<Plan>> = self.settled(cluster, objects).await?;
-        // In bundle order (`buffered`), so results read like the bundle. The futures are built
-        // before they are streamed: a stream of closures over borrowed
-        // data makes the handler's future lose `Send` (rust-lang/rust#102211).
-        let planning: Vec<_> = objects
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| plans[*i].is_none())
-            .map(|(i, o)| {
-                let cluster = cluster.clone();
-                async move { (i, plan(&cluster, o).await) }
-            })
-            .collect();
-        let planned: Vec<(usize, Result<Plan, ApplyError>)> = futures::stream::iter(planning)
-            .buffered(concurrency)
-            .collect()
-            .await;
+        let unplanned: Vec<usize> = (0..objects.len()).filter(|i| plans[*i].is_none()).collect();
+        let mut planned: Vec<(usize, Result<Plan, ApplyError>)> = Vec::new();
+        for chunk in unplanned.chunks(CHUNK) {
+            let planning: Vec<_> = chunk
+                .iter()
+                .map(|&i| {
+                    let cluster = cluster.clone();
+                    let object = &objects[i];
+                    async move { (i, plan(&cluster, object).await) }
+                })
+                .collect();
+            planned.extend(
+                futures::stream::iter(planning)
+                    .buffered(concurrency)
+                    .collect::<Vec<_>>()
+                    .await,
+            );
+        }
         let mut refused = Vec::new();
         for (i, plan) in planned {
             match plan {
@@ -272,19 +281,24 @@ impl Rollout<'_> {
 
         let mut results = Vec::with_capacity(objects.len());
         for level in order {
-            let writing: Vec<_> = level
-                .iter()
-                .map(|&i| {
-                    let cluster = cluster.clone();
-                    let known = plans[i].clone();
-                    let object = &objects[i];
-                    async move { write(&cluster, object, known).await }
-                })
-                .collect();
-            let written: Vec<Result<ObjectResult, ApplyError>> = futures::stream::iter(writing)
-                .buffered(concurrency)
-                .collect()
-                .await;
+            let mut written: Vec<Result<ObjectResult, ApplyError>> = Vec::new();
+            for chunk in level.chunks(CHUNK) {
+                let writing: Vec<_> = chunk
+                    .iter()
+                    .map(|&i| {
+                        let cluster = cluster.clone();
+                        let known = plans[i].clone();
+                        let object = &objects[i];
+                        async move { write(&cluster, object, known).await }
+                    })
+                    .collect();
+                written.extend(
+                    futures::stream::iter(writing)
+                        .buffered(concurrency)
+                        .collect::<Vec<_>>()
+                        .await,
+                );
+            }
             let mut failed = Vec::new();
             for w in written {
                 match w {
@@ -332,79 +346,61 @@ impl Rollout<'_> {
         let Some(deployed) = &self.state.deployed_bundle else {
             return Ok(plans);
         };
-        let previous = match self.applier.bundles.get_bundle(deployed).await {
-            Ok(b) => b.objects,
+        // Each object's declared content as a digest (both marked alike, bundles being stored
+        // unmarked, the revision left out): the deployed bundle need not stay in memory.
+        let digest = |o: &Value| {
+            let mut o = o.clone();
+            mark(&mut o, self.env(), "");
+            bundles::digest_of(&serde_json::to_vec(&comparable(&o)).unwrap_or_default())
+        };
+        let before: HashMap<Key, String> = match self.applier.bundles.get_bundle(deployed).await {
+            Ok(b) => b
+                .objects
+                .iter()
+                .filter_map(|o| Some((Key::of_value(o)?, digest(o))))
+                .collect(),
             Err(e) => {
                 tracing::warn!(bundle = %deployed, error = %e, "cannot read the deployed bundle; every object is dry-run");
                 return Ok(plans);
             }
         };
-        // Both marked alike (bundles are stored unmarked), the revision left out.
-        let normal = |o: &Value| {
-            let mut o = o.clone();
-            mark(&mut o, self.env(), "");
-            comparable(&o)
-        };
-        let before: HashMap<Key, Value> = previous
-            .iter()
-            .filter_map(|o| Some((Key::of_value(o)?, normal(o))))
-            .collect();
-        let same: Vec<usize> = objects
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| {
-                Key::of_value(o)
-                    .and_then(|k| before.get(&k))
-                    .is_some_and(|b| *b == normal(o))
-            })
-            .map(|(i, _)| i)
-            .collect();
-        if same.is_empty() {
-            return Ok(plans);
-        }
-        let kinds: BTreeSet<(String, String)> = same
-            .iter()
-            .filter_map(|&i| {
-                Some((
-                    objects[i]["apiVersion"].as_str()?.to_string(),
-                    objects[i]["kind"].as_str()?.to_string(),
-                ))
-            })
-            .collect();
-        let mut live: HashMap<Key, Value> = HashMap::new();
-        for (api_version, kind) in kinds {
-            let items = match cluster.list_managed(&api_version, &kind).await {
-                Ok(items) => items,
-                Err(e) if e.is_transient() => return Err(Stop::Unreachable(e.to_string())),
-                // A kind not served yet (its CRD comes with this revision): dry-run them.
-                Err(_) => continue,
-            };
-            for item in items {
-                let mut value = serde_json::to_value(item).unwrap_or_default();
-                value["apiVersion"] = api_version.clone().into();
-                value["kind"] = kind.clone().into();
-                if let Some(key) = Key::of_value(&value) {
-                    live.insert(key, value);
-                }
-            }
-        }
-        for i in same {
-            let Some(reference) = object_ref(&objects[i]) else {
+        // The objects declared as before, by the key the live object has (its effective
+        // namespace: `default` when none is named).
+        let mut same: HashMap<Key, usize> = HashMap::new();
+        let mut kinds: BTreeSet<(String, String)> = BTreeSet::new();
+        for (i, object) in objects.iter().enumerate() {
+            let (Some(key), Some(reference)) = (Key::of_value(object), object_ref(object)) else {
                 continue;
             };
-            // The live object's namespace is the effective one (`default` when none is named).
-            let namespace = match cluster.api_for(&reference).await {
-                Ok((_, ns)) => ns,
-                Err(_) => continue,
+            if before.get(&key) != Some(&digest(object)) {
+                continue;
+            }
+            let Ok((_, namespace)) = cluster.api_for(&reference).await else {
+                continue;
             };
-            let key = Key::of_value(&objects[i]).map(|k| Key { namespace, ..k });
-            if let Some(current) = key.and_then(|k| live.get(&k))
-                && declared_match(&objects[i], current)
-            {
-                plans[i] = Some(Plan {
-                    exists: true,
-                    changes: false,
-                });
+            kinds.insert((reference.api_version, reference.kind));
+            same.insert(Key { namespace, ..key }, i);
+        }
+        drop(before);
+        // One list per kind; each live object is compared as it comes and then dropped.
+        for (api_version, kind) in kinds {
+            let listed = cluster
+                .for_each_managed(&api_version, &kind, |live| {
+                    if let Some(&i) = Key::of_value(&live).and_then(|k| same.get(&k))
+                        && declared_match(&objects[i], &live)
+                    {
+                        plans[i] = Some(Plan {
+                            exists: true,
+                            changes: false,
+                        });
+                    }
+                })
+                .await;
+            match listed {
+                Ok(()) => {}
+                Err(e) if e.is_transient() => return Err(Stop::Unreachable(e.to_string())),
+                // A kind not served yet (its CRD comes with this revision): dry-run them.
+                Err(_) => {}
             }
         }
         tracing::debug!(

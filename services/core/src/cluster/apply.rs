@@ -173,6 +173,9 @@ pub fn may_prune(live: &Value, environment: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Objects per page when listing.
+pub const LIST_PAGE: u32 = 500;
+
 /// Applies objects to one cluster, caching what discovery says about each kind.
 pub struct ClusterApplier {
     client: kube::Client,
@@ -296,21 +299,35 @@ impl ClusterApplier {
             .map_err(ApplyError::from_kube)
     }
 
-    /// Every object of a kind that carries ConfigSync's managed-by label, in all namespaces:
-    /// one request however many objects.
-    pub async fn list_managed(
+    /// Calls `each` with every object of a kind that carries ConfigSync's managed-by label, in
+    /// all namespaces, as JSON with its `apiVersion` and `kind`: a few requests however many
+    /// objects (pages of [`LIST_PAGE`]), and only one page held at a time.
+    pub async fn for_each_managed(
         &self,
         api_version: &str,
         kind: &str,
-    ) -> Result<Vec<DynamicObject>, ApplyError> {
+        mut each: impl FnMut(Value),
+    ) -> Result<(), ApplyError> {
         let (resource, _) = self.resource(api_version, kind).await?;
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
-        let params =
-            ListParams::default().labels(&format!("{}={}", MANAGED_BY_LABEL.0, MANAGED_BY_LABEL.1));
-        api.list(&params)
-            .await
-            .map(|list| list.items)
-            .map_err(ApplyError::from_kube)
+        let mut params = ListParams::default()
+            .labels(&format!("{}={}", MANAGED_BY_LABEL.0, MANAGED_BY_LABEL.1))
+            .limit(LIST_PAGE);
+        loop {
+            let page = api.list(&params).await.map_err(ApplyError::from_kube)?;
+            let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+            for item in page.items {
+                let mut value = serde_json::to_value(item).unwrap_or_default();
+                // List items carry no type.
+                value["apiVersion"] = api_version.into();
+                value["kind"] = kind.into();
+                each(value);
+            }
+            match next {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(()),
+            }
+        }
     }
 
     /// The live object, if it exists.
