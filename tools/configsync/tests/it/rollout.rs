@@ -11,6 +11,12 @@ use kube::core::{ApiResource, GroupVersionKind};
 
 use super::{configsync, terminate, text, wait_for_endpoints};
 
+fn write_file(repo: &std::path::Path, path: &str, text: &str) {
+    let file = repo.join(path);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(file, text).unwrap();
+}
+
 /// `configsync up` on a one-environment repository, drift repair off (so a diff can be seen).
 struct Up {
     _dir: tempfile::TempDir,
@@ -253,6 +259,26 @@ async fn diff_rollback_unpin_and_prune_approve_against_a_running_up() {
         .target_until("the prune held", |t| !t["prune_held"].is_null())
         .await;
     assert_eq!(held["prune_held"]["would_delete"], 4);
+
+    // The diff of a working tree with one new file: that object would be created, and the
+    // held objects would be pruned.
+    write_file(
+        &up.repo,
+        "configs/dev/web/extra.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: shop\n  labels:\n    app.kubernetes.io/name: extra\ndata:\n  k: v\n",
+    );
+    let repo = up.repo.to_str().unwrap().to_string();
+    let pending = up.cli(&["diff", "--env", "dev", "--path", &repo]);
+    assert_eq!(pending.status.code(), Some(1), "{}", text(&pending.stderr));
+    let out = text(&pending.stdout);
+    assert!(out.contains("ConfigMap shop/extra: created"), "{out}");
+    assert!(out.contains("+  name: extra"), "{out}");
+    assert!(
+        out.contains("Deployment shop/api: would be pruned"),
+        "{out}"
+    );
+    assert!(out.contains("Deployment shop/web: unchanged"), "{out}");
+    std::fs::remove_file(up.repo.join("configs/dev/web/extra.yaml")).unwrap();
     let approve = up.cli(&[
         "prune",
         "approve",
