@@ -113,7 +113,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     let mut applying = HashMap::new();
     for target in clusters.all() {
         let (tx, rx) = tokio::sync::watch::channel(Latest::Unknown);
-        let (applying_tx, applying_rx) = tokio::sync::watch::channel(false);
+        let (applying_tx, applying_rx) = tokio::sync::watch::channel(None);
         senders.insert(target.target(), tx);
         applying.insert(target.target(), applying_tx);
         receivers.push((target.clone(), rx, applying_rx));
@@ -191,7 +191,7 @@ struct Refresher {
     senders: HashMap<Target, tokio::sync::watch::Sender<Latest>>,
     /// Whether the applier is applying to the target now (between its `apply.started` and
     /// the outcome): differences are then its writes, not drift.
-    applying: HashMap<Target, tokio::sync::watch::Sender<bool>>,
+    applying: HashMap<Target, tokio::sync::watch::Sender<Option<std::time::Instant>>>,
 }
 
 impl Refresher {
@@ -216,7 +216,12 @@ impl Refresher {
                 .ok()
                 .and_then(|t| self.applying.get(&t)),
         ) {
-            flag.send_if_modified(|now| std::mem::replace(now, applying) != applying);
+            let since = applying.then(std::time::Instant::now);
+            flag.send_if_modified(|now| {
+                let changed = now.is_some() != since.is_some();
+                *now = since;
+                changed
+            });
         }
         Ok(())
     }

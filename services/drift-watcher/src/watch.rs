@@ -29,6 +29,9 @@ type WatchItem = (
 );
 type Events = BoxStream<'static, WatchItem>;
 
+/// The longest an apply in flight pauses drift reports.
+const APPLY_PAUSE_LIMIT: Duration = Duration::from_secs(600);
+
 /// One target's watch loop.
 pub struct TargetWatch {
     pub target: ClusterTarget,
@@ -38,7 +41,7 @@ pub struct TargetWatch {
     pub desired: watch::Receiver<Latest>,
     /// True while the applier applies to the target (from the log): nothing is reported then,
     /// and everything is compared again when it is done.
-    pub applying: watch::Receiver<bool>,
+    pub applying: watch::Receiver<Option<std::time::Instant>>,
     pub reporter: Reporter,
     /// Told once, after the first full comparison.
     pub synced: mpsc::Sender<()>,
@@ -123,7 +126,7 @@ impl TargetWatch {
                         if changed.is_err() {
                             return;
                         }
-                        if !*self.applying.borrow_and_update() {
+                        if self.applying.borrow_and_update().is_none() {
                             if self.desired.has_changed().unwrap_or(false) {
                                 break;
                             }
@@ -206,7 +209,7 @@ impl TargetWatch {
         let (Some(object), Some(live)) = (desired.objects.get(reference), live) else {
             return;
         };
-        if *self.applying.borrow() {
+        if self.apply_in_flight() {
             tracing::debug!(kind = %reference.kind, name = %reference.name, "an apply is in flight; compared when it is done");
             return;
         }
@@ -226,7 +229,7 @@ impl TargetWatch {
         if !desired.objects.contains_key(reference) {
             return;
         }
-        if *self.applying.borrow() {
+        if self.apply_in_flight() {
             // Most likely a prune of the apply in flight; compared again when it is done.
             tracing::debug!(kind = %reference.kind, name = %reference.name, "deleted during an apply; compared when it is done");
             return;
@@ -238,6 +241,15 @@ impl TargetWatch {
             resource_version,
         };
         self.report(reference, &desired.revision, observation).await;
+    }
+
+    /// Whether an apply to the target is in flight: started, with no outcome yet, and not for
+    /// longer than [`APPLY_PAUSE_LIMIT`] (an applier that died mid-apply must not silence drift
+    /// for ever; the periodic resync then compares again).
+    fn apply_in_flight(&self) -> bool {
+        self.applying
+            .borrow()
+            .is_some_and(|since| since.elapsed() < APPLY_PAUSE_LIMIT)
     }
 
     async fn report(&mut self, reference: &ObjectRef, revision: &str, observation: Observation) {
