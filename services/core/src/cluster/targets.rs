@@ -134,9 +134,10 @@ impl ClusterTarget {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ClusterArgs {
     /// A cluster of an environment: `ENV/NAME=KUBECONFIG[#CONTEXT]`. Repeat for every cluster;
-    /// in the env var, separate them with `;`.
+    /// in the env var, separate them with `;`. Parsed (and refused with the reason) when the
+    /// flags are read.
     #[arg(long = "cluster", env = "CONFIGSYNC_CLUSTERS", value_delimiter = ';')]
-    pub clusters: Vec<String>,
+    pub clusters: Vec<ClusterTarget>,
     /// Accept kubeconfigs whose users authenticate with `exec` plugins or auth providers
     /// (they run programs on this machine).
     #[arg(long, env = "CONFIGSYNC_ALLOW_EXEC_AUTH")]
@@ -144,9 +145,9 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    /// The configured clusters, by environment.
+    /// The configured clusters, by environment (a cluster named twice is refused).
     pub fn clusters(&self) -> Result<Clusters, ClusterError> {
-        Clusters::from_specs(&self.clusters)
+        Clusters::from_targets(self.clusters.iter().cloned())
     }
 }
 
@@ -159,22 +160,28 @@ pub struct Clusters {
 impl Clusters {
     /// From `--cluster` values (each may hold several specs separated by `;`).
     pub fn from_specs<S: AsRef<str>>(specs: &[S]) -> Result<Self, ClusterError> {
+        let targets = specs
+            .iter()
+            .flat_map(|s| s.as_ref().split(';'))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<ClusterTarget>, _>>()?;
+        Self::from_targets(targets)
+    }
+
+    /// From parsed targets; a cluster listed twice for an environment is refused.
+    pub fn from_targets(
+        targets: impl IntoIterator<Item = ClusterTarget>,
+    ) -> Result<Self, ClusterError> {
         let mut by_environment: BTreeMap<String, Vec<ClusterTarget>> = BTreeMap::new();
-        for spec in specs.iter().flat_map(|s| {
-            s.as_ref()
-                .split(';')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        }) {
-            let target: ClusterTarget = spec.parse()?;
+        for target in targets {
             let list = by_environment
                 .entry(target.environment.to_string())
                 .or_default();
             if list.iter().any(|t| t.cluster == target.cluster) {
                 return Err(ClusterError::Spec {
-                    spec,
+                    spec: target.target().to_string(),
                     reason: "cluster listed twice for the environment".into(),
                 });
             }
@@ -212,6 +219,28 @@ mod tests {
         assert_eq!(c.of("prod").len(), 2);
         assert!(c.of("staging").is_empty());
         assert_eq!(c.all().count(), 3);
+    }
+
+    #[test]
+    fn the_flag_is_parsed_into_targets_and_a_bad_one_refused_when_read() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            cluster: ClusterArgs,
+        }
+        use clap::Parser;
+        let ok = Flags::try_parse_from(["x", "--cluster", "dev/a=/k#ctx;prod/b=/j"]).unwrap();
+        assert_eq!(ok.cluster.clusters.len(), 2);
+        assert_eq!(ok.cluster.clusters[0].context.as_deref(), Some("ctx"));
+        assert_eq!(ok.cluster.clusters().unwrap().of("prod").len(), 1);
+        let bad = Flags::try_parse_from(["x", "--cluster", "dev"])
+            .err()
+            .expect("refused at parse time")
+            .to_string();
+        assert!(bad.contains("expected ENV/NAME=KUBECONFIG"), "{bad}");
+        let twice =
+            Flags::try_parse_from(["x", "--cluster", "dev/a=/k", "--cluster", "dev/a=/j"]).unwrap();
+        assert!(twice.cluster.clusters().is_err());
     }
 
     #[test]
