@@ -44,7 +44,7 @@ pub struct Config {
     /// An environment's remediation policy: `ENV=auto|alert|off`. Repeat for every
     /// environment; in the env var, separate them with `;`. Unlisted environments: `alert`.
     #[arg(long = "policy", env = "CONFIGSYNC_POLICIES", value_delimiter = ';')]
-    pub policies: Vec<String>,
+    pub policies: Vec<policy::PolicySpec>,
     /// Repairs of one object within `--fight-window` that mean another controller keeps
     /// undoing them: the remediator records `remediation.conflict` and stops repairing it.
     #[arg(long, env = "CONFIGSYNC_FIGHT_THRESHOLD", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
@@ -77,7 +77,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         .clusters()
         .map_err(|e| ServiceError::Other(e.to_string()))?;
     let policies =
-        Policies::from_specs(&config.policies).map_err(|e| ServiceError::Other(e.to_string()))?;
+        Policies::from_parsed(&config.policies).map_err(|e| ServiceError::Other(e.to_string()))?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
     for (environment, policy) in policies.listed() {
         tracing::info!(environment, ?policy, "remediation policy");

@@ -17,6 +17,35 @@ pub struct PolicyError {
     pub reason: String,
 }
 
+/// One `--policy` value: an environment and its policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySpec {
+    pub environment: Name,
+    pub policy: RemediationPolicy,
+}
+
+impl std::str::FromStr for PolicySpec {
+    type Err = PolicyError;
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let err = |reason: &str| PolicyError {
+            spec: spec.to_string(),
+            reason: reason.into(),
+        };
+        let (env, policy) = spec.split_once('=').ok_or_else(|| err("missing '='"))?;
+        let environment = Name::new(env.trim()).map_err(|e| err(&e.to_string()))?;
+        let policy = match policy.trim() {
+            "auto" => RemediationPolicy::Auto,
+            "alert" => RemediationPolicy::Alert,
+            "off" => RemediationPolicy::Off,
+            _ => return Err(err("unknown policy")),
+        };
+        Ok(Self {
+            environment,
+            policy,
+        })
+    }
+}
+
 /// Every environment's policy.
 #[derive(Debug, Clone, Default)]
 pub struct Policies {
@@ -26,29 +55,28 @@ pub struct Policies {
 impl Policies {
     /// From `--policy` values (each may hold several specs separated by `;`).
     pub fn from_specs<S: AsRef<str>>(specs: &[S]) -> Result<Self, PolicyError> {
+        let parsed = specs
+            .iter()
+            .flat_map(|s| s.as_ref().split(';'))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<PolicySpec>, _>>()?;
+        Self::from_parsed(&parsed)
+    }
+
+    /// From parsed values; an environment listed twice is refused.
+    pub fn from_parsed(specs: &[PolicySpec]) -> Result<Self, PolicyError> {
         let mut by_environment = BTreeMap::new();
-        for spec in specs.iter().flat_map(|s| {
-            s.as_ref()
-                .split(';')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        }) {
-            let err = |reason: &str| PolicyError {
-                spec: spec.clone(),
-                reason: reason.into(),
-            };
-            let (env, policy) = spec.split_once('=').ok_or_else(|| err("missing '='"))?;
-            let env = Name::new(env.trim()).map_err(|e| err(&e.to_string()))?;
-            let policy = match policy.trim() {
-                "auto" => RemediationPolicy::Auto,
-                "alert" => RemediationPolicy::Alert,
-                "off" => RemediationPolicy::Off,
-                _ => return Err(err("unknown policy")),
-            };
-            if by_environment.insert(env.to_string(), policy).is_some() {
-                return Err(err("environment listed twice"));
+        for spec in specs {
+            if by_environment
+                .insert(spec.environment.to_string(), spec.policy)
+                .is_some()
+            {
+                return Err(PolicyError {
+                    spec: spec.environment.to_string(),
+                    reason: "environment listed twice".into(),
+                });
             }
         }
         Ok(Self { by_environment })
@@ -71,6 +99,26 @@ impl Policies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_flag_is_parsed_when_read_and_a_bad_value_refused_with_its_reason() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[arg(long = "policy", value_delimiter = ';')]
+            policies: Vec<PolicySpec>,
+        }
+        use clap::Parser;
+        let ok = Flags::try_parse_from(["x", "--policy", "dev=auto;prod=off"]).unwrap();
+        assert_eq!(
+            Policies::from_parsed(&ok.policies).unwrap().of("prod"),
+            RemediationPolicy::Off
+        );
+        let bad = Flags::try_parse_from(["x", "--policy", "dev=sometimes"])
+            .err()
+            .expect("refused when read")
+            .to_string();
+        assert!(bad.contains("unknown policy"), "{bad}");
+    }
 
     #[test]
     fn policies_parse_and_unlisted_environments_alert() {
