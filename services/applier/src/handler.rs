@@ -302,7 +302,7 @@ impl Applier {
                 && t.deployed_revision.as_deref() == Some(revision)
             {
                 self.health
-                    .watch_if_idle(self, target, revision, &wanted.bundle_digest, cause);
+                    .watch_if_idle(target, revision, &wanted.bundle_digest, cause);
             }
         }
         Ok(())

@@ -58,7 +58,6 @@ impl HealthWatches {
     /// Starts a watch unless one runs for this revision already (catching up at start).
     pub fn watch_if_idle(
         &self,
-        applier: &Applier,
         target: &ClusterTarget,
         revision: &str,
         bundle_digest: &str,
@@ -71,21 +70,13 @@ impl HealthWatches {
             .get(&target.target())
             .is_some_and(|(r, _)| r == revision);
         if !busy {
-            self.watch(
-                applier,
-                target,
-                revision,
-                bundle_digest,
-                cause,
-                RolloutKind::Forward,
-            );
+            self.watch(target, revision, bundle_digest, cause, RolloutKind::Forward);
         }
     }
 
     /// Watches the health of `revision` on `target` in the background.
     pub fn watch(
         &self,
-        applier: &Applier,
         target: &ClusterTarget,
         revision: &str,
         bundle_digest: &str,
@@ -102,7 +93,6 @@ impl HealthWatches {
             tracing::warn!("health watches are not bound; health not assessed");
             return;
         };
-        debug_assert!(std::ptr::eq(Arc::as_ptr(&applier_ref), applier));
         let token = self.shutdown.child_token();
         let key = target.target();
         if let Some((_, old)) = self

@@ -140,7 +140,6 @@ impl Rollout<'_> {
                     self.applier.emit(&held, self.cause, &[]).await?;
                 }
                 self.applier.health.watch(
-                    self.applier,
                     self.target,
                     &self.revision,
                     &self.bundle_digest,
