@@ -222,6 +222,7 @@ impl Setup {
                 .collect(),
             warnings: vec![],
             commit_sequence: 0,
+            author: None,
         };
         let event = Outgoing::builder(&payload)
             .cause(revision)

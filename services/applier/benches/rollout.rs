@@ -104,6 +104,7 @@ async fn validate(
             .collect(),
         warnings: vec![],
         commit_sequence,
+        author: None,
     };
     let event = Outgoing::builder(&passed)
         .cause(revision)

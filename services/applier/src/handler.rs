@@ -7,12 +7,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use configsync_core::access::{self, AccessPolicy, Claim, Refusal, Verdict};
 use configsync_core::cluster::{ClusterAppliers, ClusterTarget, Clusters};
 use configsync_core::event::{
-    EnvironmentPinned, EnvironmentUnpinned, EventData, EventPayload, Outgoing, PruneApproved,
-    Received, RollbackRequested, RolloutWaiting, ValidationPassed,
+    ActionRefused, ApprovalRequired, EnvironmentPinned, EnvironmentUnpinned, EventData,
+    EventPayload, Outgoing, PruneApproved, Received, RollbackRequested, RolloutWaiting,
+    UnpinRequested, ValidationPassed,
 };
-use configsync_core::fold::{EnvironmentState, LogState};
+use configsync_core::fold::{EnvironmentState, LogState, Recorded};
 use configsync_core::log::bundles::BundleStore;
 use configsync_core::log::replay::{Start, Until, replay_filtered};
 use configsync_core::log::{EventLog, Fold, HandlerError, Publisher};
@@ -36,6 +38,8 @@ pub struct Applier {
     clusters: Clusters,
     pub(crate) appliers: ClusterAppliers,
     pub(crate) settings: RolloutArgs,
+    /// Who may do what; `None`: no approvals, people's actions accepted unsigned.
+    policy: Option<AccessPolicy>,
     /// One environment's events are handled one at a time; different environments at once.
     environments: Mutex<HashMap<Name, Arc<Mutex<()>>>>,
     pub(crate) health: HealthWatches,
@@ -55,6 +59,7 @@ impl Applier {
         clusters: Clusters,
         allow_exec_auth: bool,
         settings: RolloutArgs,
+        policy: Option<AccessPolicy>,
         shutdown: CancellationToken,
     ) -> Self {
         let publisher = log.publisher(Duration::from_secs(60));
@@ -67,6 +72,7 @@ impl Applier {
             clusters,
             appliers,
             settings,
+            policy,
             environments: Mutex::new(HashMap::new()),
             health: HealthWatches::new(shutdown),
         }
@@ -84,11 +90,29 @@ impl Applier {
             event: Some(&event),
         };
         match &event.data {
-            EventData::ValidationPassed(_) | EventData::EnvironmentUnpinned(_) => {
+            EventData::ValidationPassed(_) => self.reconcile(&environment, cause, Until::End).await,
+            EventData::ApprovalGranted(_) | EventData::ApprovalRejected(_) => {
+                self.decision(&environment, &event).await?;
                 self.reconcile(&environment, cause, Until::End).await
             }
-            EventData::RollbackRequested(r) => self.rollback(&environment, r, &event).await,
-            EventData::PruneApproved(p) => self.prune_approved(&environment, p, &event).await,
+            EventData::RollbackRequested(r) => {
+                let Some(actor) = self.authorize(&event).await? else {
+                    return Ok(());
+                };
+                self.rollback(&environment, r, &actor, &event).await
+            }
+            EventData::UnpinRequested(u) => {
+                let Some(actor) = self.authorize(&event).await? else {
+                    return Ok(());
+                };
+                self.unpin(&environment, u, &actor, &event).await
+            }
+            EventData::PruneApproved(p) => {
+                let Some(actor) = self.authorize(&event).await? else {
+                    return Ok(());
+                };
+                self.prune_approved(&environment, p, &actor, &event).await
+            }
             other => {
                 tracing::debug!(r#type = other.type_name(), "event not acted on");
                 Ok(())
@@ -214,6 +238,27 @@ impl Applier {
         } else {
             RolloutKind::Forward
         };
+        // A forward revision that some target still lacks passes the approval gate first (a
+        // rollback is itself a person's signed decision, or the applier's own).
+        let pending = targets.iter().any(|t| {
+            state.target(&t.target()).is_none_or(|s| {
+                s.deployed_revision.as_deref() != Some(revision)
+                    || s.deployed_bundle.as_deref() != Some(wanted.bundle_digest.as_str())
+            })
+        });
+        if kind == RolloutKind::Forward
+            && pending
+            && let Some(reason) = self.gate(environment, &env, revision, cause).await?
+        {
+            tracing::info!(environment = %environment, revision, %reason, "held at the approval gate");
+            let waiting = RolloutWaiting {
+                environment: environment.to_string(),
+                cluster: None,
+                revision: revision.to_string(),
+                reason,
+            };
+            return self.emit(&waiting, cause, &["gate"]).await;
+        }
         // A rollback goes everywhere at once; a forward revision respects the promotion order
         // and the waves.
         if kind == RolloutKind::Forward
@@ -463,6 +508,7 @@ impl Applier {
         &self,
         environment: &Name,
         request: &RollbackRequested,
+        actor: &str,
         event: &Received,
     ) -> Result<(), HandlerError> {
         let cause = Cause { event: Some(event) };
@@ -512,12 +558,200 @@ impl Applier {
                 revision: request.to_revision.clone(),
                 commit_sequence: newest_known,
                 reason: request.reason.clone(),
-                actor: request.requested_by.clone(),
+                actor: actor.to_string(),
             };
-            self.emit_as(&pinned, cause, &["pin"], Some(&request.requested_by))
-                .await?;
+            self.emit_as(&pinned, cause, &["pin"], Some(actor)).await?;
         }
         self.reconcile(environment, cause, Until::End).await
+    }
+
+    /// Lifts the environment's pin on an accepted request, and rolls it forward.
+    async fn unpin(
+        &self,
+        environment: &Name,
+        request: &UnpinRequested,
+        actor: &str,
+        event: &Received,
+    ) -> Result<(), HandlerError> {
+        let cause = Cause { event: Some(event) };
+        let state = self.state(environment, Until::End).await?;
+        let pinned = state
+            .environment(environment.as_str())
+            .and_then(|e| e.pin.as_ref());
+        if pinned.is_none_or(|p| p.revision != request.revision) {
+            tracing::warn!(environment = %environment, revision = %request.revision, "unpin requested, but the environment is not pinned there");
+            return Ok(());
+        }
+        let unpinned = EnvironmentUnpinned {
+            environment: environment.to_string(),
+            revision: request.revision.clone(),
+            reason: request.reason.clone(),
+            actor: actor.to_string(),
+        };
+        self.emit_as(&unpinned, cause, &["unpin"], Some(actor))
+            .await?;
+        self.reconcile(environment, cause, Until::End).await
+    }
+
+    /// Who a person's action is from, once the access policy accepts it; `None` when it is
+    /// refused (recorded as `action.refused`). Without a policy, the claimed actor.
+    async fn authorize(&self, event: &Received) -> Result<Option<String>, HandlerError> {
+        let Some(claim) = Claim::of(&event.data) else {
+            return Err(HandlerError::Terminal("not a person's action".into()));
+        };
+        let Some(policy) = &self.policy else {
+            return Ok(Some(claim.actor));
+        };
+        // Checked as of when it was recorded: an action that waited for a cluster to come
+        // back was valid when it was made.
+        match policy.verify(&claim, event.stored_at) {
+            Ok(verified) => {
+                tracing::info!(action = %claim.action, environment = %claim.environment, principal = %verified.principal, key = %verified.key, "signed action accepted");
+                Ok(Some(verified.principal))
+            }
+            Err(refusal) => {
+                self.refuse(&claim, event, &refusal).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Records that a person's action does nothing, and why.
+    async fn refuse(
+        &self,
+        claim: &Claim,
+        event: &Received,
+        refusal: &Refusal,
+    ) -> Result<(), HandlerError> {
+        tracing::warn!(action = %claim.action, environment = %claim.environment, revision = %claim.revision, actor = %claim.actor, reason = %refusal, "action refused");
+        let refused = ActionRefused {
+            environment: claim.environment.clone(),
+            revision: claim.revision.clone(),
+            action: claim.action.to_string(),
+            actor: claim.actor.clone(),
+            refused_event: event.id().to_string(),
+            reason: refusal.to_string(),
+        };
+        self.emit(&refused, Cause { event: Some(event) }, &["refused"])
+            .await
+    }
+
+    /// Checks an approval or rejection as it arrives, so that one that cannot count is
+    /// recorded with its reason at once (the gate checks them again when it decides).
+    async fn decision(&self, environment: &Name, event: &Received) -> Result<(), HandlerError> {
+        let Some(claim) = Claim::of(&event.data) else {
+            return Ok(());
+        };
+        let Some(policy) = &self.policy else {
+            tracing::info!(action = %claim.action, environment = %environment, "no access policy: approvals are not needed and change nothing");
+            return Ok(());
+        };
+        let state = self.state(environment, Until::End).await?;
+        let validated = state
+            .environment(environment.as_str())
+            .and_then(|e| e.validated.get(&claim.revision));
+        let Some(validated) = validated else {
+            let unknown = Refusal::UnknownRevision {
+                environment: environment.to_string(),
+                revision: claim.revision.clone(),
+            };
+            return self.refuse(&claim, event, &unknown).await;
+        };
+        let checked = match &event.data {
+            EventData::ApprovalGranted(granted) => {
+                let recorded = Recorded {
+                    event_id: event.id().to_string(),
+                    sequence: event.stream_sequence,
+                    stored_at: event.stored_at,
+                    action: granted.clone(),
+                };
+                access::check_approval(policy, &recorded, validated, false, event.stored_at)
+            }
+            _ => policy.verify(&claim, event.stored_at),
+        };
+        match checked {
+            Ok(v) => {
+                tracing::info!(action = %claim.action, environment = %environment, revision = %claim.revision, principal = %v.principal, key = %v.key, "signed decision recorded");
+                Ok(())
+            }
+            Err(refusal) => self.refuse(&claim, event, &refusal).await,
+        }
+    }
+
+    /// The approval gate: `Some(reason)` when the revision may not go yet (recorded as
+    /// `approval.required` once, and `rollout.waiting` with the progress).
+    async fn gate(
+        &self,
+        environment: &Name,
+        env: &EnvironmentState,
+        revision: &str,
+        cause: Cause<'_>,
+    ) -> Result<Option<String>, HandlerError> {
+        let Some(policy) = &self.policy else {
+            return Ok(None);
+        };
+        let assessment = access::assess(
+            policy,
+            environment.as_str(),
+            env,
+            revision,
+            chrono::Utc::now(),
+        );
+        let reason = match &assessment.verdict {
+            Verdict::Open => return Ok(None),
+            Verdict::Rejected { by, reason } => {
+                format!("rejected by {by} ({reason}); a newer commit replaces it")
+            }
+            Verdict::Waiting { required, have } => {
+                let validated = env.validated.get(revision);
+                if env
+                    .decisions
+                    .get(revision)
+                    .and_then(|d| d.required.as_ref())
+                    .is_none()
+                    && let Some(validated) = validated
+                {
+                    let valid_for = policy
+                        .rules(environment.as_str())
+                        .approvals
+                        .map_or(0, |a| a.valid_for.as_secs());
+                    let required = ApprovalRequired {
+                        environment: environment.to_string(),
+                        revision: revision.to_string(),
+                        required: *required,
+                        reason: format!(
+                            "the access policy needs {required} approval(s) for {environment}"
+                        ),
+                        bundle_digest: validated.bundle_digest.clone(),
+                        approvers: assessment.approvers.iter().cloned().collect(),
+                        author: validated.author.clone(),
+                        approval_valid_for_seconds: valid_for,
+                    };
+                    self.emit(&required, cause, &["approval-required", revision])
+                        .await?;
+                }
+                let given: Vec<&str> = assessment
+                    .counted
+                    .iter()
+                    .map(|c| c.principal.as_str())
+                    .collect();
+                format!(
+                    "waiting for approvals: {have} of {required} ({}); may approve: {}",
+                    if given.is_empty() {
+                        "none yet".to_string()
+                    } else {
+                        given.join(", ")
+                    },
+                    assessment
+                        .approvers
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        };
+        Ok(Some(reason))
     }
 
     /// Deletes what a prune guard held back, once a person approved it.
@@ -525,6 +759,7 @@ impl Applier {
         &self,
         environment: &Name,
         approval: &PruneApproved,
+        actor: &str,
         event: &Received,
     ) -> Result<(), HandlerError> {
         // The state just before the approval: it still shows the hold.
@@ -566,7 +801,7 @@ impl Applier {
             cause: Cause { event: Some(event) },
             kind: RolloutKind::Forward,
         };
-        rollout.prune_held().await
+        rollout.prune_held(actor).await
     }
 
     /// Records a pin, a wait or an outcome, caused by `cause` (plus `extra` to tell apart

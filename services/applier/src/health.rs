@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use configsync_core::cluster::health::{Health, assess, needs_status};
 use configsync_core::cluster::{ClusterTarget, object_ref};
 use configsync_core::event::{
-    HealthDegraded, HealthReady, ObjectRef, Received, RollbackRequested, RolloutWaiting,
+    EnvironmentPinned, HealthDegraded, HealthReady, ObjectRef, Received, RolloutWaiting,
     UnhealthyObject,
 };
 use configsync_core::log::replay::Until;
@@ -269,7 +269,7 @@ impl Watch {
         Ok(())
     }
 
-    /// Asks for a rollback to the target's last healthy revision, unless this revision was
+    /// Pins the environment to the target's last healthy revision, unless this revision was
     /// itself a rollback (then it stops and says so: never a loop).
     async fn roll_back(
         &self,
@@ -309,21 +309,28 @@ impl Watch {
             .take(3)
             .map(|u| format!("{} {}: {}", u.object.kind, u.object.name, u.reason))
             .collect();
-        let request = RollbackRequested {
+        // The applier pins by itself (an event only it may publish), rather than asking with
+        // a rollback.requested that anyone with operator rights could forge unsigned.
+        let newest_known = state
+            .environment(environment.as_str())
+            .and_then(|e| e.validated.values().map(|v| v.commit_sequence).max())
+            .unwrap_or_default();
+        let pinned = EnvironmentPinned {
             environment: environment.to_string(),
-            to_revision: to.revision.clone(),
+            revision: to.revision.clone(),
+            commit_sequence: newest_known,
             reason: format!(
-                "automatic: {} is degraded on {} ({})",
+                "automatic rollback: {} is degraded on {} ({})",
                 self.revision,
                 self.target.cluster,
                 reasons.join("; ")
             ),
-            requested_by: SYSTEM_ACTOR.into(),
-            cluster: None,
+            actor: SYSTEM_ACTOR.into(),
         };
         tracing::warn!(environment = %environment, from = %self.revision, to = %to.revision, "automatic rollback");
         applier
-            .emit_as(&request, cause, &["auto-rollback"], Some(SYSTEM_ACTOR))
+            .emit_as(&pinned, cause, &["auto-rollback"], Some(SYSTEM_ACTOR))
             .await
+        // The watch's end retriggers the environment's reconcile, which rolls back to the pin.
     }
 }

@@ -12,10 +12,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use configsync_core::access::AccessPolicy;
 use configsync_core::cluster::ClusterArgs;
 use configsync_core::config::ServiceArgs;
 use configsync_core::event::{
-    EnvironmentUnpinned, EventPayload, PruneApproved, Received, RollbackRequested, ValidationPassed,
+    ApprovalGranted, ApprovalRejected, EventPayload, PruneApproved, Received, RollbackRequested,
+    UnpinRequested, ValidationPassed,
 };
 use configsync_core::log::ConsumerSpec;
 use configsync_core::log::bundles::BundleStore;
@@ -78,6 +80,11 @@ pub struct RolloutArgs {
     /// wave stops the rollout there. Repeatable; in the env var, separated by `,`.
     #[arg(long = "wave", env = "CONFIGSYNC_WAVES", value_delimiter = ',', value_parser = wave)]
     pub waves: Vec<(Target, u32)>,
+    /// The access policy (YAML; see docs/security.md): who may approve, reject, roll back,
+    /// unpin and allow held prunes, and how many approvals each environment needs. Without
+    /// one, no approvals are needed and people's actions are accepted unsigned.
+    #[arg(long = "access", env = "CONFIGSYNC_ACCESS")]
+    pub access: Option<std::path::PathBuf>,
     /// Requests in flight per cluster while applying one level of objects.
     #[arg(
         long = "apply-concurrency",
@@ -97,6 +104,7 @@ impl Default for RolloutArgs {
             concurrency: 16,
             promote_after: Vec::new(),
             waves: Vec::new(),
+            access: None,
         }
     }
 }
@@ -178,8 +186,10 @@ fn consumer() -> ConsumerSpec {
         NAME,
         [
             ValidationPassed::TYPE,
+            ApprovalGranted::TYPE,
+            ApprovalRejected::TYPE,
             RollbackRequested::TYPE,
-            EnvironmentUnpinned::TYPE,
+            UnpinRequested::TYPE,
             PruneApproved::TYPE,
         ]
         .into_iter()
@@ -200,7 +210,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         .cluster
         .clusters()
         .map_err(|e| ServiceError::Other(e.to_string()))?;
+    // A policy that does not load stops the applier: running without it would approve
+    // everything.
+    let policy = config
+        .rollout
+        .access
+        .as_deref()
+        .map(AccessPolicy::load)
+        .transpose()
+        .map_err(|e| ServiceError::Other(format!("access policy: {e}")))?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
+    if let Some(policy) = &policy {
+        tracing::info!(path = %policy.path.display(), environments = policy.file.environments.len(), "access policy loaded");
+    }
     for target in clusters.all() {
         tracing::info!(environment = %target.environment, cluster = %target.cluster, kubeconfig = %target.kubeconfig.display(), "cluster configured");
     }
@@ -213,6 +235,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         clusters,
         config.cluster.allow_exec_auth,
         config.rollout,
+        policy,
         shutdown.clone(),
     ));
     applier.health.bind(&applier);

@@ -13,7 +13,7 @@ use configsync_core::cluster::{
 };
 use configsync_core::event::{
     ApplyCounts, ApplyFailed, ApplyStarted, ApplySucceeded, ObjectAction, ObjectRef, ObjectResult,
-    PruneHeld, ResourcePruned,
+    PruneCompleted, PruneHeld, ResourcePruned,
 };
 use configsync_core::fold::TargetState;
 use configsync_core::log::HandlerError;
@@ -458,7 +458,9 @@ impl Rollout<'_> {
     }
 
     /// Deletes what a hold kept, after a person approved it.
-    pub async fn prune_held(self) -> Result<(), HandlerError> {
+    /// Deletes what the prune guard held back, once `approved_by` allowed it, and records
+    /// `prune.completed`.
+    pub async fn prune_held(self, approved_by: &str) -> Result<(), HandlerError> {
         let cluster = match self.applier.appliers.get(self.target).await {
             Ok(c) => c,
             Err(e) => return Err(HandlerError::Terminal(e.to_string())),
@@ -472,7 +474,21 @@ impl Rollout<'_> {
         match result {
             Ok(n) => {
                 tracing::info!(environment = self.env(), cluster = self.cluster(), revision = %self.revision, pruned = n, "approved prune done");
-                Ok(())
+                let completed = PruneCompleted {
+                    environment: self.env().to_string(),
+                    cluster: self.cluster().to_string(),
+                    revision: self.revision.clone(),
+                    deleted: n,
+                    approved_by: approved_by.to_string(),
+                };
+                self.applier
+                    .emit_as(
+                        &completed,
+                        self.cause,
+                        &["prune-completed"],
+                        Some(approved_by),
+                    )
+                    .await
             }
             Err(Stop::Unreachable(reason)) => Err(HandlerError::Transient(reason)),
             Err(Stop::Refused { reason, .. }) => Err(HandlerError::Terminal(reason)),

@@ -4,9 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{EventData, ObjectRef, Received};
+use crate::event::{
+    ApprovalGranted, ApprovalRejected, ApprovalRequired, EventData, ObjectRef, Received,
+};
 use crate::log::Fold;
 use crate::names::Target;
 
@@ -36,6 +39,43 @@ pub struct ValidatedRevision {
     pub bundle_digest: String,
     /// Its place in the branch's history (see `ValidationPassed::commit_sequence`).
     pub commit_sequence: u64,
+    /// The commit's author (e-mail), when known.
+    #[serde(default)]
+    pub author: Option<String>,
+}
+
+/// A person's action as the log holds it. Its signature is checked by whoever acts on it
+/// (the fold is policy-free: the same log reads alike under any policy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded<T> {
+    pub event_id: String,
+    pub sequence: u64,
+    pub stored_at: DateTime<Utc>,
+    pub action: T,
+}
+
+/// What people decided about one revision of an environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decisions {
+    /// The applier's `approval.required`, once it asked.
+    pub required: Option<ApprovalRequired>,
+    pub granted: Vec<Recorded<ApprovalGranted>>,
+    pub rejected: Vec<Recorded<ApprovalRejected>>,
+    /// Actions about this revision the applier refused: event id → reason.
+    pub refused: BTreeMap<String, String>,
+}
+
+impl Decisions {
+    /// The most actions of one kind kept per revision: a flood of forged approvals (from
+    /// someone holding operator credentials) cannot grow the state without bound; the oldest
+    /// go first.
+    pub const KEPT: usize = 256;
+}
+
+fn keep_bounded<T>(list: &mut Vec<T>, item: T) {
+    list.push(item);
+    let excess = list.len().saturating_sub(Decisions::KEPT);
+    list.drain(..excess);
 }
 
 /// An environment held at a revision after a rollback.
@@ -52,8 +92,8 @@ pub struct Pin {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvironmentState {
     pub latest_validation: Option<Validation>,
-    /// Revisions waiting for approvals, with the distinct approvers so far.
-    pub approvals: BTreeMap<String, BTreeSet<String>>,
+    /// People's approvals and rejections, per revision.
+    pub decisions: BTreeMap<String, Decisions>,
     /// Every revision that passed validation, with its bundle and place in history.
     pub validated: BTreeMap<String, ValidatedRevision>,
     /// The validated revision latest in the branch's history: the one to run ("latest wins").
@@ -167,6 +207,15 @@ impl LogState {
 
     /// The target an event names; events carry validated names, so a bad one (only possible
     /// in a hand-made event) is left out of the state rather than failing the whole fold.
+    fn decisions(&mut self, environment: &str, revision: &str) -> &mut Decisions {
+        self.environments
+            .entry(environment.to_string())
+            .or_default()
+            .decisions
+            .entry(revision.to_string())
+            .or_default()
+    }
+
     fn target_mut(
         &mut self,
         environment: &str,
@@ -243,6 +292,7 @@ impl Fold for LogState {
                     ValidatedRevision {
                         bundle_digest: v.bundle_digest.clone(),
                         commit_sequence,
+                        author: v.author.clone(),
                     },
                 );
                 if newer {
@@ -276,21 +326,27 @@ impl Fold for LogState {
                 });
             }
             EventData::ApprovalRequired(a) => {
-                self.environments
-                    .entry(a.environment.clone())
-                    .or_default()
-                    .approvals
-                    .entry(a.revision.clone())
-                    .or_default();
+                self.decisions(&a.environment, &a.revision).required = Some(a.clone());
             }
             EventData::ApprovalGranted(a) => {
-                self.environments
-                    .entry(a.environment.clone())
-                    .or_default()
-                    .approvals
-                    .entry(a.revision.clone())
-                    .or_default()
-                    .insert(a.approver.clone());
+                let recorded = recorded(event, a);
+                keep_bounded(
+                    &mut self.decisions(&a.environment, &a.revision).granted,
+                    recorded,
+                );
+            }
+            EventData::ApprovalRejected(r) => {
+                let recorded = recorded(event, r);
+                keep_bounded(
+                    &mut self.decisions(&r.environment, &r.revision).rejected,
+                    recorded,
+                );
+            }
+            EventData::ActionRefused(r) => {
+                let refused = &mut self.decisions(&r.environment, &r.revision).refused;
+                if refused.len() < Decisions::KEPT {
+                    refused.insert(r.refused_event.clone(), r.reason.clone());
+                }
             }
             EventData::ApplyStarted(a) => {
                 if let Some(t) = self.target_mut(&a.environment, &a.cluster, seq) {
@@ -334,13 +390,12 @@ impl Fold for LogState {
                     t.inventory_bundles.extend(p.held_bundles.iter().cloned());
                 }
             }
-            EventData::PruneApproved(p) => {
+            EventData::PruneCompleted(p) => {
                 if let Some(t) = self.target_mut(&p.environment, &p.cluster, seq)
                     && t.prune_held
                         .as_ref()
                         .is_some_and(|h| h.revision == p.revision)
                 {
-                    // The applier deletes them now; what it deletes follows as resource.pruned.
                     t.prune_held = None;
                     t.inventory_bundles = t.deployed_bundle.iter().cloned().collect();
                 }
@@ -386,8 +441,12 @@ impl Fold for LogState {
                 }
             }
             EventData::DeadLetterRecorded(_) => self.dead_letters += 1,
+            // Requests: what they lead to is recorded by the applier once it accepted them
+            // (rollout.pinned, rollout.unpinned, prune.completed).
             EventData::SourceFailed(_)
             | EventData::RollbackRequested(_)
+            | EventData::UnpinRequested(_)
+            | EventData::PruneApproved(_)
             | EventData::RolloutWaiting(_)
             | EventData::RemediationStarted(_)
             | EventData::RemediationSucceeded(_)
@@ -398,12 +457,21 @@ impl Fold for LogState {
     }
 }
 
+fn recorded<T: Clone>(event: &Received, action: &T) -> Recorded<T> {
+    Recorded {
+        event_id: event.id().to_string(),
+        sequence: event.stream_sequence,
+        stored_at: event.stored_at,
+        action: action.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::{
         ApplySucceeded, EnvironmentPinned, EnvironmentUnpinned, EventPayload, HealthReady,
-        Outgoing, PruneApproved, PruneHeld, ValidationPassed,
+        Outgoing, PruneApproved, PruneCompleted, PruneHeld, ValidationPassed,
     };
 
     /// Folds payloads as if they were stored in this order.
@@ -445,6 +513,7 @@ mod tests {
                 objects: vec![],
                 warnings: vec![],
                 commit_sequence,
+                author: None,
             };
             self.add(&p, EventData::ValidationPassed(p.clone()))
         }
@@ -569,8 +638,21 @@ mod tests {
             revision: "r2".into(),
             reason: "r".into(),
             approved_by: "alice".into(),
+            signature: None,
         };
         log.add(&approved, EventData::PruneApproved(approved.clone()));
+        assert!(
+            log.target().prune_held.is_some(),
+            "a request changes nothing until the applier accepts it"
+        );
+        let completed = PruneCompleted {
+            environment: "dev".into(),
+            cluster: "c1".into(),
+            revision: "r2".into(),
+            deleted: 3,
+            approved_by: "alice".into(),
+        };
+        log.add(&completed, EventData::PruneCompleted(completed.clone()));
         assert!(log.target().prune_held.is_none());
         assert_eq!(
             log.target().inventory_bundles,

@@ -244,6 +244,8 @@ impl Validator {
                             .collect(),
                         warnings: loaded.findings,
                         commit_sequence: cause.stream_sequence,
+                        author: Some(commit.author.email.to_ascii_lowercase())
+                            .filter(|e| !e.is_empty()),
                     };
                     tracing::info!(environment, revision = %commit.sha, objects = passed.objects.len(), "validation passed");
                     return build(&passed, environment, cause, &self.source);

@@ -160,6 +160,7 @@ async fn validated_again(
         objects: objects.iter().map(reference).collect(),
         warnings: vec![],
         commit_sequence,
+        author: None,
     };
     let event = Outgoing::builder(&payload)
         .cause(revision)

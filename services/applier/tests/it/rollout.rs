@@ -316,6 +316,7 @@ async fn the_prune_guard_holds_a_large_deletion_until_a_person_approves_it() {
         revision: "r2".into(),
         reason: "retiring the old config maps".into(),
         approved_by: "alice@example.com".into(),
+        signature: None,
     };
     let event = Outgoing::builder(&approval)
         .actor("alice@example.com")
@@ -340,6 +341,19 @@ async fn the_prune_guard_holds_a_large_deletion_until_a_person_approves_it() {
     assert!(live_configmap(&sim, "a").await.is_some());
     let approvals = events(&s.log, "configsync.evt.dev.c1.prune.approved.v1").await;
     assert_eq!(approvals[0].actor(), Some("alice@example.com"));
+    let completed = wait_for(
+        &s.log,
+        "configsync.evt.dev.c1.prune.completed.v1",
+        |e| match &e.data {
+            EventData::PruneCompleted(p) => Some(p.clone()),
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(
+        (completed.deleted, completed.approved_by.as_str()),
+        (3, "alice@example.com")
+    );
     s.stop().await;
 }
 
@@ -422,16 +436,19 @@ async fn a_degraded_revision_is_rolled_back_pinned_and_a_newer_commit_lifts_the_
             .contains("timed out progressing"),
         "{degraded:?}"
     );
+    // The applier pins by itself: an event only it may publish, not a request anyone with
+    // operator rights could forge.
     let rollback = wait_for(
         &log,
-        "configsync.evt.dev._.rollback.requested.v1",
+        "configsync.evt.dev._.rollout.pinned.v1",
         |e| match &e.data {
-            EventData::RollbackRequested(r) => Some((r.clone(), e.actor().map(str::to_string))),
+            EventData::EnvironmentPinned(p) => Some((p.clone(), e.actor().map(str::to_string))),
             _ => None,
         },
     )
     .await;
-    assert_eq!(rollback.0.to_revision, "good");
+    assert_eq!(rollback.0.revision, "good");
+    assert_eq!(rollback.0.actor, "configsync");
     assert_eq!(rollback.1.as_deref(), Some("configsync"));
     assert!(
         rollback.0.reason.contains("degraded"),
@@ -538,6 +555,7 @@ async fn a_rollback_target_that_degrades_too_stops_the_automatic_rollback() {
         reason: "testing the loop guard".into(),
         requested_by: "bob@example.com".into(),
         cluster: None,
+        signature: None,
     };
     let event = Outgoing::builder(&request)
         .actor("bob@example.com")
@@ -560,11 +578,11 @@ async fn a_rollback_target_that_degrades_too_stops_the_automatic_rollback() {
     )
     .await;
     assert_eq!(stopped.revision, "bad");
-    let requests = events(&log, "configsync.evt.dev._.rollback.requested.v1").await;
+    let pins = events(&log, "configsync.evt.dev._.rollout.pinned.v1").await;
     assert_eq!(
-        requests.len(),
+        pins.len(),
         2,
-        "the automatic one and the person's; no third: {requests:?}"
+        "the automatic one and the person's; no third: {pins:?}"
     );
     shutdown.cancel();
     task.await.unwrap().unwrap();

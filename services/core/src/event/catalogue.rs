@@ -173,6 +173,10 @@ pub struct ValidationPassed {
     /// the branch's history whatever order their validations finish in. 0: unknown.
     #[serde(default)]
     pub commit_sequence: u64,
+    /// The commit's author (e-mail), who may not approve their own change unless the access
+    /// policy allows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 /// An environment's manifests at a revision failed validation.
@@ -184,6 +188,32 @@ pub struct ValidationFailed {
     pub findings: Vec<Finding>,
 }
 
+/// How a person signed an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureFormat {
+    /// `ssh-keygen -Y sign -n configsync` (PROTOCOL.sshsig), checked against allowed_signers.
+    Ssh,
+    /// A detached ASCII-armored OpenPGP signature (`gpg --detach-sign --armor`).
+    Openpgp,
+}
+
+/// A person's detached signature over the canonical statement of a human action (the action,
+/// environment, cluster, revision, bundle, actor and validity; see
+/// `configsync_core::access::Statement`). It travels in the log, so any past decision can be
+/// verified again years later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActionSignature {
+    pub format: SignatureFormat,
+    /// The armored signature.
+    pub signature: String,
+    /// When the person signed (part of the signed statement).
+    pub issued_at: DateTime<Utc>,
+    /// Until when the action may be acted on (part of the signed statement).
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A change to an environment waits for approvals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -193,6 +223,18 @@ pub struct ApprovalRequired {
     /// How many distinct people must approve.
     pub required: u32,
     pub reason: String,
+    /// The bundle the approvals must name.
+    #[serde(default)]
+    pub bundle_digest: String,
+    /// Who may approve (principals, from the access policy's groups).
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// The revision's author, whose own approval does not count (unless the policy allows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// How long an approval stays valid after it is signed, in seconds.
+    #[serde(default)]
+    pub approval_valid_for_seconds: u64,
 }
 
 /// A person approved a change.
@@ -204,6 +246,42 @@ pub struct ApprovalGranted {
     pub approver: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// The bundle approved: an approval is of exactly what was validated.
+    #[serde(default)]
+    pub bundle_digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ActionSignature>,
+}
+
+/// A person rejected a change: the revision is not deployed to the environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalRejected {
+    pub environment: String,
+    pub revision: String,
+    #[serde(default)]
+    pub bundle_digest: String,
+    pub rejected_by: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ActionSignature>,
+}
+
+/// The applier ignored a person's action (an approval, rollback, unpin, ...) and why: no or a
+/// bad signature, an expired one, someone the access policy does not allow, an unknown
+/// revision. The action stays in the log; this records that it did nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActionRefused {
+    pub environment: String,
+    pub revision: String,
+    /// `approve`, `reject`, `rollback`, `unpin` or `prune`.
+    pub action: String,
+    /// Who the action claims to be from.
+    pub actor: String,
+    /// The id of the refused event.
+    pub refused_event: String,
+    pub reason: String,
 }
 
 /// Someone asked to return an environment to an earlier revision.
@@ -217,6 +295,21 @@ pub struct RollbackRequested {
     /// Only this cluster of the environment; absent: every cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ActionSignature>,
+}
+
+/// A person asked to lift an environment's pin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnpinRequested {
+    pub environment: String,
+    /// The revision the environment is pinned to.
+    pub revision: String,
+    pub reason: String,
+    pub requested_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ActionSignature>,
 }
 
 /// An environment is held at a revision (after a rollback): newer validations of commits that
@@ -376,6 +469,20 @@ pub struct PruneApproved {
     pub cluster: String,
     pub revision: String,
     pub reason: String,
+    pub approved_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ActionSignature>,
+}
+
+/// The deletions a prune guard held back on a target were carried out, after an accepted
+/// `prune.approved`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PruneCompleted {
+    pub environment: String,
+    pub cluster: String,
+    pub revision: String,
+    pub deleted: u32,
     pub approved_by: String,
 }
 
@@ -648,13 +755,19 @@ payloads! {
         |p| env_only(&p.environment, &p.revision);
     ApprovalRequired => "approval.required.v1" by ["applier"], "A change waits for approvals by distinct people.",
         |p| env_only(&p.environment, &p.revision);
-    ApprovalGranted => "approval.granted.v1" by ["operator"], "A person approved a change.",
+    ApprovalGranted => "approval.granted.v1" by ["operator"], "A person approved a change (signed).",
         |p| env_only(&p.environment, &p.revision);
-    RollbackRequested => "rollback.requested.v1" by ["operator", "applier"], "Someone (or the applier, automatically) asked to return an environment to an earlier revision.",
+    ApprovalRejected => "approval.rejected.v1" by ["operator"], "A person rejected a change (signed): it is not deployed.",
+        |p| env_only(&p.environment, &p.revision);
+    ActionRefused => "action.refused.v1" by ["applier"], "A person's action was ignored (unsigned, badly signed, expired, not allowed), and why.",
+        |p| env_only(&p.environment, &p.revision);
+    RollbackRequested => "rollback.requested.v1" by ["operator"], "A person asked to return an environment to an earlier revision (signed where the access policy says so).",
         |p| env_only(&p.environment, &p.to_revision);
     EnvironmentPinned => "rollout.pinned.v1" by ["applier"], "An environment is held at a revision after a rollback, until a newer commit or an unpin.",
         |p| env_only(&p.environment, &p.revision);
-    EnvironmentUnpinned => "rollout.unpinned.v1" by ["applier", "operator"], "An environment's pin was lifted (a newer commit, or a person).",
+    EnvironmentUnpinned => "rollout.unpinned.v1" by ["applier"], "An environment's pin was lifted (a newer commit, or an accepted unpin request).",
+        |p| env_only(&p.environment, &p.revision);
+    UnpinRequested => "unpin.requested.v1" by ["operator"], "A person asked to lift an environment's pin.",
         |p| env_only(&p.environment, &p.revision);
     RolloutWaiting => "rollout.waiting.v1" by ["applier"], "A validated revision is not applied yet, and why.",
         |p| Routing { environment: Some(&p.environment), cluster: p.cluster.as_deref(), revision: Some(&p.revision) };
@@ -669,6 +782,8 @@ payloads! {
     PruneHeld => "prune.held.v1" by ["applier"], "The prune guard held back deletions that need a person's approval.",
         |p| target(&p.environment, &p.cluster, &p.revision);
     PruneApproved => "prune.approved.v1" by ["operator"], "A person allowed the held deletions of a revision.",
+        |p| target(&p.environment, &p.cluster, &p.revision);
+    PruneCompleted => "prune.completed.v1" by ["applier"], "The held deletions of a revision were carried out after an accepted approval.",
         |p| target(&p.environment, &p.cluster, &p.revision);
     HealthReady => "health.ready.v1" by ["applier"], "Every applied object of a revision is healthy.",
         |p| target(&p.environment, &p.cluster, &p.revision);

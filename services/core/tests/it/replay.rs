@@ -50,6 +50,7 @@ fn history() -> Vec<Outgoing> {
             objects: vec![obj("a"), obj(&format!("b{i}"))],
             warnings: vec![],
             commit_sequence: 0,
+            author: None,
         };
         out.push(Outgoing::builder(&passed).cause(rev).build(src).unwrap());
         for cluster in ["c1", "c2"] {

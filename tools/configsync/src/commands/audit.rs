@@ -24,6 +24,9 @@ pub enum AuditCommand {
     /// Search the audit index: words (`rollback billing`), fields (`environment:prod AND
     /// type:drift.detected.v1`), phrases, ranges (`sequence:[10 TO 20]`).
     Search(SearchArgs),
+    /// Re-check every person's signed action in the log against an access policy (exit 1 when
+    /// any signature is bad).
+    VerifySignatures(super::signatures::VerifyArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -48,6 +51,7 @@ pub struct SearchArgs {
 pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Search(args) => search(args).await,
+        AuditCommand::VerifySignatures(args) => super::signatures::verify(args).await,
     }
 }
 

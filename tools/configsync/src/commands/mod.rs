@@ -1,5 +1,7 @@
 //! The CLI's subcommands; each module holds one.
 
+mod acting;
+mod approvals;
 mod audit;
 mod demo;
 mod events;
@@ -9,6 +11,7 @@ mod replay;
 mod rollout;
 pub mod scaffold;
 mod schemas;
+mod signatures;
 pub mod stack;
 pub mod state_dir;
 pub mod timeline;
@@ -39,6 +42,13 @@ pub enum Command {
     Rollback(rollout::RollbackArgs),
     /// Lift an environment's pin: it returns to its newest validated revision.
     Unpin(rollout::UnpinArgs),
+    /// Approve a revision waiting at an environment's approval gate (signed with --key or
+    /// --gpg-key where an access policy is in force).
+    Approve(approvals::ApproveArgs),
+    /// Reject a revision waiting at an environment's approval gate: it is not deployed.
+    Reject(approvals::RejectArgs),
+    /// List what waits for approvals, for whom, and what was already given.
+    Approvals(approvals::ApprovalsArgs),
     /// Decide on deletions the prune guard holds back.
     #[command(subcommand)]
     Prune(rollout::PruneCommand),
@@ -66,6 +76,9 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Rollback(c) => rollout::rollback(c).await,
         Command::Unpin(c) => rollout::unpin(c).await,
         Command::Prune(c) => rollout::prune(c).await,
+        Command::Approve(c) => approvals::approve(c).await,
+        Command::Reject(c) => approvals::reject(c).await,
+        Command::Approvals(c) => approvals::list(c).await,
         Command::Diff(c) => rollout::diff(c).await,
         Command::Audit(c) => audit::run(c).await,
         Command::Schemas(c) => schemas::run(c),

@@ -1,52 +1,24 @@
 //! The rollout commands a person runs: `rollback`, `unpin`, `prune approve` (each recorded in
-//! the log with the actor, for the applier to act on) and `diff` (what applying a revision
+//! the log with the actor and, where a key is given, signed, for the applier to act on) and `diff` (what applying a revision
 //! would change in a cluster, from a server-side dry run). Each reads the environment's state
 //! with the same fold the applier uses, so what it refuses the applier would refuse too.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use configsync_core::cluster::{
     ClusterApplier, comparable, mark, may_prune, object_ref, would_change,
 };
-use configsync_core::event::{
-    EnvironmentUnpinned, EventPayload, ObjectRef, Outgoing, PruneApproved, RollbackRequested,
-};
-use configsync_core::fold::{EnvironmentState, LogState};
-use configsync_core::log::EventLog;
+use configsync_core::event::{ObjectRef, PruneApproved, RollbackRequested, UnpinRequested};
 use configsync_core::log::bundles::BundleStore;
-use configsync_core::log::replay::{Start, Until, replay_filtered};
-use configsync_core::metrics::Metrics;
 use configsync_core::names::{Name, Target};
-use configsync_core::subject;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::acting::{Acting, Output, environment_state, known_environment, resolve_revision};
 use super::state_dir::{Connection, Endpoints};
-
-/// Output format of the rollout commands.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    Text,
-    Json,
-}
-
-/// Who is acting, and how to reach the log.
-#[derive(clap::Args, Debug)]
-pub struct Acting {
-    #[command(flatten)]
-    connection: Connection,
-    /// Who is acting, recorded in the log (default: `git config user.email`, else
-    /// `$USER@<host>`).
-    #[arg(long, env = "CONFIGSYNC_ACTOR")]
-    actor: Option<String>,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
-    output: Output,
-}
 
 #[derive(clap::Args, Debug)]
 pub struct RollbackArgs {
@@ -127,87 +99,6 @@ pub struct DiffArgs {
     output: Output,
 }
 
-/// The state of one environment and its targets, folded from its events.
-async fn environment_state(
-    connection: &Connection,
-    environment: &Name,
-) -> anyhow::Result<(EventLog, LogState)> {
-    let client = connection.connect("configsync-rollout").await?;
-    let log = EventLog::new(
-        client,
-        format!("configsync://cli/{}", std::process::id()),
-        Metrics::new(),
-    )?;
-    let mut state = LogState::default();
-    replay_filtered(
-        &log.js,
-        log.stream(),
-        &subject::environment_filter(environment),
-        Start::Beginning,
-        Until::End,
-        &mut state,
-    )
-    .await?;
-    Ok((log, state))
-}
-
-fn known_environment<'a>(
-    state: &'a LogState,
-    environment: &Name,
-) -> anyhow::Result<&'a EnvironmentState> {
-    state
-        .environment(environment.as_str())
-        .with_context(|| format!("no revision was ever validated for environment {environment}"))
-}
-
-/// The person acting: `--actor`, else Git's user.email, else `$USER@host`.
-fn actor(explicit: &Option<String>) -> String {
-    if let Some(a) = explicit {
-        return a.clone();
-    }
-    let git = std::process::Command::new("git")
-        .args(["config", "user.email"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|e| !e.is_empty());
-    git.unwrap_or_else(|| {
-        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into());
-        format!("{user}@{host}")
-    })
-}
-
-/// Publishes a person's decision (its id is new each time: deciding twice is two decisions).
-async fn publish<P: EventPayload + Serialize>(
-    log: &EventLog,
-    payload: &P,
-    actor: &str,
-    output: Output,
-    summary: String,
-) -> anyhow::Result<ExitCode> {
-    let event = Outgoing::builder(payload)
-        .actor(actor)
-        .cause(actor)
-        .cause(chrono::Utc::now().to_rfc3339())
-        .build(&log.source)?;
-    log.publisher(Duration::from_secs(30))
-        .publish(&event)
-        .await
-        .context("recording the decision in the log")?;
-    match output {
-        Output::Text => println!("{summary} (event {})", event.id()),
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({"id": event.id(), "type": P::TYPE, "actor": actor, "data": payload})
-        ),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 pub async fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     let (log, state) = environment_state(&args.acting.connection, &args.env).await?;
     let env = known_environment(&state, &args.env)?;
@@ -246,25 +137,22 @@ pub async fn rollback(args: RollbackArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    if !env.validated.contains_key(&to) {
-        bail!(
-            "revision {to} was never validated for environment {}; nothing was changed",
-            args.env
-        );
-    }
-    let actor = actor(&args.acting.actor);
+    let to = resolve_revision(env, &to)
+        .with_context(|| format!("environment {}: nothing was changed", args.env))?;
+    let actor = args.acting.actor();
     let request = RollbackRequested {
         environment: args.env.to_string(),
         to_revision: to.clone(),
         reason: args.reason.clone(),
         requested_by: actor.clone(),
         cluster: args.cluster.as_ref().map(ToString::to_string),
+        signature: None,
     };
     let summary = format!(
         "rollback of {} to {to} requested by {actor}; the environment stays pinned there until a newer commit or `configsync unpin --env {}`",
         args.env, args.env
     );
-    publish(&log, &request, &actor, args.acting.output, summary).await
+    args.acting.record(&log, request, summary).await
 }
 
 pub async fn unpin(args: UnpinArgs) -> anyhow::Result<ExitCode> {
@@ -273,18 +161,19 @@ pub async fn unpin(args: UnpinArgs) -> anyhow::Result<ExitCode> {
     let Some(pin) = &env.pin else {
         bail!("environment {} is not pinned", args.env);
     };
-    let actor = actor(&args.acting.actor);
-    let unpinned = EnvironmentUnpinned {
+    let actor = args.acting.actor();
+    let request = UnpinRequested {
         environment: args.env.to_string(),
         revision: pin.revision.clone(),
         reason: args.reason.clone(),
-        actor: actor.clone(),
+        requested_by: actor.clone(),
+        signature: None,
     };
     let summary = format!(
-        "pin of {} to {} lifted by {actor}; it returns to its newest validated revision",
+        "lifting the pin of {} to {} requested by {actor}; it returns to its newest validated revision",
         args.env, pin.revision
     );
-    publish(&log, &unpinned, &actor, args.acting.output, summary).await
+    args.acting.record(&log, request, summary).await
 }
 
 pub async fn prune(command: PruneCommand) -> anyhow::Result<ExitCode> {
@@ -302,19 +191,20 @@ pub async fn prune(command: PruneCommand) -> anyhow::Result<ExitCode> {
             hold.revision
         );
     }
-    let actor = actor(&args.acting.actor);
+    let actor = args.acting.actor();
     let approval = PruneApproved {
         environment: args.env.to_string(),
         cluster: args.cluster.to_string(),
         revision: hold.revision.clone(),
         reason: args.reason.clone(),
         approved_by: actor.clone(),
+        signature: None,
     };
     let summary = format!(
         "{} deletions of revision {} on {target} approved by {actor}",
         hold.would_delete, hold.revision
     );
-    publish(&log, &approval, &actor, args.acting.output, summary).await
+    args.acting.record(&log, approval, summary).await
 }
 
 /// What applying would do to one object.

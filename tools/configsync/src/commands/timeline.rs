@@ -159,7 +159,28 @@ fn detail(e: &Received) -> String {
         EventData::ApprovalRequired(a) => {
             format!("{} approval(s) required: {}", a.required, a.reason)
         }
-        EventData::ApprovalGranted(a) => format!("approved by {}", a.approver),
+        EventData::ApprovalGranted(a) => format!(
+            "approved by {}{}",
+            a.approver,
+            if a.signature.is_some() {
+                " (signed)"
+            } else {
+                ""
+            }
+        ),
+        EventData::ApprovalRejected(r) => format!("rejected by {}: {}", r.rejected_by, r.reason),
+        EventData::ActionRefused(r) => {
+            format!("{} by {} refused: {}", r.action, r.actor, r.reason)
+        }
+        EventData::UnpinRequested(u) => {
+            format!("unpin requested by {}: {}", u.requested_by, u.reason)
+        }
+        EventData::PruneCompleted(p) => {
+            format!(
+                "{} held object(s) pruned, approved by {}",
+                p.deleted, p.approved_by
+            )
+        }
         EventData::RollbackRequested(r) => format!(
             "rollback to {} requested by {}: {}",
             short(&r.to_revision),

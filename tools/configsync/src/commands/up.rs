@@ -47,6 +47,11 @@ pub struct UpArgs {
         value_delimiter = ','
     )]
     pub auto_rollback: Vec<String>,
+    /// The access policy (YAML; docs/security.md): approvals per environment and who may
+    /// approve, reject, roll back, unpin and allow held prunes, with their keys. Without one,
+    /// nothing needs approval and people's actions are accepted unsigned.
+    #[arg(long, env = "CONFIGSYNC_ACCESS")]
+    pub access: Option<PathBuf>,
     /// How long a revision's objects may take to become healthy.
     #[arg(long, env = "CONFIGSYNC_HEALTH_TIMEOUT", default_value = "5m")]
     pub health_timeout: String,
@@ -68,6 +73,11 @@ impl UpArgs {
                 .iter()
                 .flat_map(|e| ["--auto-rollback".to_string(), e.clone()])
                 .chain(["--health-timeout".to_string(), self.health_timeout.clone()])
+                .chain(
+                    self.access
+                        .iter()
+                        .flat_map(|a| ["--access".to_string(), a.display().to_string()]),
+                )
                 .collect(),
         }
     }

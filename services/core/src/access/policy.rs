@@ -1,0 +1,469 @@
+//! The access policy: one YAML file naming groups of people and, per environment, who may
+//! approve, reject, roll back, unpin and allow a held prune, and how many approvals a revision
+//! needs. Its keys come from an allowed_signers file (SSH) and, optionally, an armored OpenPGP
+//! keyring, both named relative to the policy. See docs/security.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::signers::{SignersError, SshSigners};
+use super::statement::{Action, Claim, Refusal, Statement, Verified, check_times};
+use crate::event::SignatureFormat;
+use crate::names::Name;
+
+/// How far apart the signer's and the checker's clocks may be.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// The file, as written.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessPolicyFile {
+    /// Where people's keys are, relative to this file.
+    pub signers: SignersFile,
+    /// Groups of people, by the principal (e-mail) their keys are listed under.
+    #[serde(default, deserialize_with = "unique_keys")]
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Rules per environment. An environment not listed needs no approvals, and any person
+    /// with a key may roll it back, unpin it or allow a held prune there (signed).
+    #[serde(default, deserialize_with = "unique_keys")]
+    pub environments: BTreeMap<String, EnvironmentRules>,
+}
+
+/// Key files.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignersFile {
+    /// An allowed_signers file (`gpg.ssh.allowedSignersFile` format).
+    #[serde(default)]
+    pub ssh: Option<PathBuf>,
+    /// ASCII-armored OpenPGP public keys; each key acts for the e-mails of its user ids.
+    #[serde(default)]
+    pub openpgp: Option<PathBuf>,
+}
+
+/// One environment's rules. Each action lists the groups whose members may take it.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentRules {
+    #[serde(default)]
+    pub approvals: Option<ApprovalRules>,
+    /// Who may reject a revision (default: the approvers).
+    #[serde(default)]
+    pub reject: Option<Vec<String>>,
+    #[serde(default)]
+    pub rollback: Option<Vec<String>>,
+    #[serde(default)]
+    pub unpin: Option<Vec<String>>,
+    /// Who may allow deletions the prune guard held back.
+    #[serde(default)]
+    pub prune: Option<Vec<String>>,
+}
+
+/// How a revision is approved for an environment.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalRules {
+    /// How many distinct people must approve.
+    pub required: u32,
+    /// The groups whose members may approve.
+    pub from: Vec<String>,
+    /// Whether the commit's author may approve their own change.
+    #[serde(default)]
+    pub self_approval: bool,
+    /// How long an approval counts after it is signed (`24h`, `30m`).
+    #[serde(
+        default = "default_valid_for",
+        deserialize_with = "humantime_serde_str::deserialize"
+    )]
+    #[schemars(with = "String")]
+    pub valid_for: Duration,
+    /// Whether approvals of an earlier revision count for a later one.
+    #[serde(default)]
+    pub carry_over: bool,
+}
+
+/// A map whose keys must be unique: YAML parsers keep the last of duplicate keys, which would
+/// silently drop a group or an environment's rules.
+fn unique_keys<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, V>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Unique(std::marker::PhantomData))
+}
+
+fn default_valid_for() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+mod humantime_serde_str {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!("validFor {s:?}: {e} (write e.g. 24h or 30m)"))
+        })
+    }
+}
+
+/// Why a policy cannot be used. Nothing is approved with a policy that fails to load.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{}: {source}", path.display())]
+    Signers { path: PathBuf, source: SignersError },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A loaded, checked access policy.
+#[derive(Debug, Clone)]
+pub struct AccessPolicy {
+    pub path: PathBuf,
+    pub file: AccessPolicyFile,
+    pub ssh: SshSigners,
+    #[cfg(feature = "openpgp")]
+    pub openpgp: Option<super::openpgp::OpenPgpKeyring>,
+}
+
+impl AccessPolicy {
+    /// Reads and checks the policy and the key files it names.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|source| PolicyError::Read {
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        let text = read(path)?;
+        let file: AccessPolicyFile =
+            serde_yaml::from_str(&text).map_err(|e| PolicyError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let ssh = match &file.signers.ssh {
+            Some(p) => {
+                let p = dir.join(p);
+                SshSigners::parse(&read(&p)?)
+                    .map_err(|source| PolicyError::Signers { path: p, source })?
+            }
+            None => SshSigners::default(),
+        };
+        let policy = Self {
+            path: path.to_path_buf(),
+            ssh,
+            #[cfg(feature = "openpgp")]
+            openpgp: match &file.signers.openpgp {
+                Some(p) => {
+                    let p = dir.join(p);
+                    Some(
+                        super::openpgp::OpenPgpKeyring::from_armored(&read(&p)?).map_err(|e| {
+                            PolicyError::Invalid {
+                                path: p,
+                                message: e.to_string(),
+                            }
+                        })?,
+                    )
+                }
+                None => None,
+            },
+            file,
+        };
+        policy.check().map_err(|message| PolicyError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(policy)
+    }
+
+    /// Every principal with a key.
+    fn known(&self) -> BTreeSet<String> {
+        #[cfg_attr(not(feature = "openpgp"), allow(unused_mut))]
+        let mut known: BTreeSet<String> = self.ssh.principals().map(str::to_string).collect();
+        #[cfg(feature = "openpgp")]
+        if let Some(k) = &self.openpgp {
+            known.extend(k.emails().map(str::to_string));
+        }
+        known
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.file.signers.ssh.is_none() && self.file.signers.openpgp.is_none() {
+            return Err(
+                "signers: name an allowed_signers file (ssh) or an OpenPGP keyring (openpgp)"
+                    .into(),
+            );
+        }
+        #[cfg(not(feature = "openpgp"))]
+        if self.file.signers.openpgp.is_some() {
+            return Err("signers.openpgp: this build has no OpenPGP support".into());
+        }
+        let known = self.known();
+        for (group, members) in &self.file.groups {
+            Name::new(group).map_err(|e| format!("group {group:?}: {e}"))?;
+            if members.is_empty() {
+                return Err(format!("group {group} has no members"));
+            }
+            let mut seen = BTreeSet::new();
+            for member in members {
+                let member = member.to_ascii_lowercase();
+                if !known.contains(&member) {
+                    return Err(format!(
+                        "group {group}: {member} has no key in the policy's signers"
+                    ));
+                }
+                if !seen.insert(member.clone()) {
+                    return Err(format!("group {group} lists {member} twice"));
+                }
+            }
+        }
+        for (env, rules) in &self.file.environments {
+            Name::new(env).map_err(|e| format!("environment {env:?}: {e}"))?;
+            let lists = [
+                ("reject", &rules.reject),
+                ("rollback", &rules.rollback),
+                ("unpin", &rules.unpin),
+                ("prune", &rules.prune),
+            ];
+            let approvers = rules.approvals.as_ref().map(|a| &a.from);
+            for (what, groups) in lists
+                .iter()
+                .filter_map(|(w, g)| g.as_ref().map(|g| (*w, g)))
+                .chain(approvers.map(|g| ("approvals.from", g)))
+            {
+                for g in groups {
+                    if !self.file.groups.contains_key(g) {
+                        return Err(format!("environments.{env}.{what}: no group named {g:?}"));
+                    }
+                }
+            }
+            if let Some(a) = &rules.approvals {
+                let eligible = self.members(&a.from).len();
+                if a.required == 0 {
+                    return Err(format!(
+                        "environments.{env}.approvals.required is 0: leave approvals out instead"
+                    ));
+                }
+                if a.required as usize > eligible {
+                    return Err(format!(
+                        "environments.{env}.approvals: {} approvals required but only {eligible} people may approve",
+                        a.required
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The rules of an environment (empty when it is not listed).
+    pub fn rules(&self, environment: &str) -> EnvironmentRules {
+        self.file
+            .environments
+            .get(environment)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The members of some groups (lowercased, sorted).
+    pub fn members(&self, groups: &[String]) -> BTreeSet<String> {
+        groups
+            .iter()
+            .filter_map(|g| self.file.groups.get(g))
+            .flatten()
+            .map(|m| m.to_ascii_lowercase())
+            .collect()
+    }
+
+    /// Who may take `action` in `environment`: `None` means any person with a key.
+    pub fn allowed(&self, action: Action, environment: &str) -> Option<BTreeSet<String>> {
+        let rules = self.rules(environment);
+        let approvers = rules.approvals.as_ref().map(|a| a.from.clone());
+        let groups = match action {
+            // Approving where nothing is required approves nothing: nobody may.
+            Action::Approve => Some(approvers.unwrap_or_default()),
+            Action::Reject => Some(rules.reject.or(approvers).unwrap_or_default()),
+            Action::Rollback => rules.rollback,
+            Action::Unpin => rules.unpin,
+            Action::Prune => rules.prune,
+        };
+        groups.map(|g| self.members(&g))
+    }
+
+    /// Checks a human action's signature, who signed it and its validity at `at`.
+    pub fn verify(&self, claim: &Claim, at: DateTime<Utc>) -> Result<Verified, Refusal> {
+        let signature = claim
+            .signature
+            .as_ref()
+            .ok_or(Refusal::Unsigned(claim.action))?;
+        let statement = claim.statement(signature);
+        check_times(&statement, at, CLOCK_SKEW)?;
+        let verified = self.verify_signature(&statement, signature)?;
+        if let Some(allowed) = self.allowed(claim.action, &claim.environment)
+            && !allowed.contains(&verified.principal)
+        {
+            return Err(Refusal::NotAllowed {
+                principal: verified.principal,
+                action: claim.action,
+                environment: claim.environment.clone(),
+                allowed: if allowed.is_empty() {
+                    "nobody".into()
+                } else {
+                    allowed.into_iter().collect::<Vec<_>>().join(", ")
+                },
+            });
+        }
+        Ok(verified)
+    }
+
+    /// Checks only the signature over `statement` (any time, any permission): what
+    /// `configsync audit verify-signatures` re-checks of past decisions.
+    pub fn verify_signature(
+        &self,
+        statement: &Statement,
+        signature: &crate::event::ActionSignature,
+    ) -> Result<Verified, Refusal> {
+        match signature.format {
+            SignatureFormat::Ssh => self.ssh.verify(statement, &signature.signature),
+            SignatureFormat::Openpgp => self.verify_openpgp(statement, &signature.signature),
+        }
+    }
+
+    #[cfg(feature = "openpgp")]
+    fn verify_openpgp(&self, statement: &Statement, armored: &str) -> Result<Verified, Refusal> {
+        Refusal::check_size(armored)?;
+        let keyring = self.openpgp.as_ref().ok_or_else(|| {
+            Refusal::OpenPgpUnavailable("the policy names no OpenPGP keyring".into())
+        })?;
+        let signer = super::openpgp::verify(keyring, armored, statement.canonical().as_bytes())
+            .map_err(|e| Refusal::Malformed(e.to_string()))?;
+        let principal = statement.actor.to_ascii_lowercase();
+        if !signer.emails.contains(&principal) {
+            return Err(Refusal::KeyNotForPrincipal {
+                key: signer.fingerprint,
+                principal,
+                allowed: signer.emails.join(", "),
+            });
+        }
+        Ok(Verified {
+            principal,
+            key: signer.fingerprint,
+        })
+    }
+
+    #[cfg(not(feature = "openpgp"))]
+    fn verify_openpgp(&self, _statement: &Statement, _armored: &str) -> Result<Verified, Refusal> {
+        Err(Refusal::OpenPgpUnavailable(
+            "this build has no OpenPGP support".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILM+rvN+ot98qgEN796jTiQfZfG1KaT0PtFDJ/XFSqti";
+
+    fn load(policy: &str) -> Result<AccessPolicy, PolicyError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("allowed_signers"),
+            format!("alice@example.com {KEY}\nbob@example.com {KEY}\n"),
+        )
+        .unwrap();
+        let path = dir.path().join("access.yaml");
+        std::fs::write(&path, policy).unwrap();
+        AccessPolicy::load(&path)
+    }
+
+    const GOOD: &str = "signers: {ssh: allowed_signers}\ngroups:\n  sre: [alice@example.com, bob@example.com]\nenvironments:\n  prod:\n    approvals: {required: 2, from: [sre], validFor: 1h}\n    rollback: [sre]\n";
+
+    #[test]
+    fn a_good_policy_loads_with_its_defaults() {
+        let policy = load(GOOD).unwrap();
+        let prod = policy.rules("prod").approvals.unwrap();
+        assert_eq!(prod.valid_for, Duration::from_secs(3600));
+        assert!(!prod.self_approval && !prod.carry_over);
+        assert_eq!(
+            policy.allowed(Action::Reject, "prod").unwrap().len(),
+            2,
+            "rejecting defaults to the approvers"
+        );
+        assert_eq!(policy.allowed(Action::Unpin, "prod"), None);
+        assert_eq!(
+            policy.allowed(Action::Approve, "dev"),
+            Some(BTreeSet::new())
+        );
+    }
+
+    #[test]
+    fn bad_policies_are_refused_with_the_reason() {
+        for (policy, says) in [
+            (GOOD.replace("validFor", "validFour"), "unknown field"),
+            (
+                GOOD.replace("  sre: [", "  sre: [carol@example.com]\n  sre: ["),
+                "duplicate",
+            ),
+            (
+                GOOD.replace("rollback: [sre]", "rollback: [ops]"),
+                "no group named \"ops\"",
+            ),
+            (
+                GOOD.replace("required: 2", "required: 3"),
+                "only 2 people may approve",
+            ),
+            (GOOD.replace("required: 2", "required: 0"), "required is 0"),
+            (
+                GOOD.replace("bob@example.com]", "bob@example.com, eve@example.com]"),
+                "eve@example.com has no key",
+            ),
+            (GOOD.replace("validFor: 1h", "validFor: soon"), "validFor"),
+            (
+                GOOD.replace("signers: {ssh: allowed_signers}", "signers: {}"),
+                "name an allowed_signers",
+            ),
+            (GOOD.replace("allowed_signers}", "missing}"), "cannot read"),
+        ] {
+            let err = match load(&policy) {
+                Ok(_) => panic!("{says:?}: accepted\n{policy}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(says), "{says:?} not in {err:?}");
+        }
+    }
+}
