@@ -2,6 +2,7 @@
 //! (stream, publisher, consumer runner, dead letters, replay), the folds that rebuild state
 //! from the log, and what every service needs to run (config, telemetry, ops endpoint).
 
+pub mod access;
 pub mod binding;
 #[cfg(feature = "kube")]
 pub mod cluster;
