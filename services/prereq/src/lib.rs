@@ -1,4 +1,4 @@
-//! Test prerequisites outside the workspace (kubectl, helm, `git daemon`, the shared corpus),
+//! Test prerequisites outside the workspace (kubectl, helm, gpg, `git daemon`, the shared corpus),
 //! so that no test passes by doing nothing (issue 17).
 //!
 //! Two halves that use the same probes, so they cannot disagree:
@@ -73,6 +73,8 @@ fn install_hint(tool: &str) -> String {
         "kubectl" => "tools/install-kubectl.sh",
         "helm" => "tools/install-helm-shim.sh (Helm's Go SDK from PyPI helm-python-sdk)",
         "nats-server" => "tools/install-nats-server.sh",
+        // A system package on every distribution, and on the machines the project runs on.
+        "gpg" => return "install GnuPG (Debian and Ubuntu: apt-get install gnupg)".into(),
         _ => return format!("install {tool}; tools/test.sh installs what the tests need"),
     };
     format!("run {script}, or tools/test.sh, which installs every test prerequisite")
@@ -233,6 +235,7 @@ mod tests {
         let kubectl = install_hint("kubectl");
         assert!(kubectl.contains("tools/install-kubectl.sh"), "{kubectl}");
         assert!(install_hint("helm").contains("tools/install-helm-shim.sh"));
+        assert!(install_hint("gpg").contains("apt-get install gnupg"));
     }
 
     #[test]

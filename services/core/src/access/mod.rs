@@ -6,6 +6,7 @@
 //! `configsync audit verify-signatures` re-checks any past decision the same way.
 
 mod gate;
+pub mod openpgp;
 mod policy;
 mod signers;
 mod statement;

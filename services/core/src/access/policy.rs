@@ -155,7 +155,6 @@ pub struct AccessPolicy {
     pub path: PathBuf,
     pub file: AccessPolicyFile,
     pub ssh: SshSigners,
-    #[cfg(feature = "openpgp")]
     pub openpgp: Option<super::openpgp::OpenPgpKeyring>,
 }
 
@@ -186,7 +185,6 @@ impl AccessPolicy {
         let policy = Self {
             path: path.to_path_buf(),
             ssh,
-            #[cfg(feature = "openpgp")]
             openpgp: match &file.signers.openpgp {
                 Some(p) => {
                     let p = dir.join(p);
@@ -212,11 +210,9 @@ impl AccessPolicy {
 
     /// Every principal with a key.
     fn known(&self) -> BTreeSet<String> {
-        #[cfg_attr(not(feature = "openpgp"), allow(unused_mut))]
         let mut known: BTreeSet<String> = self.ssh.principals().map(str::to_string).collect();
-        #[cfg(feature = "openpgp")]
         if let Some(k) = &self.openpgp {
-            known.extend(k.emails().map(str::to_string));
+            known.extend(k.keys().flat_map(|s| s.emails.iter().cloned()));
         }
         known
     }
@@ -227,10 +223,6 @@ impl AccessPolicy {
                 "signers: name an allowed_signers file (ssh) or an OpenPGP keyring (openpgp)"
                     .into(),
             );
-        }
-        #[cfg(not(feature = "openpgp"))]
-        if self.file.signers.openpgp.is_some() {
-            return Err("signers.openpgp: this build has no OpenPGP support".into());
         }
         let known = self.known();
         for (group, members) in &self.file.groups {
@@ -362,14 +354,24 @@ impl AccessPolicy {
         }
     }
 
-    #[cfg(feature = "openpgp")]
     fn verify_openpgp(&self, statement: &Statement, armored: &str) -> Result<Verified, Refusal> {
         Refusal::check_size(armored)?;
         let keyring = self.openpgp.as_ref().ok_or_else(|| {
             Refusal::OpenPgpUnavailable("the policy names no OpenPGP keyring".into())
         })?;
-        let signer = super::openpgp::verify(keyring, armored, statement.canonical().as_bytes())
-            .map_err(|e| Refusal::Malformed(e.to_string()))?;
+        // The key must have been valid when the person signed (not now: a decision stays
+        // verifiable after the key expires).
+        let signer = super::openpgp::verify_at(
+            keyring,
+            armored,
+            statement.canonical().as_bytes(),
+            statement.issued_at.into(),
+        )
+        .map_err(|e| match e {
+            super::openpgp::OpenPgpError::UnknownKey { key } => Refusal::UnknownKey(key),
+            super::openpgp::OpenPgpError::BadSignature { .. } => Refusal::BadSignature,
+            other => Refusal::Malformed(other.to_string()),
+        })?;
         let principal = statement.actor.to_ascii_lowercase();
         if !signer.emails.contains(&principal) {
             return Err(Refusal::KeyNotForPrincipal {
@@ -382,13 +384,6 @@ impl AccessPolicy {
             principal,
             key: signer.fingerprint,
         })
-    }
-
-    #[cfg(not(feature = "openpgp"))]
-    fn verify_openpgp(&self, _statement: &Statement, _armored: &str) -> Result<Verified, Refusal> {
-        Err(Refusal::OpenPgpUnavailable(
-            "this build has no OpenPGP support".into(),
-        ))
     }
 }
 
