@@ -1,6 +1,7 @@
 //! The `configsync` binary against a real nats-server: stream setup, tail, replay, schemas.
 //! The rollout commands against a running `configsync up` are in `rollout`.
 
+mod approvals;
 mod rollout;
 
 use std::process::{Command, Output};
