@@ -42,6 +42,7 @@ impl Pipeline {
             environments: vec!["dev".into(), "prod".into()],
             policies: vec!["dev=auto".into(), "prod=alert".into()],
             applier_flags: Vec::new(),
+            access: None,
         };
         let stack = tokio::time::timeout(WAIT, Stack::start(&options, CancellationToken::new()))
             .await

@@ -192,16 +192,20 @@ impl Applier {
         let Some((revision, wanted)) = env.wanted() else {
             return Ok(());
         };
-        // Catching up at start, the cause is the revision's validation, as if it had just
-        // arrived: the same ids (so a replica doing the same is deduplicated) and the same
-        // correlation id as the rest of the change.
-        let validation;
+        // Acting on its own (at start, after a health verdict), the cause is the event that
+        // made the revision wanted, as if it had just arrived: its validation, or its pin (a
+        // rollback to a revision applied before must not reuse that first apply's ids, which
+        // the stream would drop as duplicates). The same ids as a replica doing the same (so
+        // it is deduplicated) and the same correlation id as the rest of the change.
+        let decision;
         let cause = match cause.event {
             Some(_) => cause,
             None => {
-                validation = self.validation_of(environment, revision).await?;
+                decision = self
+                    .decided_by(environment, revision, env.pin.is_some())
+                    .await?;
                 Cause {
-                    event: validation.as_ref(),
+                    event: decision.as_ref(),
                 }
             }
         };
@@ -412,11 +416,13 @@ impl Applier {
         }
     }
 
-    /// The (last) `validation.passed` event of `revision` for the environment.
-    async fn validation_of(
+    /// The event that made `revision` the environment's wanted one: its (last) `rollout.pinned`
+    /// when it is pinned there, else its (last) `validation.passed`.
+    async fn decided_by(
         &self,
         environment: &Name,
         revision: &str,
+        pinned: bool,
     ) -> Result<Option<Received>, HandlerError> {
         struct Find<'a> {
             revision: &'a str,
@@ -424,13 +430,22 @@ impl Applier {
         }
         impl Fold for Find<'_> {
             fn apply(&mut self, event: &Received) {
-                if matches!(&event.data, EventData::ValidationPassed(v) if v.revision == self.revision)
-                {
+                let decides = match &event.data {
+                    EventData::ValidationPassed(v) => v.revision == self.revision,
+                    EventData::EnvironmentPinned(p) => p.revision == self.revision,
+                    _ => false,
+                };
+                if decides {
                     self.found = Some(event.clone());
                 }
             }
         }
-        let filter = subject::for_event(ValidationPassed::TYPE, Some(environment.as_str()), None)
+        let type_name = if pinned {
+            EnvironmentPinned::TYPE
+        } else {
+            ValidationPassed::TYPE
+        };
+        let filter = subject::for_event(type_name, Some(environment.as_str()), None)
             .map_err(|e| HandlerError::Terminal(e.to_string()))?;
         let mut find = Find {
             revision,

@@ -1,4 +1,4 @@
-//! Generates `schemas/`: one JSON Schema per event type plus a README for subscribers in other
+//! Generates `schemas/`: one JSON Schema per event type, the access policy's schema, plus a README for subscribers in other
 //! languages, all from the Rust types, so that they cannot drift apart (a test checks it).
 
 use std::collections::BTreeMap;
@@ -13,9 +13,18 @@ pub fn generated_files() -> BTreeMap<String, String> {
         let text = serde_json::to_string_pretty(&doc.schema).unwrap_or_default() + "\n";
         files.insert(format!("{}.json", doc.type_name), text);
     }
+    let policy = schemars::schema_for!(crate::access::AccessPolicyFile);
+    files.insert(
+        ACCESS_POLICY_SCHEMA.into(),
+        serde_json::to_string_pretty(&policy).unwrap_or_default() + "\n",
+    );
     files.insert("README.md".into(), readme());
     files
 }
+
+/// The JSON Schema of the access policy file (`--access`; docs/security.md), for editors and
+/// CI checks of policy changes.
+pub const ACCESS_POLICY_SCHEMA: &str = "access-policy.schema.json";
 
 /// Writes every generated file into `dir` and removes stale `io.configsync.*.json` files.
 pub fn write(dir: &Path) -> std::io::Result<usize> {

@@ -29,6 +29,8 @@ pub struct Validator {
     pub options: Options,
     /// Schemas and the baseline policies, for revisions without a `policies/` directory.
     pub checker: Arc<Checker>,
+    /// What each environment may contain (`manages`), when an access policy is given.
+    pub access: Option<configsync_core::access::AccessPolicy>,
 }
 
 /// The repository's own Rego policies at a revision (`policies/*.rego`), which apply to every
@@ -215,6 +217,22 @@ impl Validator {
                 .map_err(|e| {
                     HandlerError::Transient(format!("validation scratch directory: {e}"))
                 })?;
+                if let Some(scope) = self
+                    .access
+                    .as_ref()
+                    .and_then(|a| a.rules(environment).manages)
+                {
+                    for m in &loaded.manifests {
+                        let r = &m.reference;
+                        if let Some((rule, message)) =
+                            scope.refuses(&r.api_version, &r.kind, r.namespace.as_deref(), &r.name)
+                        {
+                            loaded
+                                .findings
+                                .push(m.finding(Severity::Error, rule, message));
+                        }
+                    }
+                }
                 loaded
                     .findings
                     .sort_by_key(|f| f.severity != Severity::Error);

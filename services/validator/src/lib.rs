@@ -61,6 +61,10 @@ pub struct Config {
     /// `Kind/namespace/*`, `Namespace/name`), so references to them are not findings.
     #[arg(long, env = "CONFIGSYNC_ASSUME_EXISTS", value_delimiter = ',')]
     pub assume_exists: Vec<ExternalRef>,
+    /// The access policy (docs/security.md): its `manages` rules limit the kinds and
+    /// namespaces each environment's revisions may contain.
+    #[arg(long = "access", env = "CONFIGSYNC_ACCESS")]
+    pub access: Option<PathBuf>,
 }
 
 fn parse_policy_mode(text: &str) -> Result<PolicyMode, String> {
@@ -99,6 +103,12 @@ pub fn consumer() -> ConsumerSpec {
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
+    let access = config
+        .access
+        .as_deref()
+        .map(configsync_core::access::AccessPolicy::load)
+        .transpose()
+        .map_err(|e| ServiceError::Other(format!("access policy: {e}")))?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
     let dir = config.work_dir.clone().unwrap_or_else(|| {
         git::default_mirror_dir(
@@ -134,6 +144,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         interrupt: interrupt.clone(),
         options,
         checker: Arc::new(checker),
+        access,
     });
     let runner = service.log.runner(consumer()).await?;
     service.readiness.set(true);

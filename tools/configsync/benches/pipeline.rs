@@ -100,6 +100,7 @@ async fn main() {
         environments: vec!["dev".into()],
         policies: vec!["dev=auto".into()],
         applier_flags: Vec::new(),
+        access: None,
     };
     let stack = Stack::start(&options, CancellationToken::new())
         .await

@@ -12,6 +12,8 @@ mod signers;
 mod statement;
 
 pub use gate::{Assessment, Counted, Ignored, Verdict, assess, check_approval};
-pub use policy::{AccessPolicy, ApprovalRules, EnvironmentRules, PolicyError};
+pub use policy::{
+    AccessPolicy, AccessPolicyFile, ApprovalRules, EnvironmentRules, PolicyError, Scope,
+};
 pub use signers::{AllowedSigner, SignersError, SshSigners};
 pub use statement::{Action, Claim, HumanAction, NAMESPACE, Refusal, Statement, Verified};

@@ -62,6 +62,70 @@ pub struct EnvironmentRules {
     /// Who may allow deletions the prune guard held back.
     #[serde(default)]
     pub prune: Option<Vec<String>>,
+    /// What ConfigSync may manage here; a revision with anything else fails validation.
+    #[serde(default)]
+    pub manages: Option<Scope>,
+}
+
+/// The kinds and namespaces ConfigSync may manage in an environment.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scope {
+    /// `Kind` (any API group) or `group/Kind` (`apps/Deployment`; `core/ConfigMap` for the
+    /// core group). Absent: any kind.
+    #[serde(default)]
+    pub kinds: Option<Vec<String>>,
+    /// Namespaces objects may be in. With a list, cluster-scoped objects are refused, except
+    /// the listed namespaces themselves. Absent: any namespace, and cluster-scoped objects.
+    #[serde(default)]
+    pub namespaces: Option<Vec<String>>,
+}
+
+impl Scope {
+    /// Why an object is outside this scope (`scope.kind` or `scope.namespace`, and a message),
+    /// if it is.
+    pub fn refuses(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<(&'static str, String)> {
+        let group = api_version
+            .rsplit_once('/')
+            .map_or("core", |(group, _)| group);
+        if let Some(kinds) = &self.kinds
+            && !kinds
+                .iter()
+                .any(|k| k == kind || *k == format!("{group}/{kind}"))
+        {
+            return Some((
+                "scope.kind",
+                format!(
+                    "{group}/{kind} is not among the kinds ConfigSync may manage in this environment ({})",
+                    kinds.join(", ")
+                ),
+            ));
+        }
+        let namespaces = self.namespaces.as_ref()?;
+        let allowed = namespaces.join(", ");
+        match namespace {
+            Some(ns) if !namespaces.iter().any(|n| n == ns) => Some((
+                "scope.namespace",
+                format!(
+                    "namespace {ns} is not among those ConfigSync may manage in this environment ({allowed})"
+                ),
+            )),
+            Some(_) => None,
+            None if kind == "Namespace" && namespaces.iter().any(|n| n == name) => None,
+            None => Some((
+                "scope.namespace",
+                format!(
+                    "{kind} {name} is cluster-scoped, and this environment limits ConfigSync to namespaces ({allowed})"
+                ),
+            )),
+        }
+    }
 }
 
 /// How a revision is approved for an environment.
@@ -423,6 +487,48 @@ mod tests {
         assert_eq!(
             policy.allowed(Action::Approve, "dev"),
             Some(BTreeSet::new())
+        );
+    }
+
+    #[test]
+    fn a_scope_refuses_other_kinds_namespaces_and_cluster_scoped_objects() {
+        let scope = Scope {
+            kinds: Some(vec![
+                "ConfigMap".into(),
+                "apps/Deployment".into(),
+                "Namespace".into(),
+            ]),
+            namespaces: Some(vec!["shop".into()]),
+        };
+        assert_eq!(scope.refuses("v1", "ConfigMap", Some("shop"), "a"), None);
+        assert_eq!(
+            scope.refuses("apps/v1", "Deployment", Some("shop"), "a"),
+            None
+        );
+        assert_eq!(scope.refuses("v1", "Namespace", None, "shop"), None);
+        let refused = |api: &str, kind: &str, ns: Option<&str>, name: &str| {
+            scope.refuses(api, kind, ns, name).map(|(rule, _)| rule)
+        };
+        assert_eq!(
+            refused("extensions/v1beta1", "Deployment", Some("shop"), "a"),
+            Some("scope.kind")
+        );
+        assert_eq!(
+            refused("v1", "Secret", Some("shop"), "a"),
+            Some("scope.kind")
+        );
+        assert_eq!(
+            refused("v1", "ConfigMap", Some("kube-system"), "a"),
+            Some("scope.namespace")
+        );
+        assert_eq!(
+            refused("v1", "Namespace", None, "kube-system"),
+            Some("scope.namespace")
+        );
+        let open = Scope::default();
+        assert_eq!(
+            open.refuses("rbac.authorization.k8s.io/v1", "ClusterRole", None, "x"),
+            None
         );
     }
 

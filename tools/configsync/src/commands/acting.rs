@@ -79,55 +79,68 @@ impl Acting {
     pub async fn record<P: HumanAction>(
         &self,
         log: &EventLog,
-        mut payload: P,
+        payload: P,
         summary: String,
     ) -> anyhow::Result<ExitCode> {
-        let issued_at = Utc::now().trunc_subsecs(0);
-        let expires_at = issued_at
-            + chrono::Duration::from_std(self.expires_in).context("--expires-in is too long")?;
-        let statement = payload.claim().statement_at(issued_at, expires_at);
         let signer = match (&self.key, &self.gpg_key) {
             (Some(key), _) => Some(Signer::Ssh(key.clone())),
             (None, Some(id)) => Some(Signer::Gpg(id.clone())),
             (None, None) => None,
         };
-        if let Some(signer) = signer {
-            let signature = tokio::task::spawn_blocking(move || signer.sign(&statement))
-                .await
-                .context("signing")??;
-            payload.set_signature(ActionSignature {
-                format: signature.0,
-                signature: signature.1,
-                issued_at,
-                expires_at,
-            });
-        }
+        let (event, payload) = sign_and_record(log, payload, signer, self.expires_in).await?;
         let actor = payload.claim().actor;
-        let event = Outgoing::builder(&payload)
-            .actor(&actor)
-            .cause(&actor)
-            .cause(Utc::now().to_rfc3339())
-            .build(&log.source)?;
-        log.publisher(Duration::from_secs(30))
-            .publish(&event)
-            .await
-            .context("recording the decision in the log")?;
         match self.output {
             Output::Text => {
-                let signed = if payload.claim().signature.is_some() {
-                    format!("signed, valid until {}", fmt_time(&expires_at))
-                } else {
-                    "unsigned".into()
+                let signed = match &payload.claim().signature {
+                    Some(s) => format!("signed, valid until {}", fmt_time(&s.expires_at)),
+                    None => "unsigned".into(),
                 };
-                println!("{summary} ({signed}; event {})", event.id())
+                println!("{summary} ({signed}; event {event})")
             }
             Output::Json => println!(
                 "{}",
-                serde_json::json!({"id": event.id(), "type": P::TYPE, "actor": actor, "data": payload})
+                serde_json::json!({"id": event, "type": P::TYPE, "actor": actor, "data": payload})
             ),
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Signs `payload` with `signer` (if any) for `valid_for` from now, and records it in the log
+/// (its id is new each time: deciding twice is two decisions). Returns the event id and the
+/// payload as recorded.
+pub async fn sign_and_record<P: HumanAction>(
+    log: &EventLog,
+    mut payload: P,
+    signer: Option<Signer>,
+    valid_for: Duration,
+) -> anyhow::Result<(String, P)> {
+    let issued_at = Utc::now().trunc_subsecs(0);
+    let expires_at =
+        issued_at + chrono::Duration::from_std(valid_for).context("the validity is too long")?;
+    if let Some(signer) = signer {
+        let statement = payload.claim().statement_at(issued_at, expires_at);
+        let (format, signature) = tokio::task::spawn_blocking(move || signer.sign(&statement))
+            .await
+            .context("signing")??;
+        payload.set_signature(ActionSignature {
+            format,
+            signature,
+            issued_at,
+            expires_at,
+        });
+    }
+    let actor = payload.claim().actor;
+    let event = Outgoing::builder(&payload)
+        .actor(&actor)
+        .cause(&actor)
+        .cause(Utc::now().to_rfc3339())
+        .build(&log.source)?;
+    log.publisher(Duration::from_secs(30))
+        .publish(&event)
+        .await
+        .context("recording the decision in the log")?;
+    Ok((event.id().to_string(), payload))
 }
 
 fn fmt_time(t: &DateTime<Utc>) -> String {
@@ -135,8 +148,10 @@ fn fmt_time(t: &DateTime<Utc>) -> String {
 }
 
 /// How a person signs.
-enum Signer {
+pub enum Signer {
+    /// An SSH private key file, or the `.pub` of a key held by ssh-agent.
     Ssh(PathBuf),
+    /// A key id, fingerprint or e-mail `gpg` knows.
     Gpg(String),
 }
 

@@ -1,21 +1,25 @@
 //! `configsync demo`: scaffolds an example configuration repository, runs the whole stack on
 //! it (local NATS, one kubesim cluster per environment, the six services), then makes a change,
 //! two drifts, a removal (prune), a broken rollout (health, automatic rollback, pin) and its fix,
-//! printing the timeline of events as they happen.
+//! printing the timeline of events as they happen. Prod is gated: two people approve the first
+//! revision there, each signing with an SSH key (made with ssh-keygen when it is installed).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use configsync_core::event::{EventData, Received};
+use configsync_core::event::{ApprovalGranted, EventData, Received};
+use configsync_core::log::EventLog;
 use configsync_core::log::{Entry, Reader, Start};
+use configsync_core::metrics::Metrics;
 use configsync_core::service::cancel_on_signal;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::acting::{Signer, sign_and_record};
 use super::scaffold;
 use super::stack::{Stack, StackOptions};
 
@@ -49,9 +53,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         &first[..8]
     );
 
+    let approvers = approvers(&dir)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let options = StackOptions {
+    let mut options = StackOptions {
         state_dir: dir.join("state"),
         repo: repo.display().to_string(),
         branch: "main".into(),
@@ -70,7 +75,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "--health-timeout".into(),
             "30s".into(),
         ],
+        access: None,
     };
+    match &approvers {
+        Some(a) => options.access = Some(a.policy.clone()),
+        None => println!(
+            "   (ssh-keygen is not installed: prod is not gated in this run; install openssh-client to see approvals)"
+        ),
+    }
     let stack = Stack::start(&options, shutdown.clone()).await?;
     println!(
         "2. configsync is up: nats {}, audit {}, kubeconfig {}",
@@ -80,7 +92,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!("   timeline (every event, as it is stored):");
 
-    let outcome = script(&stack, &repo, &first, &args, &shutdown).await;
+    let outcome = script(&stack, &repo, &first, &args, approvers.as_ref(), &shutdown).await;
     match &outcome {
         Ok(()) if args.keep_running => {
             let k = stack.endpoints.kubeconfig.clone().unwrap_or_default();
@@ -125,11 +137,13 @@ async fn script(
     repo: &Path,
     first: &str,
     args: &DemoArgs,
+    approvers: Option<&Approvers>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let client = async_nats::connect(&stack.endpoints.nats_url)
         .await
         .context("cannot reach nats")?;
+    let log = EventLog::new(client.clone(), "configsync://demo", Metrics::new())?;
     let js = async_nats::jetstream::new(client);
     let (tx, _) = broadcast::channel::<Received>(4096);
     let printer = {
@@ -167,6 +181,41 @@ async fn script(
     let mut events = tx.subscribe();
     let step = args.step_timeout;
 
+    if let Some(approvers) = approvers {
+        let required = wait_for_value(&mut events, step, "prod's approval gate", |e| {
+            match &e.data {
+                EventData::ApprovalRequired(a)
+                    if a.environment == "prod" && a.revision == first =>
+                {
+                    Some(a.clone())
+                }
+                _ => None,
+            }
+        })
+        .await?;
+        println!(
+            "3. prod is gated: {} approvals of sre needed ({}); alice and bob approve, each signing with an SSH key",
+            required.required,
+            required.approvers.join(", ")
+        );
+        for (who, key) in &approvers.keys {
+            let approval = ApprovalGranted {
+                environment: "prod".into(),
+                revision: first.to_string(),
+                approver: format!("{who}@example.com"),
+                comment: Some("looks good".into()),
+                bundle_digest: required.bundle_digest.clone(),
+                signature: None,
+            };
+            sign_and_record(
+                &log,
+                approval,
+                Some(Signer::Ssh(key.clone())),
+                Duration::from_secs(3600),
+            )
+            .await?;
+        }
+    }
     let mut pending: Vec<&str> = ENVIRONMENTS.to_vec();
     wait_for(&mut events, step, "every environment applied", |e| {
         if let EventData::ApplySucceeded(a) = &e.data
@@ -177,7 +226,7 @@ async fn script(
         pending.is_empty()
     })
     .await?;
-    println!("3. every environment runs commit {}", &first[..8]);
+    println!("   every environment runs commit {}", &first[..8]);
 
     let second = scaffold::change(
         repo,
@@ -304,6 +353,72 @@ async fn script(
     );
     printer.abort();
     Ok(())
+}
+
+/// The people who approve prod in the demo: their keys and the access policy naming them.
+struct Approvers {
+    policy: PathBuf,
+    keys: Vec<(&'static str, PathBuf)>,
+}
+
+/// Makes alice's and bob's SSH keys and an access policy that gates prod on both, when
+/// ssh-keygen is installed.
+fn approvers(dir: &Path) -> anyhow::Result<Option<Approvers>> {
+    // Spawning it tells whether it is installed (its usage message goes nowhere).
+    let installed = std::process::Command::new("ssh-keygen")
+        .arg("-?")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !installed {
+        return Ok(None);
+    }
+    let keys_dir = dir.join("keys");
+    std::fs::create_dir_all(&keys_dir)?;
+    let mut allowed = String::new();
+    let mut keys = Vec::new();
+    for who in ["alice", "bob"] {
+        let key = keys_dir.join(who);
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C"])
+            .arg(format!("{who}@example.com"))
+            .arg("-f")
+            .arg(&key)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "ssh-keygen: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let public = std::fs::read_to_string(key.with_extension("pub"))?;
+        allowed.push_str(&format!("{who}@example.com {public}"));
+        keys.push((who, key));
+    }
+    std::fs::write(keys_dir.join("allowed_signers"), allowed)?;
+    let policy = dir.join("access.yaml");
+    std::fs::write(
+        &policy,
+        "# The demo's access policy (docs/security.md): prod needs two approvals of sre.\nsigners:\n  ssh: keys/allowed_signers\ngroups:\n  sre: [alice@example.com, bob@example.com]\nenvironments:\n  prod:\n    approvals: {required: 2, from: [sre]}\n    rollback: [sre]\n",
+    )?;
+    Ok(Some(Approvers { policy, keys }))
+}
+
+/// Waits for the first event `pick` takes a value from.
+async fn wait_for_value<T>(
+    events: &mut broadcast::Receiver<Received>,
+    timeout: Duration,
+    what: &str,
+    mut pick: impl FnMut(&Received) -> Option<T>,
+) -> anyhow::Result<T> {
+    let mut found = None;
+    wait_for(events, timeout, what, |e| {
+        found = pick(e);
+        found.is_some()
+    })
+    .await?;
+    found.with_context(|| format!("{what}: no value"))
 }
 
 async fn wait_for(

@@ -36,6 +36,9 @@ pub struct StackOptions {
     pub policies: Vec<String>,
     /// More flags of the applier (`--auto-rollback dev`, `--health-timeout 1m`, ...).
     pub applier_flags: Vec<String>,
+    /// The access policy, for the validator (what each environment may contain) and the
+    /// applier (approvals, signed actions).
+    pub access: Option<PathBuf>,
 }
 
 /// A service's ops endpoint, for endpoints.json.
@@ -227,6 +230,13 @@ impl Stack {
                 dir("git-watcher")
             ]
         );
+        let access_flags: Vec<String> = match &options.access {
+            Some(path) => vec![
+                "--access".into(),
+                std::path::absolute(path)?.display().to_string(),
+            ],
+            None => Vec::new(),
+        };
         start!(
             configsync_validator,
             [
@@ -237,6 +247,9 @@ impl Stack {
                 "--work-dir".into(),
                 dir("validator")
             ]
+            .into_iter()
+            .chain(access_flags.iter().cloned())
+            .collect::<Vec<_>>()
         );
         start!(
             configsync_applier,
@@ -244,6 +257,7 @@ impl Stack {
                 .iter()
                 .cloned()
                 .chain(options.applier_flags.iter().cloned())
+                .chain(access_flags.iter().cloned())
                 .collect::<Vec<_>>()
         );
         start!(configsync_drift_watcher, cluster_flags.clone());

@@ -73,12 +73,8 @@ impl UpArgs {
                 .iter()
                 .flat_map(|e| ["--auto-rollback".to_string(), e.clone()])
                 .chain(["--health-timeout".to_string(), self.health_timeout.clone()])
-                .chain(
-                    self.access
-                        .iter()
-                        .flat_map(|a| ["--access".to_string(), a.display().to_string()]),
-                )
                 .collect(),
+            access: self.access.clone(),
         }
     }
 }

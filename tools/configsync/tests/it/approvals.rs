@@ -118,7 +118,7 @@ impl Gated {
         let access = dir.path().join("access.yaml");
         std::fs::write(
             &access,
-            "signers:\n  ssh: allowed_signers\n  openpgp: openpgp.asc\ngroups:\n  sre: [alice@example.com, bob@example.com, carol@example.com, erin@example.com]\nenvironments:\n  prod:\n    approvals: {required: 2, from: [sre], validFor: 1h}\n    rollback: [sre]\n",
+            "signers:\n  ssh: allowed_signers\n  openpgp: openpgp.asc\ngroups:\n  sre: [alice@example.com, bob@example.com, carol@example.com, erin@example.com]\nenvironments:\n  prod:\n    approvals: {required: 2, from: [sre], validFor: 1h}\n    rollback: [sre]\n    manages: {namespaces: [shop]}\n",
         )
         .unwrap();
         let repo = dir.path().join("repo");
@@ -587,6 +587,37 @@ async fn prod_needs_two_signed_approvals_of_sre_and_a_rejection_stops_a_revision
         refused.contains("\"action\":\"rollback\"") && refused.contains("unsigned"),
         "{refused}"
     );
+
+    // The policy limits prod to the shop namespace: a revision with a cluster-scoped object
+    // fails validation (not apply).
+    std::fs::write(
+        up.repo.join("configs/prod/web/reader.yaml"),
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: reader\nrules: []\n",
+    )
+    .unwrap();
+    scaffold::git(&up.repo, &["add", "-A"]).unwrap();
+    scaffold::git(&up.repo, &["commit", "-q", "-m", "a cluster role"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let failed = up.ok(&[
+            "events",
+            "tail",
+            "--from",
+            "begin",
+            "--no-follow",
+            "--type",
+            "validation.failed.v1",
+        ]);
+        if failed.contains("scope.namespace") {
+            assert!(
+                failed.contains("ClusterRole reader is cluster-scoped"),
+                "{failed}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no scope finding: {failed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Every signed action is checked again from the log: the forged and altered ones are bad.
     let verify = up.cli(&[
