@@ -1,5 +1,6 @@
 //! Test harness: a real nats-server with JetStream on a random port and a temporary store,
 //! which can be stopped and restarted on the same store and port, and is killed on drop.
+//! Without authentication by default, or with any configuration file (TLS).
 
 use std::ops::{Deref, DerefMut};
 
@@ -15,13 +16,27 @@ pub struct NatsServer {
     _dir: TempDir,
 }
 
+fn temp_dir() -> std::io::Result<TempDir> {
+    tempfile::Builder::new()
+        .prefix("configsync-nats-")
+        .tempdir()
+}
+
 impl NatsServer {
     /// Starts a server with JetStream on a free port with a fresh store.
     pub async fn start() -> std::io::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("configsync-nats-")
-            .tempdir()?;
+        let dir = temp_dir()?;
         let server = LocalNats::start(dir.path()).await?;
+        Ok(Self { server, _dir: dir })
+    }
+
+    /// Starts a server with the configuration `text` (written to a file in the server's
+    /// directory; paths in it should be absolute).
+    pub async fn start_with_config(text: &str) -> std::io::Result<Self> {
+        let dir = temp_dir()?;
+        let config = dir.path().join("test.conf");
+        std::fs::write(&config, text)?;
+        let server = LocalNats::start_with_config(dir.path(), Some(&config)).await?;
         Ok(Self { server, _dir: dir })
     }
 }

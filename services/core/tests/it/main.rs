@@ -11,3 +11,4 @@ mod roundtrip;
 mod schemas;
 mod stream_init;
 mod support;
+mod tls;
