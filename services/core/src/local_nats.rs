@@ -1,6 +1,7 @@
 //! A nats-server child process with JetStream on loopback: `configsync up` runs one on its state
-//! directory, and the test harness one per test on a temporary directory. It picks a free port
-//! on first start, keeps it across restarts on the same store, and is killed on drop.
+//! directory (with the users and permissions of [`crate::nats_auth`]), and the test harness one
+//! per test on a temporary directory. It picks a free port on first start, keeps it across
+//! restarts on the same store, and is killed on drop.
 //!
 //! The binary is `$NATS_SERVER_BIN` or `nats-server` on `PATH`
 //! (`tools/install-nats-server.sh` installs the pinned version).
@@ -33,7 +34,8 @@ impl LocalNats {
         Self::start_with_config(dir, None).await
     }
 
-    /// [`LocalNats::start`] with a configuration file (`nats-server -c`),  for authentication or TLS. The address, port and store stay those of `start`.
+    /// [`LocalNats::start`] with a configuration file (`nats-server -c`), such as the one of
+    /// [`crate::nats_auth::prepare`]. The address, port and store stay those of `start`.
     pub async fn start_with_config(dir: &Path, config: Option<&Path>) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let mut server = Self {

@@ -5,6 +5,7 @@ mod bad_input;
 mod concurrency;
 mod consume;
 mod log_immutability;
+mod permissions;
 mod replay;
 mod restart;
 mod roundtrip;
