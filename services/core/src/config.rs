@@ -18,6 +18,17 @@ pub struct NatsArgs {
         default_value = "nats://127.0.0.1:4222"
     )]
     pub nats_url: String,
+    #[command(flatten)]
+    pub auth: NatsAuth,
+    /// How long to keep retrying when NATS is unreachable at start before exiting non-zero.
+    #[arg(long, env = "CONFIGSYNC_CONNECT_DEADLINE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub connect_deadline: Duration,
+}
+
+/// Who connects to NATS and how the server is trusted: user and password, TLS. Apart from the
+/// URL so that `configsync up` can take them for a NATS it does not start.
+#[derive(clap::Args, Clone, Default)]
+pub struct NatsAuth {
     /// NATS user name (each service has its own; see nats/).
     #[arg(long, env = "CONFIGSYNC_NATS_USER")]
     pub nats_user: Option<String>,
@@ -35,9 +46,22 @@ pub struct NatsArgs {
     /// Private key, PEM, of --nats-cert.
     #[arg(long, env = "CONFIGSYNC_NATS_KEY", value_parser = readable_file, requires = "nats_cert")]
     pub nats_key: Option<PathBuf>,
-    /// How long to keep retrying when NATS is unreachable at start before exiting non-zero.
-    #[arg(long, env = "CONFIGSYNC_CONNECT_DEADLINE", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub connect_deadline: Duration,
+}
+
+impl std::fmt::Debug for NatsAuth {
+    // Never the password: a Debug print of a service's configuration may reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsAuth")
+            .field("nats_user", &self.nats_user)
+            .field(
+                "nats_password",
+                &self.nats_password.as_ref().map(|_| "<hidden>"),
+            )
+            .field("nats_ca", &self.nats_ca)
+            .field("nats_cert", &self.nats_cert)
+            .field("nats_key", &self.nats_key)
+            .finish()
+    }
 }
 
 /// Flags every service shares.
@@ -109,7 +133,7 @@ pub enum ConnectError {
 impl NatsArgs {
     /// Whose credentials the server refused, for [`ConnectError::Refused`].
     fn who(&self) -> String {
-        match &self.nats_user {
+        match &self.auth.nats_user {
             Some(user) => {
                 format!("user {user} (wrong password, or a user the server does not know)")
             }
@@ -129,11 +153,7 @@ impl NatsArgs {
     pub fn for_url(url: impl Into<String>) -> Self {
         Self {
             nats_url: url.into(),
-            nats_user: None,
-            nats_password: None,
-            nats_ca: None,
-            nats_cert: None,
-            nats_key: None,
+            auth: NatsAuth::default(),
             connect_deadline: Duration::from_secs(30),
         }
     }
@@ -145,7 +165,7 @@ impl NatsArgs {
         let shown = crate::credentials::redact_url(&self.nats_url);
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
-            let user = self.nats_user.clone().unwrap_or_default();
+            let user = self.auth.nats_user.clone().unwrap_or_default();
             let mut options = async_nats::ConnectOptions::new()
                 .name(client_name)
                 .connection_timeout(Duration::from_secs(5))
@@ -166,7 +186,7 @@ impl NatsArgs {
                         }
                     }
                 });
-            match (&self.nats_user, &self.nats_password) {
+            match (&self.auth.nats_user, &self.auth.nats_password) {
                 (Some(u), Some(p)) => options = options.user_and_password(u.clone(), p.clone()),
                 (None, None) => {}
                 _ => {
@@ -175,10 +195,10 @@ impl NatsArgs {
                     ));
                 }
             }
-            if let Some(ca) = &self.nats_ca {
+            if let Some(ca) = &self.auth.nats_ca {
                 options = options.add_root_certificates(ca.clone()).require_tls(true);
             }
-            match (&self.nats_cert, &self.nats_key) {
+            match (&self.auth.nats_cert, &self.auth.nats_key) {
                 (Some(cert), Some(key)) => {
                     options = options
                         .add_client_certificate(cert.clone(), key.clone())
@@ -255,7 +275,7 @@ impl NatsArgs {
     /// What to check, after a TLS failure.
     fn tls_hint(&self, failure: TlsFailure) -> String {
         match failure {
-            TlsFailure::UnknownIssuer => match &self.nats_ca {
+            TlsFailure::UnknownIssuer => match &self.auth.nats_ca {
                 Some(ca) => format!(
                     " (the server's certificate is not signed by the CA of --nats-ca {})",
                     ca.display()
@@ -268,7 +288,7 @@ impl NatsArgs {
             TlsFailure::CertificateRequired => {
                 " (the server verifies clients: give --nats-cert and --nats-key)".into()
             }
-            TlsFailure::CertificateRefused => match &self.nats_cert {
+            TlsFailure::CertificateRefused => match &self.auth.nats_cert {
                 Some(cert) => format!(
                     " (the server does not accept the certificate of --nats-cert {}: is it signed by the server's CA, and current?)",
                     cert.display()

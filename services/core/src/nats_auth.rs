@@ -100,9 +100,10 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// Reads the credentials file of `state_dir`, refusing one that others may read.
-    pub fn load(state_dir: &Path) -> Result<Self, AuthError> {
-        let path = state_dir.join(CREDENTIALS_FILE);
+    /// Reads a credentials file (`<state-dir>/nats-credentials.json`), refusing one that
+    /// others may read.
+    pub fn load(path: &Path) -> Result<Self, AuthError> {
+        let path = path.to_path_buf();
         check_private(&path)?;
         let text = std::fs::read_to_string(&path).map_err(|source| AuthError::Io {
             action: "read",
@@ -132,15 +133,14 @@ impl Credentials {
         Ok(Self { path, passwords })
     }
 
-    /// Reads the credentials file of `state_dir`, making it (or the passwords of users it
-    /// lacks) with random passwords.
-    pub fn load_or_create(state_dir: &Path) -> Result<Self, AuthError> {
-        let path = state_dir.join(CREDENTIALS_FILE);
+    /// Reads a credentials file, making it (or the passwords of users it lacks) with random
+    /// passwords.
+    pub fn load_or_create(path: &Path) -> Result<Self, AuthError> {
         let mut credentials = if path.exists() {
-            Self::load(state_dir)?
+            Self::load(path)?
         } else {
             Self {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 passwords: BTreeMap::new(),
             }
         };
@@ -156,7 +156,7 @@ impl Credentials {
         if !added.is_empty() {
             let json = serde_json::to_vec_pretty(&credentials.passwords)
                 .expect("a map of strings serializes");
-            write_private(&path, &json)?;
+            write_private(path, &json)?;
             tracing::info!(path = %path.display(), users = ?added, "nats passwords made");
         }
         Ok(credentials)
@@ -181,8 +181,8 @@ impl Credentials {
     /// How `user` connects to the server at `url`.
     pub fn nats_args(&self, url: &str, user: &str) -> Result<NatsArgs, AuthError> {
         let mut args = NatsArgs::for_url(url);
-        args.nats_user = Some(user.to_string());
-        args.nats_password = Some(self.password(user)?.to_string());
+        args.auth.nats_user = Some(user.to_string());
+        args.auth.nats_password = Some(self.password(user)?.to_string());
         Ok(args)
     }
 
@@ -211,7 +211,7 @@ impl Credentials {
 /// `server_dir`. Returns the credentials and the file to start nats-server with
 /// (`nats-server -c`).
 pub fn prepare(state_dir: &Path, server_dir: &Path) -> Result<(Credentials, PathBuf), AuthError> {
-    let credentials = Credentials::load_or_create(state_dir)?;
+    let credentials = Credentials::load_or_create(&state_dir.join(CREDENTIALS_FILE))?;
     std::fs::create_dir_all(server_dir).map_err(|source| AuthError::Io {
         action: "create",
         path: server_dir.to_path_buf(),

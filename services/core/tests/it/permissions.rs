@@ -325,8 +325,8 @@ async fn a_refused_connection_names_the_user_and_the_server_never_the_password()
     let shown = server.url();
 
     let mut wrong = NatsArgs::for_url(server.url());
-    wrong.nats_user = Some("applier".into());
-    wrong.nats_password = Some("not-the-password".into());
+    wrong.auth.nats_user = Some("applier".into());
+    wrong.auth.nats_password = Some("not-the-password".into());
     let text = refused(wrong).await;
     assert!(
         text.contains("user applier")

@@ -90,7 +90,7 @@ async fn tls_server(pki: &Pki, verify: bool) -> NatsServer {
 
 fn args(server: &NatsServer, ca: Option<&Path>) -> NatsArgs {
     let mut args = NatsArgs::for_url(server.url());
-    args.nats_ca = ca.map(Path::to_path_buf);
+    args.auth.nats_ca = ca.map(Path::to_path_buf);
     // Long: a TLS refusal must not wait for it.
     args.connect_deadline = Duration::from_secs(20);
     args
@@ -166,8 +166,8 @@ async fn a_server_that_verifies_clients_takes_a_certificate_of_its_ca_only() {
 
     let (cert, key) = pki.issue("applier", &["applier"], ExtendedKeyUsagePurpose::ClientAuth);
     let mut mutual = args(&server, Some(&ca));
-    mutual.nats_cert = Some(cert);
-    mutual.nats_key = Some(key);
+    mutual.auth.nats_cert = Some(cert);
+    mutual.auth.nats_key = Some(key);
     publishes(&mutual).await;
 
     // A client certificate of another CA is refused by the server.
@@ -178,8 +178,8 @@ async fn a_server_that_verifies_clients_takes_a_certificate_of_its_ca_only() {
         ExtendedKeyUsagePurpose::ClientAuth,
     );
     let mut intruder = args(&server, Some(&ca));
-    intruder.nats_cert = Some(cert.clone());
-    intruder.nats_key = Some(key);
+    intruder.auth.nats_cert = Some(cert.clone());
+    intruder.auth.nats_key = Some(key);
     let refused_certificate = refused(&intruder).await;
     assert!(
         refused_certificate.contains("does not accept the certificate of --nats-cert")
@@ -208,9 +208,9 @@ fn tls_flags_are_files_that_exist_and_a_certificate_comes_with_its_key() {
     let flags =
         Flags::try_parse_from(["t", "--nats-ca", ca, "--nats-cert", cert, "--nats-key", key])
             .expect("all three");
-    assert_eq!(flags.nats.nats_ca.as_deref(), Some(Path::new(ca)));
-    assert_eq!(flags.nats.nats_cert.as_deref(), Some(Path::new(cert)));
-    assert_eq!(flags.nats.nats_key.as_deref(), Some(Path::new(key)));
+    assert_eq!(flags.nats.auth.nats_ca.as_deref(), Some(Path::new(ca)));
+    assert_eq!(flags.nats.auth.nats_cert.as_deref(), Some(Path::new(cert)));
+    assert_eq!(flags.nats.auth.nats_key.as_deref(), Some(Path::new(key)));
 
     let missing = pki.path("nope.pem");
     let error = Flags::try_parse_from(["t", "--nats-ca", missing.to_str().unwrap()])

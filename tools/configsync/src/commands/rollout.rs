@@ -21,6 +21,7 @@ use configsync_core::log::bundles::BundleStore;
 use configsync_core::log::replay::{Start, Until, replay_filtered};
 use configsync_core::metrics::Metrics;
 use configsync_core::names::{Name, Target};
+use configsync_core::nats_auth::OPERATOR;
 use configsync_core::subject;
 use serde::Serialize;
 use serde_json::Value;
@@ -132,7 +133,7 @@ async fn environment_state(
     connection: &Connection,
     environment: &Name,
 ) -> anyhow::Result<(EventLog, LogState)> {
-    let client = connection.connect("configsync-rollout").await?;
+    let client = connection.connect("configsync-rollout", OPERATOR).await?;
     let log = EventLog::new(
         client,
         format!("configsync://cli/{}", std::process::id()),
