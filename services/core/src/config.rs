@@ -226,30 +226,31 @@ impl NatsArgs {
                     return Err(ConnectError::Refused {
                         url: shown,
                         who: self.who(),
-                        reason: e.to_string(),
+                        reason: crate::credentials::redact_urls_in(&e.to_string()),
                     });
                 }
                 Err(e) if let Some(tls) = tls_failure(&e) => {
                     return Err(ConnectError::Tls {
                         url: shown,
-                        reason: e.to_string(),
+                        reason: crate::credentials::redact_urls_in(&e.to_string()),
                         hint: self.tls_hint(tls),
                     });
                 }
                 Err(e) => {
                     let waited = started.elapsed();
+                    let reason = crate::credentials::redact_urls_in(&e.to_string());
                     if waited >= self.connect_deadline {
                         return Err(ConnectError::Unreachable {
                             url: shown,
                             waited,
-                            reason: e.to_string(),
+                            reason,
                         });
                     }
                     let delay = backoff
                         .next_delay()
                         .min(self.connect_deadline.saturating_sub(waited))
                         .max(Duration::from_millis(50));
-                    tracing::warn!(url = %shown, error = %e, retry_in = ?delay, deadline = ?self.connect_deadline, "nats unreachable, retrying");
+                    tracing::warn!(url = %shown, error = %reason, retry_in = ?delay, deadline = ?self.connect_deadline, "nats unreachable, retrying");
                     tokio::time::sleep(delay).await;
                 }
             }
