@@ -37,7 +37,7 @@ impl Pipeline {
             repo: repo.display().to_string(),
             branch: "main".into(),
             poll_interval: Duration::from_millis(300),
-            nats_url: None,
+            nats: None,
             clusters: Vec::new(),
             environments: vec!["dev".into(), "prod".into()],
             policies: vec!["dev=auto".into(), "prod=alert".into()],
@@ -48,9 +48,11 @@ impl Pipeline {
             .await
             .expect("stack starts in time")
             .expect("stack starts");
-        let client = async_nats::connect(&stack.endpoints.nats_url)
+        // The tests read the log as a person would: the operator.
+        let client = stack
+            .connect(configsync_core::nats_auth::OPERATOR, "e2e-test")
             .await
-            .unwrap();
+            .expect("the operator connects");
         Self {
             stack,
             repo,

@@ -14,6 +14,7 @@ pub mod local_nats;
 pub mod log;
 pub mod metrics;
 pub mod names;
+pub mod nats_auth;
 pub mod ops;
 pub mod order;
 pub mod retry;

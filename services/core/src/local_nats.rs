@@ -1,6 +1,7 @@
 //! A nats-server child process with JetStream on loopback: `configsync up` runs one on its state
-//! directory, and the test harness one per test on a temporary directory. It picks a free port
-//! on first start, keeps it across restarts on the same store, and is killed on drop.
+//! directory (with the users and permissions of [`crate::nats_auth`]), and the test harness one
+//! per test on a temporary directory. It picks a free port on first start, keeps it across
+//! restarts on the same store, and is killed on drop.
 //!
 //! The binary is `$NATS_SERVER_BIN` or `nats-server` on `PATH`
 //! (`tools/install-nats-server.sh` installs the pinned version).
@@ -14,6 +15,8 @@ pub struct LocalNats {
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
+    /// A configuration file (`-c`): authentication, TLS. Command-line flags override it.
+    config: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -28,11 +31,18 @@ impl LocalNats {
     /// Starts a server with JetStream whose store, log and ports file live under `dir`, on a
     /// free port (`-p -1`).
     pub async fn start(dir: &Path) -> std::io::Result<Self> {
+        Self::start_with_config(dir, None).await
+    }
+
+    /// [`LocalNats::start`] with a configuration file (`nats-server -c`), such as the one of
+    /// [`crate::nats_auth::prepare`]. The address, port and store stay those of `start`.
+    pub async fn start_with_config(dir: &Path, config: Option<&Path>) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let mut server = Self {
             dir: dir.to_path_buf(),
             bin: nats_server_bin(),
             port: 0,
+            config: config.map(Path::to_path_buf),
             child: None,
         };
         server.spawn().await?;
@@ -98,7 +108,11 @@ impl LocalNats {
             self.port.to_string()
         };
         let log = std::fs::File::create(self.dir.join("nats-server.log"))?;
-        let child = Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "--store_dir"])
             .arg(self.store_dir())
             .arg("--ports_file_dir")

@@ -95,7 +95,7 @@ async fn main() {
         repo: repo.display().to_string(),
         branch: "main".into(),
         poll_interval: POLL,
-        nats_url: None,
+        nats: None,
         clusters: Vec::new(),
         environments: vec!["dev".into()],
         policies: vec!["dev=auto".into()],
@@ -106,7 +106,8 @@ async fn main() {
         .await
         .expect("stack starts");
     let kubeconfig = stack.endpoints.kubeconfig.clone().expect("local cluster");
-    let client = async_nats::connect(&stack.endpoints.nats_url)
+    let client = stack
+        .connect(configsync_core::nats_auth::OPERATOR, "pipeline-bench")
         .await
         .expect("nats");
     let js = async_nats::jetstream::new(client);

@@ -20,6 +20,8 @@ use configsync_core::metrics::Metrics;
 use configsync_core::names::Name;
 use configsync_core::subject;
 
+use configsync_core::nats_auth::OPERATOR;
+
 use super::state_dir::Connection;
 
 /// Output format of the commands that act or show state.
@@ -206,7 +208,7 @@ pub async fn environment_state(
     connection: &Connection,
     environment: &Name,
 ) -> anyhow::Result<(EventLog, LogState)> {
-    let client = connection.connect("configsync-cli").await?;
+    let client = connection.connect("configsync-cli", OPERATOR).await?;
     let log = EventLog::new(
         client,
         format!("configsync://cli/{}", std::process::id()),

@@ -15,6 +15,8 @@ use configsync_core::subject;
 use serde::Serialize;
 
 use super::acting::{Acting, Output, environment_state, known_environment, resolve_revision};
+use configsync_core::nats_auth::OPERATOR;
+
 use super::state_dir::Connection;
 
 #[derive(clap::Args, Debug)]
@@ -141,7 +143,10 @@ struct Waiting {
 
 pub async fn list(args: ApprovalsArgs) -> anyhow::Result<ExitCode> {
     let policy = args.access.as_deref().map(AccessPolicy::load).transpose()?;
-    let client = args.connection.connect("configsync-approvals").await?;
+    let client = args
+        .connection
+        .connect("configsync-approvals", OPERATOR)
+        .await?;
     let log = EventLog::new(client, "configsync://cli/approvals", Metrics::new())?;
     let filter = match &args.env {
         Some(env) => subject::environment_filter(env),

@@ -61,7 +61,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         repo: repo.display().to_string(),
         branch: "main".into(),
         poll_interval: Duration::from_millis(500),
-        nats_url: None,
+        nats: None,
         clusters: Vec::new(),
         environments: environments.clone(),
         policies: vec![
@@ -140,7 +140,9 @@ async fn script(
     approvers: Option<&Approvers>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let client = async_nats::connect(&stack.endpoints.nats_url)
+    // As a person watching: the operator may read everything and write nothing but decisions.
+    let client = stack
+        .connect(configsync_core::nats_auth::OPERATOR, "configsync-demo")
         .await
         .context("cannot reach nats")?;
     let log = EventLog::new(client.clone(), "configsync://demo", Metrics::new())?;

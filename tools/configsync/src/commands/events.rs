@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use configsync_core::log::replay::{self, Entry, Reader, Start};
 use configsync_core::log::stream::StreamSpec;
+use configsync_core::nats_auth::OPERATOR;
 use configsync_core::subject;
 
 #[derive(clap::Subcommand, Debug)]
@@ -82,7 +83,7 @@ pub async fn run(command: EventsCommand) -> anyhow::Result<ExitCode> {
 
 async fn tail(args: TailArgs) -> anyhow::Result<ExitCode> {
     let spec = StreamSpec::from_definition(1)?;
-    let client = args.connection.connect("configsync-tail").await?;
+    let client = args.connection.connect("configsync-tail", OPERATOR).await?;
     let js = async_nats::jetstream::new(client);
     let last = replay::last_sequence(&js, spec.name()).await?;
     let start = args.from.unwrap_or(if last > 10 {

@@ -3,9 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use configsync_core::config::NatsArgs;
 use configsync_core::log::bundles;
 use configsync_core::log::stream::{self, Ensured, StreamSpec};
+use configsync_core::nats_auth::ADMIN;
+
+use super::state_dir::Connection;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum NatsCommand {
@@ -15,8 +17,10 @@ pub enum NatsCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct InitArgs {
+    /// `--nats-url` (as admin, with --nats-user/--nats-password when the server has users),
+    /// or `--state-dir` of a running `configsync up` (as its admin).
     #[command(flatten)]
-    nats: NatsArgs,
+    connection: Connection,
     /// Stream replicas: 1 on a laptop, 3 on a production NATS cluster.
     #[arg(long, env = "CONFIGSYNC_STREAM_REPLICAS", default_value_t = 1)]
     replicas: usize,
@@ -30,7 +34,7 @@ pub async fn run(command: NatsCommand) -> anyhow::Result<ExitCode> {
 
 async fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let spec = StreamSpec::from_definition(args.replicas)?;
-    let client = args.nats.connect("configsync-cli").await?;
+    let client = args.connection.connect("configsync-cli", ADMIN).await?;
     let js = async_nats::jetstream::new(client);
     let outcome = stream::ensure(&js, &spec)
         .await

@@ -12,6 +12,7 @@ use configsync_core::log::bundles::BundleStore;
 use configsync_core::log::replay::{self, Start, Until};
 use configsync_core::log::stream::StreamSpec;
 use configsync_core::names::Target;
+use configsync_core::nats_auth::OPERATOR;
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
@@ -63,7 +64,10 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Start::Sequence(state.sequence + 1)
     };
     let spec = StreamSpec::from_definition(1)?;
-    let client = args.connection.connect("configsync-replay").await?;
+    let client = args
+        .connection
+        .connect("configsync-replay", OPERATOR)
+        .await?;
     let js = async_nats::jetstream::new(client);
     let stats = replay::replay(&js, spec.name(), start, until, &mut state).await?;
     eprintln!(

@@ -14,6 +14,8 @@ use configsync_core::subject;
 use serde::Serialize;
 
 use super::acting::Output;
+use configsync_core::nats_auth::OPERATOR;
+
 use super::state_dir::Connection;
 
 #[derive(clap::Args, Debug)]
@@ -93,7 +95,10 @@ impl Fold for Verify<'_> {
 
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let policy = AccessPolicy::load(&args.access)?;
-    let client = args.connection.connect("configsync-verify").await?;
+    let client = args
+        .connection
+        .connect("configsync-verify", OPERATOR)
+        .await?;
     let log = EventLog::new(client, "configsync://cli/verify", Metrics::new())?;
     let filter = match &args.env {
         Some(env) => subject::environment_filter(env),

@@ -1,7 +1,8 @@
 //! The local stack that `configsync up` and `configsync demo` run in one process: a
-//! nats-server child (unless a NATS URL is given), the event stream and bundle store, one
-//! kubesim cluster per environment (unless clusters are given), and the six services running
-//! the same code as their binaries, configured through their own command-line flags.
+//! nats-server child with a user per service (unless a NATS is given), the event stream and
+//! bundle store, one kubesim cluster per environment (unless clusters are given), and the six
+//! services running the same code as their binaries, configured through their own
+//! command-line flags, each connecting as its own NATS user.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use configsync_core::config::NatsArgs;
 use configsync_core::local_nats::LocalNats;
 use configsync_core::log::bundles;
 use configsync_core::log::stream::{self, StreamSpec};
+use configsync_core::nats_auth::{self, ADMIN, Credentials};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -26,8 +28,9 @@ pub struct StackOptions {
     pub repo: String,
     pub branch: String,
     pub poll_interval: Duration,
-    /// Use this NATS instead of starting one.
-    pub nats_url: Option<String>,
+    /// Use this NATS instead of starting one; the stack and every service connect with these
+    /// flags (URL, credentials, TLS).
+    pub nats: Option<NatsArgs>,
     /// `ENV/NAME=KUBECONFIG[#CONTEXT]`; empty: one kubesim cluster per environment.
     pub clusters: Vec<String>,
     /// Environments that get a kubesim cluster when no clusters are given.
@@ -50,24 +53,29 @@ pub struct ServiceEndpoint {
 
 type ServiceResult = (&'static str, Result<(), String>);
 
-/// How to (re)start one service: its own flags and shutdown token.
+/// How to (re)start one service: its own flags, NATS connection and shutdown token.
 struct Running {
     name: &'static str,
     args: Vec<String>,
+    nats: NatsArgs,
     token: CancellationToken,
     task: tokio::task::JoinHandle<ServiceResult>,
 }
 
-/// Starts the service called `name` with `args` (its command line, program name first).
+/// Starts the service called `name` with `args` (its command line, program name first),
+/// connecting with `nats`. The connection is set on the parsed configuration rather than
+/// given as flags so that a password is never part of a command line shown in an error.
 fn spawn_service(
     name: &str,
     args: &[String],
+    nats: &NatsArgs,
     token: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<ServiceResult>> {
     macro_rules! spawn {
         ($krate:ident) => {{
-            let config = $krate::Config::try_parse_from(args)
+            let mut config = $krate::Config::try_parse_from(args)
                 .with_context(|| format!("{} flags {:?}", $krate::NAME, args))?;
+            config.service.nats = nats.clone();
             Ok(tokio::spawn(async move {
                 (
                     $krate::NAME,
@@ -96,7 +104,18 @@ pub struct Stack {
     pub shutdown: CancellationToken,
     running: Vec<Running>,
     sims: Vec<kubesim::KubeSim>,
-    nats: Option<LocalNats>,
+    bus: Bus,
+}
+
+/// The NATS the stack runs on.
+enum Bus {
+    /// Its own nats-server, with a generated password per user.
+    Local {
+        server: LocalNats,
+        credentials: Credentials,
+    },
+    /// A NATS it was given: every part connects the same way.
+    External(NatsArgs),
 }
 
 /// A repository argument as a URL the services accept: paths become absolute `file://` URLs.
@@ -126,21 +145,26 @@ impl Stack {
         let _ = std::fs::remove_file(&endpoints_file);
         let repo = repo_url(&options.repo)?;
 
-        let nats = match &options.nats_url {
-            Some(_) => None,
-            None => Some(
-                LocalNats::start(&state_dir.join("nats"))
+        let bus = match &options.nats {
+            Some(nats) => Bus::External(nats.clone()),
+            None => {
+                let server_dir = state_dir.join("nats");
+                let (credentials, config) = nats_auth::prepare(&state_dir, &server_dir)
+                    .context("cannot prepare the nats-server's users")?;
+                let server = LocalNats::start_with_config(&server_dir, Some(&config))
                     .await
-                    .context("cannot start nats-server")?,
-            ),
+                    .context("cannot start nats-server")?;
+                Bus::Local {
+                    server,
+                    credentials,
+                }
+            }
         };
-        let nats_url = options
-            .nats_url
-            .clone()
-            .unwrap_or_else(|| nats.as_ref().map(LocalNats::url).unwrap_or_default());
-        let client = NatsArgs::for_url(nats_url.clone())
-            .connect("configsync-up")
-            .await?;
+        let nats_url = match &bus {
+            Bus::Local { server, .. } => server.url(),
+            Bus::External(nats) => nats.nats_url.clone(),
+        };
+        let client = bus.nats_args(ADMIN)?.connect("configsync-up").await?;
         let js = async_nats::jetstream::new(client);
         stream::ensure(&js, &StreamSpec::from_definition(1)?)
             .await
@@ -159,30 +183,30 @@ impl Stack {
         let mut stack = Stack {
             endpoints: Endpoints {
                 nats_url: nats_url.clone(),
+                nats_credentials: match &bus {
+                    Bus::Local { credentials, .. } => Some(credentials.path().to_path_buf()),
+                    Bus::External(_) => None,
+                },
                 audit_url: None,
                 kubeconfig: kubeconfig.map(|p| p.display().to_string()),
                 services: serde_json::Value::Null,
             },
             endpoints_file,
             services: Vec::new(),
-            nats_log: nats.as_ref().map(LocalNats::log_file),
+            nats_log: match &bus {
+                Bus::Local { server, .. } => Some(server.log_file()),
+                Bus::External(_) => None,
+            },
             shutdown,
             running: Vec::new(),
             sims,
-            nats,
+            bus,
         };
         let common = |ops: SocketAddr| -> Vec<String> {
-            [
-                "--nats-url",
-                &nats_url,
-                "--ops-addr",
-                &ops.to_string(),
-                "--instance",
-                "up",
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect()
+            ["--ops-addr", &ops.to_string(), "--instance", "up"]
+                .into_iter()
+                .map(String::from)
+                .collect()
         };
         let cluster_flags: Vec<String> = clusters
             .iter()
@@ -203,10 +227,13 @@ impl Stack {
                 args.extend(common(ops));
                 args.extend($extra);
                 let token = stack.shutdown.child_token();
-                let task = spawn_service($krate::NAME, &args, token.clone())?;
+                // Each service is its own NATS user, named like it.
+                let nats = stack.bus.nats_args($krate::NAME)?;
+                let task = spawn_service($krate::NAME, &args, &nats, token.clone())?;
                 stack.running.push(Running {
                     name: $krate::NAME,
                     args,
+                    nats,
                     token,
                     task,
                 });
@@ -300,6 +327,21 @@ impl Stack {
         Ok(stack)
     }
 
+    /// How `user` connects to this stack's NATS: `operator` to read the log and act as a
+    /// person, `admin` to manage the stream, a service's name to be that service.
+    pub fn nats_args(&self, user: &str) -> anyhow::Result<NatsArgs> {
+        self.bus.nats_args(user)
+    }
+
+    /// Connects to this stack's NATS as `user` (see [`Stack::nats_args`]).
+    pub async fn connect(
+        &self,
+        user: &str,
+        client_name: &str,
+    ) -> anyhow::Result<async_nats::Client> {
+        Ok(self.nats_args(user)?.connect(client_name).await?)
+    }
+
     /// Stops one service and starts it again with the same flags (as a crash and restart of
     /// that process would), waiting until it is ready again.
     pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
@@ -313,7 +355,7 @@ impl Stack {
         let (_, result) = (&mut running.task).await.context("service task panicked")?;
         result.map_err(|e| anyhow::anyhow!("{name} failed while stopping: {e}"))?;
         running.token = self.shutdown.child_token();
-        running.task = spawn_service(name, &running.args, running.token.clone())?;
+        running.task = spawn_service(name, &running.args, &running.nats, running.token.clone())?;
         if name != configsync_git_watcher::NAME {
             let ops = self
                 .services
@@ -360,9 +402,23 @@ impl Stack {
         for sim in self.sims.drain(..) {
             sim.shutdown().await;
         }
-        self.nats.take();
+        if let Bus::Local { server, .. } = &mut self.bus {
+            server.kill();
+        }
         let _ = std::fs::remove_file(&self.endpoints_file);
         failed
+    }
+}
+
+impl Bus {
+    fn nats_args(&self, user: &str) -> anyhow::Result<NatsArgs> {
+        Ok(match self {
+            Bus::Local {
+                server,
+                credentials,
+            } => credentials.nats_args(&server.url(), user)?,
+            Bus::External(nats) => nats.clone(),
+        })
     }
 }
 

@@ -1,9 +1,12 @@
 //! The state directory that `configsync up` writes and other commands read: where to find
-//! NATS, the audit API and the clusters of a running instance.
+//! NATS (and, for the nats-server `up` started, the users' passwords), the audit API and the
+//! clusters of a running instance.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use configsync_core::config::NatsArgs;
+use configsync_core::nats_auth::Credentials;
 use serde::{Deserialize, Serialize};
 
 /// The file `configsync up` writes once everything is ready.
@@ -13,6 +16,10 @@ pub const ENDPOINTS_FILE: &str = "endpoints.json";
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Endpoints {
     pub nats_url: String,
+    /// The passwords of the NATS users, when `up` runs its own nats-server (absent with
+    /// `--nats-url`: then commands take `--nats-user`/`--nats-password` as usual).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_credentials: Option<PathBuf>,
     pub audit_url: Option<String>,
     pub kubeconfig: Option<String>,
     #[serde(default)]
@@ -33,25 +40,46 @@ impl Endpoints {
         serde_json::from_str(&text)
             .with_context(|| format!("{} is not a ConfigSync endpoints file", path.display()))
     }
+
+    /// How `user` reaches this instance's NATS: with the password `up` made for it when `up`
+    /// runs its own server, else with `flags` (credentials, TLS) at the endpoints' URL.
+    pub fn nats_args(&self, user: &str, flags: &NatsArgs) -> anyhow::Result<NatsArgs> {
+        let mut args = match &self.nats_credentials {
+            Some(file) => Credentials::load(file)?.nats_args(&self.nats_url, user)?,
+            None => NatsArgs {
+                nats_url: self.nats_url.clone(),
+                ..flags.clone()
+            },
+        };
+        args.connect_deadline = flags.connect_deadline;
+        Ok(args)
+    }
 }
 
 /// How a command finds NATS: `--nats-url`, or the endpoints of a running `configsync up`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Connection {
     #[command(flatten)]
-    pub nats: configsync_core::config::NatsArgs,
-    /// Find NATS through the endpoints.json of `configsync up --state-dir DIR`.
+    pub nats: NatsArgs,
+    /// Find NATS through the endpoints.json of `configsync up --state-dir DIR`, connecting as
+    /// the user `up` made for this command (unless `up` was given --nats-url).
     #[arg(long, env = "CONFIGSYNC_STATE_DIR")]
-    pub state_dir: Option<std::path::PathBuf>,
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Connection {
-    /// Connects to the NATS named by `--state-dir` if given, else `--nats-url`.
-    pub async fn connect(&self, client_name: &str) -> anyhow::Result<async_nats::Client> {
-        let mut nats = self.nats.clone();
-        if let Some(dir) = &self.state_dir {
-            nats.nats_url = Endpoints::read(dir)?.nats_url;
-        }
+    /// Connects to the NATS named by `--state-dir` if given, as `user` (`operator` to read and
+    /// to act as a person, `admin` to manage the stream), else to `--nats-url` with the
+    /// credentials of the flags.
+    pub async fn connect(
+        &self,
+        client_name: &str,
+        user: &str,
+    ) -> anyhow::Result<async_nats::Client> {
+        let nats = match &self.state_dir {
+            Some(dir) => Endpoints::read(dir)?.nats_args(user, &self.nats)?,
+            None => self.nats.clone(),
+        };
         Ok(nats.connect(client_name).await?)
     }
 }

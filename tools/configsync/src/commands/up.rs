@@ -1,11 +1,12 @@
 //! `configsync up`: everything on one machine in one process (see [`super::stack`]). Writes
-//! `<state-dir>/endpoints.json` and `<state-dir>/kubeconfig` once ready; Ctrl-C or SIGTERM
-//! stops it all.
+//! `<state-dir>/endpoints.json` and `<state-dir>/kubeconfig` once ready (and keeps the NATS
+//! users' passwords in `<state-dir>/nats-credentials.json`); Ctrl-C or SIGTERM stops it all.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use configsync_core::config::{NatsArgs, NatsAuth};
 use configsync_core::service::cancel_on_signal;
 use tokio_util::sync::CancellationToken;
 
@@ -23,9 +24,14 @@ pub struct UpArgs {
     /// endpoints.json live (kept between runs, so the event log survives a restart).
     #[arg(long, env = "CONFIGSYNC_STATE_DIR", default_value = ".configsync")]
     pub state_dir: PathBuf,
-    /// Use this NATS instead of starting one.
+    /// Use this NATS instead of starting one (with its own users: then --nats-user and
+    /// --nats-password, the same for every service, and the TLS flags say how to connect).
+    /// Without it, `up` runs a nats-server with a user per service and random passwords.
     #[arg(long, env = "CONFIGSYNC_NATS_URL")]
     pub nats_url: Option<String>,
+    /// How to connect to --nats-url; not used without it.
+    #[command(flatten)]
+    pub nats_auth: NatsAuth,
     /// A cluster of an environment, `ENV/NAME=KUBECONFIG[#CONTEXT]` (repeatable). Without any,
     /// each environment gets a local kubesim cluster.
     #[arg(long = "cluster", env = "CONFIGSYNC_CLUSTERS", value_delimiter = ';')]
@@ -64,7 +70,10 @@ impl UpArgs {
             repo: self.repo.clone(),
             branch: self.branch.clone(),
             poll_interval: self.poll_interval,
-            nats_url: self.nats_url.clone(),
+            nats: self.nats_url.as_ref().map(|url| NatsArgs {
+                auth: self.nats_auth.clone(),
+                ..NatsArgs::for_url(url.clone())
+            }),
             clusters: self.clusters.clone(),
             environments: self.environments.clone(),
             policies: self.policies.clone(),
@@ -100,6 +109,12 @@ pub fn print_where(stack: &Stack) {
     let e = &stack.endpoints;
     println!("configsync is up");
     println!("  nats:        {}", e.nats_url);
+    if let Some(credentials) = &e.nats_credentials {
+        println!(
+            "  nats users:  {}   (admin, operator and one per service)",
+            credentials.display()
+        );
+    }
     if let Some(log) = &stack.nats_log {
         println!("  nats log:    {}", log.display());
     }

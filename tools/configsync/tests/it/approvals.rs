@@ -5,7 +5,7 @@
 //! releases the revision; a newer commit supersedes a waiting one; a rejection stops one; and
 //! `configsync audit verify-signatures` re-checks every signed action in the log.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -273,12 +273,13 @@ impl Gated {
     }
 
     async fn log(&self) -> EventLog {
-        let endpoints: Value = serde_json::from_str(
-            &std::fs::read_to_string(Path::new(&self.state).join("endpoints.json")).unwrap(),
-        )
-        .unwrap();
-        let client = NatsArgs::for_url(endpoints["nats_url"].as_str().unwrap())
-            .connect("approvals-test")
+        // As the operator: the forger holds the rights a person's CLI has, nothing more.
+        let connection = configsync::commands::state_dir::Connection {
+            nats: NatsArgs::for_url(""),
+            state_dir: Some(PathBuf::from(&self.state)),
+        };
+        let client = connection
+            .connect("approvals-test", configsync_core::nats_auth::OPERATOR)
             .await
             .unwrap();
         EventLog::new(client, "configsync://test/forger", Metrics::new()).unwrap()

@@ -4,10 +4,12 @@
 mod approvals;
 mod rollout;
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use async_nats::jetstream::stream;
+use configsync::commands::state_dir::Endpoints;
 use configsync_core::config::NatsArgs;
 use configsync_core::event::{HealthReady, Outgoing, ValidationFailed};
 use configsync_core::harness::NatsServer;
@@ -363,12 +365,45 @@ async fn up_runs_everything_keeps_the_log_across_restarts_and_stops_cleanly() {
     let services = endpoints["services"].as_array().unwrap();
     assert_eq!(services.len(), 6);
 
-    // Publish through the running instance, read back through --state-dir.
+    // The server has users: nobody gets in without a password, and the passwords are the
+    // owner's alone.
+    let anonymous = NatsArgs::for_url(url.clone()).connect("t").await;
+    assert!(
+        anonymous.is_err_and(|e| e.to_string().contains("refused")),
+        "the local nats-server requires a user"
+    );
+    let credentials_file = state.join("nats-credentials.json");
+    assert_eq!(
+        endpoints["nats_credentials"].as_str(),
+        credentials_file.to_str()
+    );
+    let mode = std::fs::metadata(&credentials_file)
+        .expect("the passwords are kept in the state directory")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "only the owner reads the passwords");
+    let passwords = std::fs::read_to_string(&credentials_file).unwrap();
+    let users: serde_json::Value = serde_json::from_str(&passwords).unwrap();
+    assert_eq!(
+        users.as_object().unwrap().keys().count(),
+        configsync_core::nats_auth::users().len()
+    );
+
+    // Publish through the running instance as admin (the sample has several emitters'
+    // events), read back through --state-dir (as operator).
     let server_log = {
-        let client = NatsArgs::for_url(url.clone()).connect("t").await.unwrap();
+        let endpoints = Endpoints::read(&state).unwrap();
+        let admin = endpoints
+            .nats_args("admin", &NatsArgs::for_url(""))
+            .unwrap();
+        let client = admin.connect("t").await.unwrap();
         EventLog::new(client, "configsync://cli-test/1", Metrics::new()).unwrap()
     };
     publish_sample(&server_log).await;
+    // `nats init` finds the server and acts as admin; the stream is already up to date.
+    let init = configsync(&["nats", "init", "--state-dir", &state_s]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    assert!(text(&init.stdout).contains("already up to date"));
     let tail = configsync(&[
         "events",
         "tail",
@@ -424,9 +459,15 @@ async fn up_runs_everything_keeps_the_log_across_restarts_and_stops_cleanly() {
         "nats-server stopped with it"
     );
 
-    // The log lives in the state dir: a second `up` still has the events.
+    // The log lives in the state dir: a second `up` still has the events, and the same
+    // passwords.
     let mut again = spawn();
     wait_for_endpoints(&state, &mut again).await;
+    assert_eq!(
+        std::fs::read_to_string(&credentials_file).unwrap(),
+        passwords,
+        "the passwords are reused"
+    );
     let tail = configsync(&[
         "events",
         "tail",
@@ -444,6 +485,94 @@ async fn up_runs_everything_keeps_the_log_across_restarts_and_stops_cleanly() {
         "events survive a restart of up"
     );
     assert!(terminate(&mut again).success());
+}
+
+#[tokio::test]
+async fn up_with_a_given_nats_connects_with_the_flags_and_so_do_the_commands() {
+    let server = NatsServer::start_with_auth().await.unwrap();
+    let passwords = server.credentials().unwrap();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state_s = state.to_str().unwrap().to_string();
+    let not_a_repo = dir.path().join("not-a-repo");
+    std::fs::create_dir_all(&not_a_repo).unwrap();
+    let up = |user: Option<(&str, &str)>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_configsync"));
+        command
+            .args(["up", "--state-dir", &state_s, "--nats-url", &url, "--repo"])
+            .arg(&not_a_repo)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        if let Some((user, password)) = user {
+            command
+                .args(["--nats-user", user])
+                .env("CONFIGSYNC_NATS_PASSWORD", password);
+        }
+        command.spawn().expect("configsync up starts")
+    };
+
+    // Without credentials: refused at once, saying by whom and what to give.
+    let anonymous = up(None).wait_with_output().unwrap();
+    assert!(!anonymous.status.success());
+    let error = text(&anonymous.stderr);
+    assert!(
+        error.contains(&format!("nats at {url} refused"))
+            && error.contains("give --nats-user and --nats-password"),
+        "{error}"
+    );
+
+    // With admin's (one user for every service, as the flags say): it runs, and tells the
+    // commands to bring their own credentials.
+    let mut running = up(Some(("admin", passwords.password("admin").unwrap())));
+    let endpoints = wait_for_endpoints(&state, &mut running).await;
+    assert_eq!(endpoints["nats_url"], url.as_str());
+    assert!(endpoints.get("nats_credentials").is_none(), "{endpoints}");
+    let tail = |user: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_configsync"));
+        command
+            .args([
+                "events",
+                "tail",
+                "--state-dir",
+                &state_s,
+                "--from",
+                "begin",
+                "--no-follow",
+            ])
+            .args(["--type", "source.failed.v1", "--connect-deadline", "5s"])
+            .env("RUST_LOG", "warn");
+        if let Some(user) = user {
+            command.env("CONFIGSYNC_NATS_USER", user).env(
+                "CONFIGSYNC_NATS_PASSWORD",
+                passwords.password(user).unwrap(),
+            );
+        }
+        command.output().expect("configsync runs")
+    };
+    let refused = tail(None);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("refused"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let read = tail(Some("operator"));
+        assert!(read.status.success(), "{}", text(&read.stderr));
+        if text(&read.stdout).contains("not a git repository") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no source.failed event: {}",
+            text(&read.stdout)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(terminate(&mut running).success());
 }
 
 /// Runs `configsync audit search ARGS...` until its output is not empty or the deadline passes.
