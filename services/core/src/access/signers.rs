@@ -263,6 +263,99 @@ mod tests {
         assert!(first.fingerprint.starts_with("SHA256:"));
     }
 
+    /// A throwaway Ed25519 key made with `ssh-keygen -t ed25519 -N ''` for these tests only.
+    const TEST_KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACDfxUukKOO9KTo6qdQBYKU4CtgC7dkrs2Q84542NgRjLQAAAJiPaSoLj2kq
+CwAAAAtzc2gtZWQyNTUxOQAAACDfxUukKOO9KTo6qdQBYKU4CtgC7dkrs2Q84542NgRjLQ
+AAAEA1KQE6oxoefkxjeYsibp5kytemALiEvrVh3s55KS6Vv9/FS6Qo470pOjqp1AFgpTgK
+2ALt2SuzZDzjnjY2BGMtAAAAEHRlc3RAZXhhbXBsZS5jb20BAgMEBQ==
+-----END OPENSSH PRIVATE KEY-----
+";
+    const TEST_PUB: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN/FS6Qo470pOjqp1AFgpTgK2ALt2SuzZDzjnjY2BGMt";
+    const P521_PUB: &str = "ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlzdHA1MjEAAACFBAE2UPPZE4HNlIISpixs9VCcfwD/lKJjCKcqyVuWBuiKSfhEhlKfyt3REVT1vRoP5X10Brerqohl2dFR+PB8OMR9gwG+0A+odcePU7R7Rv7veNpNdaDpVk0CX3irsWuevOdzXxEtAMOjqysEYz6d22RmIeBIqbgGUDxYeyRC2iyjLI8iYg==";
+
+    fn statement(actor: &str) -> Statement {
+        Statement {
+            action: super::super::Action::Approve,
+            environment: "prod".into(),
+            cluster: None,
+            revision: "abc123".into(),
+            bundle_digest: Some("sha256:00".into()),
+            actor: actor.into(),
+            issued_at: "2026-12-03T10:00:00Z".parse().unwrap(),
+            expires_at: "2026-12-03T11:00:00Z".parse().unwrap(),
+        }
+    }
+
+    fn sign(namespace: &str, statement: &Statement) -> String {
+        let key = ssh_key::PrivateKey::from_openssh(TEST_KEY).unwrap();
+        key.sign(namespace, HashAlg::Sha512, statement.canonical().as_bytes())
+            .unwrap()
+            .to_pem(ssh_key::LineEnding::LF)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_good_signature_verifies_and_every_bad_one_says_why() {
+        let signers = SshSigners::parse(&format!(
+            "test@example.com {TEST_PUB}\nold@example.com valid-before=\"20200101\" {TEST_PUB}\n"
+        ))
+        .unwrap();
+        let good = statement("test@example.com");
+        let verified = signers.verify(&good, &sign(NAMESPACE, &good)).unwrap();
+        assert_eq!(verified.principal, "test@example.com");
+        assert_eq!(verified.key, signers.entries[0].fingerprint);
+
+        let mut altered = good.clone();
+        altered.revision = "def456".into();
+        assert_eq!(
+            signers.verify(&altered, &sign(NAMESPACE, &good)),
+            Err(Refusal::BadSignature)
+        );
+        assert!(matches!(
+            signers.verify(&good, &sign("git", &good)),
+            Err(Refusal::WrongNamespace(n)) if n == "git"
+        ));
+        let other = statement("bob@example.com");
+        assert!(matches!(
+            signers.verify(&other, &sign(NAMESPACE, &other)),
+            Err(Refusal::KeyNotForPrincipal { allowed, .. }) if allowed.contains("test@example.com")
+        ));
+        let old = statement("old@example.com");
+        assert!(matches!(
+            signers.verify(&old, &sign(NAMESPACE, &old)),
+            Err(Refusal::KeyNotValid { .. })
+        ));
+        for garbage in [
+            "",
+            "-----BEGIN SSH SIGNATURE-----\nnot base64\n-----END SSH SIGNATURE-----\n",
+            "-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----\n",
+        ] {
+            assert!(
+                matches!(signers.verify(&good, garbage), Err(Refusal::Malformed(_))),
+                "{garbage:?}"
+            );
+        }
+        let huge = "A".repeat(64 * 1024);
+        assert!(matches!(
+            signers.verify(&good, &huge),
+            Err(Refusal::Malformed(m)) if m.contains("more than")
+        ));
+        let stranger = SshSigners::parse(&format!("test@example.com {KEY}")).unwrap();
+        assert!(matches!(
+            stranger.verify(&good, &sign(NAMESPACE, &good)),
+            Err(Refusal::UnknownKey(_))
+        ));
+    }
+
+    #[test]
+    fn unsupported_key_types_are_refused_when_the_file_is_read() {
+        let err = SshSigners::parse(&format!("a@x {P521_PUB}")).unwrap_err();
+        assert!(err.reason.contains("not supported"), "{err}");
+    }
+
     #[test]
     fn unusable_lines_are_refused_with_their_line_number() {
         for (text, says) in [
