@@ -242,15 +242,21 @@ impl Applier {
         } else {
             RolloutKind::Forward
         };
-        // A forward revision that some target still lacks passes the approval gate first (a
-        // rollback is itself a person's signed decision, or the applier's own).
+        // A forward revision that some target still lacks passes the approval gate first; a
+        // rollback too where the policy says so (otherwise it is itself a person's signed
+        // decision, or the applier's own).
         let pending = targets.iter().any(|t| {
             state.target(&t.target()).is_none_or(|s| {
                 s.deployed_revision.as_deref() != Some(revision)
                     || s.deployed_bundle.as_deref() != Some(wanted.bundle_digest.as_str())
             })
         });
-        if kind == RolloutKind::Forward
+        let gated = kind == RolloutKind::Forward
+            || self
+                .policy
+                .as_ref()
+                .is_some_and(|p| p.rules(environment.as_str()).approve_rollbacks);
+        if gated
             && pending
             && let Some(reason) = self.gate(environment, &env, revision, cause).await?
         {

@@ -57,6 +57,10 @@ pub struct EnvironmentRules {
     pub reject: Option<Vec<String>>,
     #[serde(default)]
     pub rollback: Option<Vec<String>>,
+    /// Whether a rollback target passes the approval gate too (its own approvals, as if it were
+    /// deployed forward); default: a signed rollback by someone allowed is enough.
+    #[serde(default)]
+    pub approve_rollbacks: bool,
     #[serde(default)]
     pub unpin: Option<Vec<String>>,
     /// Who may allow deletions the prune guard held back.

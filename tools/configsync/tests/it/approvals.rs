@@ -118,7 +118,7 @@ impl Gated {
         let access = dir.path().join("access.yaml");
         std::fs::write(
             &access,
-            "signers:\n  ssh: allowed_signers\n  openpgp: openpgp.asc\ngroups:\n  sre: [alice@example.com, bob@example.com, carol@example.com, erin@example.com]\nenvironments:\n  prod:\n    approvals: {required: 2, from: [sre], validFor: 1h}\n    rollback: [sre]\n    manages: {namespaces: [shop]}\n",
+            "signers:\n  ssh: allowed_signers\n  openpgp: openpgp.asc\ngroups:\n  sre: [alice@example.com, bob@example.com, carol@example.com, erin@example.com]\nenvironments:\n  prod:\n    approvals: {required: 2, from: [sre], validFor: 1h}\n    rollback: [sre]\n    approveRollbacks: true\n    manages: {namespaces: [shop]}\n",
         )
         .unwrap();
         let repo = dir.path().join("repo");
@@ -553,7 +553,8 @@ async fn prod_needs_two_signed_approvals_of_sre_and_a_rejection_stops_a_revision
         "{events}"
     );
 
-    // Rollback obeys the policy: unsigned it is refused, signed by a member of sre it pins.
+    // Rollback obeys the policy: unsigned it is refused; signed by a member of sre it pins, and
+    // (approveRollbacks) the target passes the gate on its own approvals.
     up.ok(&[
         "rollback",
         "--env",
@@ -574,6 +575,31 @@ async fn prod_needs_two_signed_approvals_of_sre_and_a_rejection_stops_a_revision
         "--key",
         &up.key("alice"),
     ]);
+    // The policy gates rollbacks too: the first revision has only alice's approval so far.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting = up.ok(&[
+            "events",
+            "tail",
+            "--from",
+            "begin",
+            "--no-follow",
+            "--type",
+            "rollout.waiting.v1",
+        ]);
+        if waiting.contains("waiting for approvals: 1 of 2 (alice@example.com)")
+            && waiting.contains(&first)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rollback never waited: {waiting}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(up.deployed(), second.as_str());
+    up.approve("bob", &first);
     up.deployed_becomes(&first).await;
     let refused = up.ok(&[
         "events",
