@@ -1,7 +1,9 @@
 //! The local stack that `configsync up` and `configsync demo` run in one process: a
 //! nats-server child (unless a NATS URL is given), the event stream and bundle store, one
 //! kubesim cluster per environment (unless clusters are given), and the six services running
-//! the same code as their binaries, configured through their own command-line flags.
+//! the same code as their binaries, configured through their own command-line flags. The
+//! audit API's read and admin tokens are made at the first start and kept in the state
+//! directory (see [`super::state_dir::ensure_audit_tokens`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ use configsync_core::log::stream::{self, StreamSpec};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::state_dir::{ENDPOINTS_FILE, Endpoints};
+use super::state_dir::{ENDPOINTS_FILE, Endpoints, ensure_audit_tokens};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -122,6 +124,7 @@ impl Stack {
         // A stale endpoints file would point tools at a dead instance.
         let _ = std::fs::remove_file(&endpoints_file);
         let repo = repo_url(&options.repo)?;
+        let (read_token, admin_token) = ensure_audit_tokens(&state_dir)?;
 
         let nats = match &options.nats_url {
             Some(_) => None,
@@ -261,7 +264,11 @@ impl Stack {
                 "--http-addr".into(),
                 audit_http.to_string(),
                 "--index-dir".into(),
-                dir("auditor-index")
+                dir("auditor-index"),
+                "--read-token-file".into(),
+                read_token.display().to_string(),
+                "--admin-token-file".into(),
+                admin_token.display().to_string(),
             ]
         );
         stack.endpoints.audit_url = Some(format!("http://{audit_http}"));
