@@ -1,7 +1,9 @@
 //! The `configsync` binary against a real nats-server: stream setup, tail, replay, schemas.
-//! The rollout commands against a running `configsync up` are in `rollout`.
+//! The rollout commands against a running `configsync up` are in `rollout`; secret values
+//! kept out of everything a running `up` writes, in `secrets`.
 
 mod rollout;
+mod secrets;
 
 use std::process::{Command, Output};
 use std::time::Duration;
