@@ -1,10 +1,10 @@
 //! No secret leaks, end to end: a Secret with canary values (base64 in `data`, plain in
 //! `stringData`), and credentials of a ConfigMap (`db_password`) and of a container's env
 //! (`DB_PASSWORD`), flow through a commit, a validation finding on the Secret, apply, drift
-//! (changed live to new canaries), remediation (dev) and alerts (prod), the audit index and API,
-//! and `configsync diff`, with every service logging at TRACE. None of the values appears in
-//! the event log, a log line, a file of the state directory (bar the two that hold the desired
-//! state by design), an API answer or a diff.
+//! (changed live to new canaries), remediation (dev) and alerts (prod), with every service
+//! logging at TRACE. None of the values appears in the event log, a log line, a file of the
+//! state directory (bar the two that hold the desired state by design), an audit API answer,
+//! or the output of `configsync validate`, `replay` or `diff`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -373,6 +373,29 @@ async fn no_secret_or_credential_value_leaks_into_events_logs_index_api_or_diff(
         .filter(|f| f["object"]["kind"] == "Secret")
         .collect();
     assert!(on_secret.len() >= 2, "findings on the Secret: {findings:?}");
+    // The same findings before merge, as `configsync validate` prints them.
+    for format in ["text", "json", "sarif"] {
+        let out = configsync(&[
+            "validate",
+            "--root",
+            up.repo.to_str().unwrap(),
+            "--env",
+            "dev",
+            "-o",
+            format,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("db-creds"),
+            "{}",
+            text(&out.stdout)
+        );
+        c.assert_absent(&format!("configsync validate -o {format}"), &out.stdout);
+        c.assert_absent(
+            &format!("configsync validate -o {format} (stderr)"),
+            &out.stderr,
+        );
+    }
     // Put it right again (the environments keep the first revision meanwhile).
     write(&up.repo, "configs/dev/app/secret.yaml", &secret(&c, false));
     commit(&up.repo, "Mend the Secret");
@@ -469,6 +492,13 @@ async fn no_secret_or_credential_value_leaks_into_events_logs_index_api_or_diff(
     let search = up.cli(&["audit", "search", "db-creds", "--limit", "1000"]);
     assert!(search.status.success(), "{}", text(&search.stderr));
     c.assert_absent("audit search", &search.stdout);
+
+    // The state folded from the log.
+    for args in [vec!["replay"], vec!["replay", "--target", "prod/local"]] {
+        let out = up.cli(&args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        c.assert_absent(&format!("{args:?}"), &out.stdout);
+    }
 
     // The event log, as a subscriber reads it (JSON and human).
     let tail = up.cli(&["events", "tail", "--from", "begin", "--no-follow"]);
