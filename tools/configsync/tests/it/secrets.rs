@@ -322,6 +322,25 @@ impl Up {
     }
 }
 
+impl Drop for Up {
+    /// A failed assertion must not leave `configsync up` (and its nats-server) running: it is
+    /// stopped as a person would, with SIGTERM.
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        // No assertion here: this may run while a failed one unwinds.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+    }
+}
+
 /// Every file under `dir` (recursively) but those under `skip`, with its content.
 fn files(dir: &Path, skip: &[PathBuf], out: &mut Vec<(PathBuf, Vec<u8>)>) {
     for entry in std::fs::read_dir(dir).unwrap() {
