@@ -1,6 +1,7 @@
 //! Shared setup for the tests of services that need something applied first: a real
-//! nats-server, kubesim over HTTP, the real applier, and the drift-watcher and remediator run
-//! in-process; helpers to apply a bundle, wait for events and read live values with kubectl.
+//! nats-server, kubesim over HTTP (optionally enforcing RBAC, each service then acting as its
+//! ServiceAccount), the real applier, and the drift-watcher and remediator run in-process;
+//! helpers to apply a bundle, wait for events and read live values with kubectl.
 
 use std::time::Duration;
 
@@ -54,8 +55,19 @@ pub struct Setup {
     pub server: NatsServer,
     pub log: EventLog,
     pub sim: kubesim::KubeSim,
+    /// The test's own kubeconfig (under RBAC: [`ADMIN`]'s).
     pub kubeconfig: tempfile::NamedTempFile,
+    /// Under RBAC, each service's kubeconfig, with its ServiceAccount's token.
+    identities: Option<std::collections::HashMap<&'static str, tempfile::NamedTempFile>>,
     pub applier: Running,
+}
+
+/// Under RBAC, the user of the test's own requests: allowed everything.
+pub const ADMIN: &str = "test-admin";
+
+/// The user a service acts as under RBAC: its ServiceAccount of `deploy/kubernetes`.
+pub fn service_account(service: &str) -> String {
+    format!("system:serviceaccount:configsync:configsync-{service}")
 }
 
 fn ops_addr() -> std::net::SocketAddr {
@@ -68,16 +80,47 @@ fn ops_addr() -> std::net::SocketAddr {
 impl Setup {
     /// nats-server, kubesim and the applier of environment `dev`, cluster `c1`.
     pub async fn start() -> Self {
-        let sim = kubesim::KubeSim::start(kubesim::Config::default())
-            .await
-            .unwrap();
+        Self::start_with(kubesim::Config::default()).await
+    }
+
+    /// As [`Setup::start`], with kubesim enforcing `rbac`: each service acts as its
+    /// ServiceAccount ([`service_account`]), the test as [`ADMIN`].
+    pub async fn start_with_rbac(rbac: kubesim::rbac::Rbac) -> Self {
+        let config = kubesim::Config {
+            rbac: Some(std::sync::Arc::new(rbac.superuser(ADMIN))),
+            ..Default::default()
+        };
+        Self::start_with(config).await
+    }
+
+    async fn start_with(config: kubesim::Config) -> Self {
+        let rbac = config.rbac.is_some();
+        let sim = kubesim::KubeSim::start(config).await.unwrap();
         let server = NatsServer::start().await.unwrap();
         let client = NatsArgs::for_url(server.url()).connect("t").await.unwrap();
         let log = EventLog::new(client, "configsync://test/t", Metrics::new()).unwrap();
         stream::ensure(&log.js, &log.spec).await.unwrap();
         bundles::ensure(&log.js, 1).await.unwrap();
         let kubeconfig = tempfile::NamedTempFile::new().unwrap();
-        sim.write_kubeconfig(kubeconfig.path(), "dev").unwrap();
+        let identities = if rbac {
+            kubesim::write_kubeconfig(kubeconfig.path(), &sim.kubeconfig_yaml_as("dev", ADMIN))
+                .unwrap();
+            let mut files = std::collections::HashMap::new();
+            for service in ["applier", "drift-watcher", "remediator"] {
+                let file = tempfile::NamedTempFile::new().unwrap();
+                let yaml = sim.kubeconfig_yaml_as("dev", &service_account(service));
+                kubesim::write_kubeconfig(file.path(), &yaml).unwrap();
+                files.insert(service, file);
+            }
+            Some(files)
+        } else {
+            sim.write_kubeconfig(kubeconfig.path(), "dev").unwrap();
+            None
+        };
+        let spec = |service: &str| match &identities {
+            Some(files) => cluster_spec(&files[service]),
+            None => cluster_spec(&kubeconfig),
+        };
         let ops = ops_addr();
         let config = configsync_applier::Config::try_parse_from([
             "applier",
@@ -86,7 +129,7 @@ impl Setup {
             "--ops-addr",
             &ops.to_string(),
             "--cluster",
-            &cluster_spec(&kubeconfig),
+            &spec("applier"),
         ])
         .unwrap();
         let shutdown = CancellationToken::new();
@@ -96,6 +139,7 @@ impl Setup {
             log,
             sim,
             kubeconfig,
+            identities,
             applier: Running {
                 shutdown,
                 task,
@@ -114,7 +158,7 @@ impl Setup {
             "--ops-addr",
             &ops.to_string(),
             "--cluster",
-            &cluster_spec(&self.kubeconfig),
+            &self.cluster_spec_of("remediator"),
             "--policy",
             &format!("dev={policy}"),
         ])
@@ -189,7 +233,7 @@ impl Setup {
             "--ops-addr",
             &ops.to_string(),
             "--cluster",
-            &cluster_spec(&self.kubeconfig),
+            &self.cluster_spec_of("drift-watcher"),
             "--resync",
             "1s",
         ])
@@ -316,6 +360,14 @@ impl Setup {
     pub async fn stop(self) {
         self.applier.stop().await;
         self.sim.shutdown().await;
+    }
+
+    /// The `--cluster` of `service`: its own kubeconfig under RBAC.
+    fn cluster_spec_of(&self, service: &str) -> String {
+        match &self.identities {
+            Some(files) => cluster_spec(&files[service]),
+            None => cluster_spec(&self.kubeconfig),
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use configsync::commands::scaffold::git;
+use configsync_auditor::auth::Scope;
 use configsync_core::event::{DriftKind, EventData};
 
 use crate::http;
@@ -322,25 +323,30 @@ async fn audit_search_finds_the_commit_by_its_message_and_the_drift_by_the_objec
     p.event("drift", |e| matches!(&e.data, EventData::DriftDetected(_)))
         .await;
 
+    let commit_hit = search_until(&p, "turquoise", "io.configsync.commit.detected.v1").await;
+    assert_eq!(commit_hit["data"]["sha"], sha.as_str());
+    let drift_hit = search_until(&p, "checkout-flags", "io.configsync.drift.detected.v1").await;
+    assert_eq!(drift_hit["data"]["object"]["name"], "checkout-flags");
+    p.stop().await;
+}
+
+/// Queries the audit API (with the read token `configsync up` keeps in its state directory)
+/// until a hit of `ty` appears.
+async fn search_until(p: &Pipeline, q: &str, ty: &str) -> serde_json::Value {
     let audit = p
         .stack
         .endpoints
         .audit_url
         .clone()
         .expect("auditor serves search");
-    let commit_hit = search_until(&audit, "turquoise", "io.configsync.commit.detected.v1").await;
-    assert_eq!(commit_hit["data"]["sha"], sha.as_str());
-    let drift_hit = search_until(&audit, "checkout-flags", "io.configsync.drift.detected.v1").await;
-    assert_eq!(drift_hit["data"]["object"]["name"], "checkout-flags");
-    p.stop().await;
-}
-
-/// Queries the audit API until a hit of `ty` appears.
-async fn search_until(audit: &str, q: &str, ty: &str) -> serde_json::Value {
     let addr = audit.trim_start_matches("http://").parse().unwrap();
+    let token = p.audit_token(Scope::Read);
+    let path = format!("/v1/events?q={q}");
+    let (status, _) = http::get(addr, &path).await.unwrap();
+    assert_eq!(status, 401, "the audit api answers no one without a token");
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        if let Ok((200, body)) = http::get(addr, &format!("/v1/events?q={q}")).await
+        if let Ok((200, body)) = http::get_with_token(addr, &path, &token).await
             && let Ok(json) = serde_json::from_str::<serde_json::Value>(&body)
             && let Some(hit) = json["hits"]
                 .as_array()

@@ -161,6 +161,20 @@ impl Pipeline {
         }
     }
 
+    /// The audit API's token of `scope`, as `configsync up` keeps it in its state directory.
+    pub fn audit_token(&self, scope: configsync_auditor::auth::Scope) -> String {
+        let dir = self
+            .stack
+            .endpoints_file
+            .parent()
+            .expect("a state directory");
+        let file = configsync::commands::state_dir::audit_token_file(dir, scope);
+        std::fs::read_to_string(file)
+            .expect("configsync up keeps the audit tokens")
+            .trim()
+            .to_string()
+    }
+
     pub async fn stop(self) {
         assert!(!self.stack.stop().await, "every service stopped cleanly");
     }

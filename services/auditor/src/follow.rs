@@ -1,5 +1,7 @@
 //! Follows the log from the index's last sequence and feeds the writer thread in batches:
 //! a commit every `BATCH_MAX` entries, or `COMMIT_INTERVAL` after the first uncommitted one.
+//! A [`Rebuild`] request empties the index and reads the log again from its start (after a
+//! change of the redaction rules, say, so that nothing they now hide stays indexed).
 
 use std::time::Duration;
 
@@ -8,17 +10,24 @@ use configsync_core::binding::MSG_ID_HEADER;
 use configsync_core::log::{EventLog, Reader, Start};
 use configsync_core::retry::Backoff;
 use configsync_core::subject;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::index::{Batch, Resume};
+use crate::index::{Batch, Command, Resume};
 use crate::record::Record;
 
 /// Most entries in one commit.
 pub const BATCH_MAX: usize = 500;
 /// Longest an indexed entry waits to become searchable.
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A request to rebuild the index from the start of the log; `started` is answered once the
+/// index is empty (and searches see it so), before the log is read again.
+#[derive(Debug)]
+pub struct Rebuild {
+    pub started: oneshot::Sender<()>,
+}
 
 /// Why following stopped.
 #[derive(Debug, thiserror::Error)]
@@ -29,12 +38,14 @@ pub enum FollowError {
 
 /// Reads every entry (events and dead letters) after `after` and sends them to `writer`,
 /// until `shutdown`; then sends what is pending. `catch_up_to` is the log's end at start:
-/// reaching it commits at once, so that readiness does not wait for the timer.
+/// reaching it commits at once, so that readiness does not wait for the timer. A request on
+/// `rebuilds` starts again from an empty index and the start of the log.
 pub async fn follow(
     log: EventLog,
     after: u64,
     catch_up_to: u64,
-    writer: mpsc::Sender<Batch>,
+    writer: mpsc::Sender<Command>,
+    mut rebuilds: mpsc::Receiver<Rebuild>,
     shutdown: CancellationToken,
 ) -> Result<(), FollowError> {
     let mut last = after;
@@ -78,6 +89,19 @@ pub async fn follow(
                 _ = timer => {
                     send(&writer, &mut pending).await?;
                     flush_at = None;
+                }
+                Some(request) = rebuilds.recv() => {
+                    // What is pending belongs to the index being thrown away.
+                    pending.records.clear();
+                    pending.last_sequence = 0;
+                    flush_at = None;
+                    writer
+                        .send(Command::Empty { done: request.started })
+                        .await
+                        .map_err(|_| FollowError::WriterGone)?;
+                    last = 0;
+                    tracing::info!("rebuilding the audit index from the start of the log");
+                    continue 'open;
                 }
                 next = reader.next() => match next {
                     Some(Ok(entry)) => {
@@ -160,7 +184,7 @@ fn fresh_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(200), Duration::from_secs(5))
 }
 
-async fn send(writer: &mpsc::Sender<Batch>, pending: &mut Batch) -> Result<(), FollowError> {
+async fn send(writer: &mpsc::Sender<Command>, pending: &mut Batch) -> Result<(), FollowError> {
     if pending.records.is_empty() {
         return Ok(());
     }
@@ -169,7 +193,7 @@ async fn send(writer: &mpsc::Sender<Batch>, pending: &mut Batch) -> Result<(), F
         last_sequence: pending.last_sequence,
     };
     writer
-        .send(batch)
+        .send(Command::Index(batch))
         .await
         .map_err(|_| FollowError::WriterGone)
 }

@@ -120,7 +120,8 @@ impl AuditIndex {
     }
 
     /// Starts the writer thread: it indexes the batches sent on the returned channel, commits
-    /// each with its last sequence, and publishes that sequence on `indexed` once searchable.
+    /// each with its last sequence, and publishes that sequence on `indexed` once searchable;
+    /// a [`Command::Empty`] empties the index (for a rebuild from the start of the log).
     /// Closing the channel commits nothing more and ends the thread; the result of the thread
     /// arrives on the returned receiver.
     ///
@@ -162,18 +163,25 @@ impl AuditIndex {
     fn write_loop(
         &self,
         mut writer: IndexWriter,
-        mut batches: mpsc::Receiver<Batch>,
+        mut commands: mpsc::Receiver<Command>,
         indexed: &watch::Sender<u64>,
         reset: bool,
         metrics: &IndexMetrics,
     ) -> Result<(), IndexError> {
         let write = |e: tantivy::TantivyError| IndexError::Write(e.to_string());
         if reset {
-            writer.delete_all_documents().map_err(write)?;
-            self.commit(&mut writer, Resume::default())?;
-            indexed.send_replace(0);
+            self.empty(&mut writer, indexed, metrics)?;
         }
-        while let Some(batch) = batches.blocking_recv() {
+        while let Some(command) = commands.blocking_recv() {
+            let batch = match command {
+                Command::Index(batch) => batch,
+                Command::Empty { done } => {
+                    self.empty(&mut writer, indexed, metrics)?;
+                    tracing::info!(dir = %self.dir.display(), "audit index emptied for a rebuild");
+                    let _ = done.send(());
+                    continue;
+                }
+            };
             for record in &batch.records {
                 writer
                     .add_document(record.to_document(&self.fields))
@@ -196,6 +204,22 @@ impl AuditIndex {
             );
         }
         writer.wait_merging_threads().map_err(write)?;
+        Ok(())
+    }
+
+    /// Removes every document, durably (with a commit back at sequence 0), and says so.
+    fn empty(
+        &self,
+        writer: &mut IndexWriter,
+        indexed: &watch::Sender<u64>,
+        metrics: &IndexMetrics,
+    ) -> Result<(), IndexError> {
+        writer
+            .delete_all_documents()
+            .map_err(|e| IndexError::Write(e.to_string()))?;
+        self.commit(writer, Resume::default())?;
+        indexed.send_replace(0);
+        metrics.indexed_sequence.set(0);
         Ok(())
     }
 
@@ -256,10 +280,20 @@ impl AuditIndex {
     }
 }
 
+/// What the writer thread is asked to do, in order.
+#[derive(Debug)]
+pub enum Command {
+    /// Index and commit these records.
+    Index(Batch),
+    /// Remove every document (a rebuild from the start of the log follows); `done` is
+    /// answered once that is committed.
+    Empty { done: oneshot::Sender<()> },
+}
+
 /// The handle on the writer thread.
 pub struct Writer {
-    /// Where batches go; dropping it ends the thread once the batches sent are committed.
-    pub batches: mpsc::Sender<Batch>,
+    /// Where commands go; dropping it ends the thread once the commands sent are done.
+    pub batches: mpsc::Sender<Command>,
     /// The thread's result, sent as it ends.
     pub done: oneshot::Receiver<Result<(), IndexError>>,
 }

@@ -10,9 +10,10 @@
 //! the start. Runs alone (the `auditor` binary) or inside `configsync up`, with the same code.
 //! Modules: `schema` (the fields), `redact` (Secret values never reach the index), `record`
 //! (an entry as indexed), `index` (tantivy, the writer thread, search), `follow` (the log
-//! reader), `api` (HTTP).
+//! reader), `auth` (bearer tokens, read and admin scopes), `api` (HTTP).
 
 pub mod api;
+pub mod auth;
 pub mod follow;
 pub mod index;
 pub mod record;
@@ -53,6 +54,15 @@ pub struct Config {
     /// Directory of this replica's search index (default: `<system temp>/configsync-auditor-index`).
     #[arg(long, env = "CONFIGSYNC_AUDIT_INDEX_DIR")]
     pub index_dir: Option<PathBuf>,
+    /// File holding the bearer token of the API's read scope (search, status): one token of at
+    /// least 32 characters, e.g. `openssl rand -hex 32`. A file, not a value, so that the token
+    /// never shows in the process list.
+    #[arg(long, env = "CONFIGSYNC_AUDIT_READ_TOKEN_FILE")]
+    pub read_token_file: PathBuf,
+    /// File holding the bearer token of the admin scope (reindex, and everything read allows).
+    /// Without it, admin routes refuse every request.
+    #[arg(long, env = "CONFIGSYNC_AUDIT_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -81,6 +91,8 @@ pub enum AuditorError {
     Log(#[from] ReplayError),
     #[error(transparent)]
     Follow(#[from] follow::FollowError),
+    #[error(transparent)]
+    Token(#[from] auth::TokenError),
     #[error("cannot serve the audit api on {addr}: {source}")]
     Http {
         addr: SocketAddr,
@@ -105,6 +117,11 @@ pub struct Running {
 
 /// Starts the auditor: opens the index, serves the API and follows the log until `shutdown`.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, AuditorError> {
+    // Before anything else: an auditor that cannot protect its API does not start.
+    let tokens = auth::Tokens::load(&config.read_token_file, config.admin_token_file.as_deref())?;
+    if !tokens.has_admin() {
+        tracing::info!("no admin token: the admin routes of the audit api refuse every request");
+    }
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
     // Stops everything on shutdown, or when one part fails.
     let stop = shutdown.child_token();
@@ -138,7 +155,20 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     };
     tracing::info!(dir = %index.dir().display(), indexed = last, log_end = end, "audit index open");
 
-    let (http_addr, api) = api::serve(config.http_addr, index, indexed.clone(), stop.clone())
+    let (rebuild_tx, rebuilds) = tokio::sync::mpsc::channel(1);
+    let app = api::router(
+        api::ApiState {
+            index,
+            indexed: indexed.clone(),
+            rebuilds: rebuild_tx,
+        },
+        tokens,
+        api::Open {
+            readiness: service.readiness.clone(),
+            metrics: service.log.metrics.clone(),
+        },
+    );
+    let (http_addr, api) = api::serve(config.http_addr, app, stop.clone())
         .await
         .map_err(|source| AuditorError::Http {
             addr: config.http_addr,
@@ -165,6 +195,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         last,
         end,
         writer,
+        rebuilds,
         stop.clone(),
     ));
     Ok(Running {

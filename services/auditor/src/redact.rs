@@ -1,37 +1,19 @@
-//! Keeps Secret values out of the index: what is indexed or stored is the redacted payload.
+//! Keeps Secret values out of the index: what is indexed or stored is the masked payload.
 //!
-//! Producers already redact Secret drift values (see `FieldDrift`); the auditor does it again
-//! because the index outlives any one producer's bugs and is served over HTTP. Rules, applied to
-//! the payload JSON before words are extracted or the event is stored:
-//!
-//! - an object with `kind: Secret`: the values under `data` and `stringData`;
-//! - `stringData` anywhere (only Secrets have it);
-//! - an object about a Secret (`object.kind: Secret`, as in drift and remediation events): every
-//!   `desired` / `live` value under it;
-//! - keys that name a credential (`password`, `token`, `clientSecret`, `apiKey`, ...);
-//! - strings that hold a PEM private key;
-//! - a dead-letter record's `payloadExcerpt` (raw bytes of an unknown message; the original
-//!   stays in the stream at `streamSequence` for whoever may read it).
+//! Producers already mask drift values (see `FieldDrift`); the auditor does it again because the
+//! index outlives any one producer's bugs and is served over HTTP. The rules are
+//! `configsync_core::redact`'s (the one masking function), applied to the payload JSON before
+//! words are extracted or the event is stored, plus one of the auditor's own: a dead-letter
+//! record's `payloadExcerpt` (raw bytes of an unknown message; the original stays in the stream
+//! at `streamSequence` for whoever may read it). After a change of these rules, `POST
+//! /v1/admin/reindex` rebuilds the index under the new ones.
 
 use serde_json::Value;
 
-/// What a removed value is replaced by (the same marker producers use).
-pub const REDACTED: &str = "<redacted>";
+pub use configsync_core::redact::REDACTED;
 
 /// The type of dead-letter records.
 const DEAD_LETTER_TYPE: &str = configsync_core::log::DEAD_LETTER_TYPE;
-
-/// Key suffixes (lowercase, without `_`/`-`) that name a credential.
-const CREDENTIAL_KEYS: [&str; 8] = [
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "apikey",
-    "privatekey",
-    "credentials",
-    "credential",
-];
 
 /// Redacts `data`, the payload of an event of `type_name`, in place.
 pub fn redact(type_name: &str, data: &mut Value) {
@@ -40,55 +22,7 @@ pub fn redact(type_name: &str, data: &mut Value) {
     {
         *excerpt = Value::String(REDACTED.into());
     }
-    walk(data, false);
-}
-
-fn walk(value: &mut Value, about_secret: bool) {
-    match value {
-        Value::Object(map) => {
-            let is_secret = map
-                .get("kind")
-                .and_then(Value::as_str)
-                .is_some_and(is_secret_kind);
-            let about_secret = about_secret
-                || map
-                    .get("object")
-                    .and_then(|o| o.get("kind"))
-                    .and_then(Value::as_str)
-                    .is_some_and(is_secret_kind);
-            for (key, v) in map.iter_mut() {
-                let hide = key == "stringData"
-                    || (is_secret && key == "data")
-                    || (about_secret && (key == "desired" || key == "live"))
-                    || names_a_credential(key) && !matches!(v, Value::Object(_) | Value::Array(_));
-                if hide {
-                    *v = Value::String(REDACTED.into());
-                } else {
-                    walk(v, about_secret);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|v| walk(v, about_secret)),
-        Value::String(s) if looks_like_private_key(s) => *s = REDACTED.into(),
-        _ => {}
-    }
-}
-
-fn is_secret_kind(kind: &str) -> bool {
-    kind.eq_ignore_ascii_case("secret")
-}
-
-fn names_a_credential(key: &str) -> bool {
-    let normal: String = key
-        .chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .flat_map(char::to_lowercase)
-        .collect();
-    CREDENTIAL_KEYS.iter().any(|k| normal.ends_with(k))
-}
-
-fn looks_like_private_key(s: &str) -> bool {
-    s.contains("-----BEGIN") && s.contains("PRIVATE KEY")
+    configsync_core::redact::mask(data);
 }
 
 /// Every string value of `value`, recursively, space-separated (the `text` field), except
@@ -148,6 +82,26 @@ mod tests {
         assert_eq!(
             text,
             ["/data/color", "ConfigMap", "blue", "red", "settings"]
+        );
+    }
+
+    #[test]
+    fn credential_drift_values_of_a_configmap_are_removed() {
+        let mut data = json!({
+            "object": {"kind": "ConfigMap", "name": "settings"},
+            "fields": [
+                {"path": "/data/db_password", "desired": "hunter2", "live": "hunter3"},
+                {"path": "/spec/containers", "desired": [{"env": [{"name": "API_TOKEN", "value": "tok1"}]}]},
+            ],
+        });
+        redact("io.configsync.drift.detected.v1", &mut data);
+        let text = words(&data);
+        for gone in ["hunter2", "hunter3", "tok1"] {
+            assert!(!text.contains(gone), "{gone} in {text}");
+        }
+        assert!(
+            text.contains("/data/db_password") && text.contains("API_TOKEN"),
+            "{text}"
         );
     }
 

@@ -1,6 +1,7 @@
 //! ConfigSync's shared library: the event model, the CloudEvents NATS binding, the event log
 //! (stream, publisher, consumer runner, dead letters, replay), the folds that rebuild state
-//! from the log, and what every service needs to run (config, telemetry, ops endpoint).
+//! from the log, what every service needs to run (config, telemetry, ops endpoint), and the
+//! one masking of secret values (`redact`).
 
 pub mod access;
 pub mod binding;
@@ -17,6 +18,7 @@ pub mod names;
 pub mod nats_auth;
 pub mod ops;
 pub mod order;
+pub mod redact;
 pub mod retry;
 pub mod schema;
 pub mod service;

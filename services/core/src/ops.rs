@@ -41,12 +41,17 @@ pub async fn serve(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = Router::new()
+    serve_router(addr, router(ready, metrics), "ops endpoint", shutdown).await
+}
+
+/// The routes of the operations endpoint, for a service that also serves them beside its own
+/// API (the auditor: a load balancer in front of the API probes the API's own port).
+pub fn router(ready: Readiness, metrics: Metrics) -> Router {
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(OpsState { ready, metrics });
-    serve_router(addr, app, "ops endpoint", shutdown).await
+        .with_state(OpsState { ready, metrics })
 }
 
 /// Serves `app` on `addr` until `shutdown` (the operations endpoint, and any other HTTP API

@@ -2,11 +2,8 @@
 //! (no I/O) that walks the desired object's leaves and names each drift by its JSON pointer.
 
 use base64::Engine;
-use configsync_core::event::{FieldDrift, ObjectRef};
+use configsync_core::event::FieldDrift;
 use serde_json::{Map, Value};
-
-/// What replaces every value of a Secret in events and logs.
-pub const REDACTED: &str = "<redacted>";
 
 /// The RFC 6901 pointer of a path (`~` → `~0`, `/` → `~1`).
 pub fn pointer<S: AsRef<str>>(segments: &[S]) -> String {
@@ -23,20 +20,6 @@ pub fn segments(pointer: &str) -> Vec<String> {
         .skip(1)
         .map(|s| s.replace("~1", "/").replace("~0", "~"))
         .collect()
-}
-
-/// Whether `reference` is a Secret, whose values never leave the cluster.
-pub fn is_secret(reference: &ObjectRef) -> bool {
-    reference.api_version == "v1" && reference.kind == "Secret"
-}
-
-/// Replaces every value with [`REDACTED`] (a missing value stays missing: absence is no secret).
-pub fn redact(fields: &mut [FieldDrift]) {
-    for field in fields {
-        for value in [&mut field.desired, &mut field.live].into_iter().flatten() {
-            *value = Value::String(REDACTED.into());
-        }
-    }
 }
 
 /// The declared fields of `desired` whose live value differs or is missing, sorted by path.
@@ -240,17 +223,15 @@ mod tests {
     }
 
     #[test]
-    fn secret_string_data_is_compared_as_encoded_data_and_values_redact() {
+    fn secret_string_data_is_compared_as_encoded_data() {
         let desired =
             json!({"apiVersion": "v1", "kind": "Secret", "stringData": {"password": "hunter2"}});
         let live =
             json!({"apiVersion": "v1", "kind": "Secret", "data": {"password": "aHVudGVyMg=="}});
         assert!(diff(&desired, &live).is_empty());
         let live = json!({"apiVersion": "v1", "kind": "Secret", "data": {"password": "b3RoZXI="}});
-        let mut drifts = diff(&desired, &live);
-        redact(&mut drifts);
-        assert_eq!(drifts[0].desired, Some(json!(REDACTED)));
-        assert_eq!(drifts[0].live, Some(json!(REDACTED)));
-        assert!(!serde_json::to_string(&drifts).unwrap().contains("hunter2"));
+        let drifts = diff(&desired, &live);
+        assert_eq!(drifts.len(), 1);
+        assert_eq!(drifts[0].path, "/data/password");
     }
 }

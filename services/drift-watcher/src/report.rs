@@ -17,7 +17,7 @@ pub enum Observation {
     InSync,
     Drifted {
         kind: DriftKind,
-        /// Sorted by path; already redacted for Secrets.
+        /// Sorted by path; already masked (`configsync_core::redact::mask_drift`).
         fields: Vec<FieldDrift>,
         changed_by: Option<String>,
         resource_version: Option<String>,

@@ -298,9 +298,9 @@ pub fn observe(
     }
     let paths: Vec<String> = fields.iter().map(|f| f.path.clone()).collect();
     let changed_by = attribution::changed_by(live, &paths);
-    if compare::is_secret(reference) {
-        compare::redact(&mut fields);
-    }
+    // Before anything leaves this function: a Secret's values, and credentials of other
+    // kinds (a ConfigMap's `password`, a container's `DB_PASSWORD`), never reach an event.
+    configsync_core::redact::mask_drift(reference, &mut fields);
     let resource_version = live
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
@@ -352,6 +352,7 @@ async fn watchers(applier: &ClusterApplier, desired: &Desired, env: &str, cluste
 #[cfg(test)]
 mod tests {
     use super::*;
+    use configsync_core::redact::REDACTED;
     use serde_json::json;
 
     fn reference(kind: &str) -> ObjectRef {
@@ -432,11 +433,39 @@ mod tests {
             panic!("expected drift")
         };
         assert_eq!(changed_by.as_deref(), Some("kubectl-edit"));
-        assert_eq!(fields[0].desired, Some(json!(crate::compare::REDACTED)));
-        assert_eq!(fields[0].live, Some(json!(crate::compare::REDACTED)));
+        assert_eq!(fields[0].desired, Some(json!(REDACTED)));
+        assert_eq!(fields[0].live, Some(json!(REDACTED)));
         assert_eq!(
             observe(&reference("Secret"), &desired, &desired, "r1"),
             Some(Observation::InSync)
+        );
+    }
+
+    #[test]
+    fn credential_drift_of_a_configmap_is_masked_and_the_rest_shown() {
+        let mut desired = desired("blue");
+        desired["data"]["api_token"] = json!("t-desired");
+        let mut live = object("ConfigMap", "r1", "red", "configsync");
+        live["data"]["api_token"] = json!("t-live");
+        let Some(Observation::Drifted { fields, .. }) =
+            observe(&reference("ConfigMap"), &desired, &live, "r1")
+        else {
+            panic!("expected drift")
+        };
+        let shown: Vec<_> = fields
+            .iter()
+            .map(|f| (f.path.as_str(), f.desired.clone(), f.live.clone()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "/data/api_token",
+                    Some(json!(REDACTED)),
+                    Some(json!(REDACTED))
+                ),
+                ("/data/key", Some(json!("blue")), Some(json!("red"))),
+            ]
         );
     }
 }

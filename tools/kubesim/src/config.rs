@@ -1,4 +1,4 @@
-//! Server configuration: rollout timing, watch history, and the fault and load knobs.
+//! Server configuration: rollout timing, watch history, the fault and load knobs, and RBAC.
 
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ pub struct Config {
     pub faults: Faults,
     /// Serve HTTPS with a self-signed certificate (the kubeconfig carries it as its CA).
     pub tls: bool,
+    /// Authorize resource requests with these roles (see `rbac`); none: everything allowed.
+    pub rbac: Option<std::sync::Arc<crate::rbac::Rbac>>,
 }
 
 impl Default for Config {
@@ -34,6 +36,7 @@ impl Default for Config {
             bookmark_interval: Duration::from_secs(10),
             faults: Faults::default(),
             tls: false,
+            rbac: None,
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Start one in-process with [`KubeSim::start`], point `kube::Client` or `kubectl` at
 //! [`KubeSim::url`] or a kubeconfig from [`KubeSim::write_kubeconfig`], and stop it with
-//! [`KubeSim::shutdown`] (or by dropping it).
+//! [`KubeSim::shutdown`] (or by dropping it). With [`Config::rbac`] it authorizes requests as
+//! Kubernetes' RBAC does (the bearer token is the user; see [`rbac`]).
 
 pub mod config;
 pub mod discovery;
@@ -13,6 +14,7 @@ pub mod patch;
 pub mod protobuf;
 pub mod query;
 pub mod random;
+pub mod rbac;
 pub mod registry;
 pub mod requests;
 pub mod resource;
@@ -63,6 +65,7 @@ pub struct KubeSim {
     store: Arc<Store>,
     dropped_watches: Arc<std::sync::atomic::AtomicU64>,
     requests: Arc<requests::Counters>,
+    access: Arc<rbac::AccessLog>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), Error>>>,
 }
@@ -91,6 +94,7 @@ impl KubeSim {
         let store = app.store.clone();
         let dropped_watches = app.dropped_watches.clone();
         let requests = app.requests.clone();
+        let access = app.access.clone();
         let task = tokio::spawn(run(listener, app, rollouts, tls));
         tracing::info!(%addr, tls = ca_pem.is_some(), "kubesim serving");
         Ok(KubeSim {
@@ -99,6 +103,7 @@ impl KubeSim {
             store,
             dropped_watches,
             requests,
+            access,
             shutdown,
             task: Some(task),
         })
@@ -134,6 +139,11 @@ impl KubeSim {
         self.requests.snapshot()
     }
 
+    /// With RBAC on: every (user, verb, group, resource, allowed) asked so far, with how often.
+    pub fn access(&self) -> std::collections::BTreeMap<rbac::Access, u64> {
+        self.access.snapshot()
+    }
+
     /// The number of stored objects (namespaces included), for benchmarks and tests.
     pub fn object_count(&self) -> usize {
         self.store.object_count()
@@ -141,6 +151,12 @@ impl KubeSim {
 
     pub fn kubeconfig_yaml(&self, context: &str) -> String {
         kubeconfig_yaml(&self.url(), context, self.ca_pem.as_deref())
+    }
+
+    /// A kubeconfig whose user presents `token`: the user name, under RBAC.
+    pub fn kubeconfig_yaml_as(&self, context: &str, token: &str) -> String {
+        let user = serde_json::json!({ "token": token }).to_string();
+        kubeconfig_yaml_with(&self.url(), context, self.ca_pem.as_deref(), &user)
     }
 
     /// Writes the kubeconfig atomically (a temporary file renamed into place), so that a
@@ -191,6 +207,7 @@ fn build(
         address: addr.to_string(),
         dropped_watches: Arc::default(),
         requests: Arc::default(),
+        access: Arc::default(),
     });
     (app, rx)
 }
@@ -248,6 +265,18 @@ pub async fn serve(
 /// A kubeconfig with one cluster, user and context named `context`; `ca_pem` is the
 /// server certificate to trust when serving HTTPS.
 pub fn kubeconfig_yaml(url: &str, context: &str, ca_pem: Option<&str>) -> String {
+    // Over HTTPS kubectl prompts for a username when the user has no credentials; any
+    // token stops that (kubesim does no authentication).
+    let user = if ca_pem.is_some() {
+        "{token: kubesim}"
+    } else {
+        "{}"
+    };
+    kubeconfig_yaml_with(url, context, ca_pem, user)
+}
+
+/// A kubeconfig with `user` (YAML flow or JSON) as its user's credentials.
+fn kubeconfig_yaml_with(url: &str, context: &str, ca_pem: Option<&str>, user: &str) -> String {
     let quoted = serde_json::to_string(context).unwrap_or_else(|_| "\"kubesim\"".into());
     let server = serde_json::to_string(url).unwrap_or_default();
     let ca = ca_pem
@@ -258,13 +287,6 @@ pub fn kubeconfig_yaml(url: &str, context: &str, ca_pem: Option<&str>) -> String
             )
         })
         .unwrap_or_default();
-    // Over HTTPS kubectl prompts for a username when the user has no credentials; any
-    // token stops that (kubesim does no authentication).
-    let user = if ca_pem.is_some() {
-        "{token: kubesim}"
-    } else {
-        "{}"
-    };
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: {quoted}\n  cluster:\n    server: {server}\n{ca}contexts:\n- name: {quoted}\n  context:\n    cluster: {quoted}\n    user: {quoted}\n    namespace: default\ncurrent-context: {quoted}\nusers:\n- name: {quoted}\n  user: {user}\npreferences: {{}}\n"
     )

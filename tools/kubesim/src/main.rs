@@ -42,6 +42,39 @@ struct Args {
     /// Fault: close every watch connection after this long.
     #[arg(long, env = "KUBESIM_DROP_WATCH_AFTER", value_parser = humantime::parse_duration)]
     drop_watch_after: Option<Duration>,
+    /// Authorize requests with the ClusterRoles, Roles and bindings of these YAML files (the
+    /// bearer token is the user name); repeatable. Without any, everything is allowed.
+    #[arg(long = "rbac", env = "KUBESIM_RBAC", value_delimiter = ',')]
+    rbac: Vec<std::path::PathBuf>,
+    /// Under --rbac, users allowed everything (as `system:masters` is); repeatable.
+    #[arg(
+        long = "rbac-superuser",
+        env = "KUBESIM_RBAC_SUPERUSERS",
+        value_delimiter = ','
+    )]
+    rbac_superusers: Vec<String>,
+}
+
+/// The roles of `files`, if any.
+fn rbac(
+    files: &[std::path::PathBuf],
+    superusers: &[String],
+) -> anyhow::Result<Option<std::sync::Arc<kubesim::rbac::Rbac>>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    for file in files {
+        let one = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+        text.push_str("\n---\n");
+        text.push_str(&one);
+    }
+    let mut rbac = kubesim::rbac::Rbac::from_yaml(&text)?;
+    for user in superusers {
+        rbac = rbac.superuser(user);
+    }
+    Ok(Some(std::sync::Arc::new(rbac)))
 }
 
 async fn stop_signal() {
@@ -87,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
             drop_watch_after: args.drop_watch_after,
         },
         tls: args.tls,
+        rbac: rbac(&args.rbac, &args.rbac_superusers)?,
     };
     let sim = kubesim::KubeSim::start_on(args.listen, config).await?;
     // The listener is bound and being served: connections made from now on are answered.

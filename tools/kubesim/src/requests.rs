@@ -15,6 +15,19 @@ pub enum Verb {
 }
 
 impl Verb {
+    /// The verb as RBAC rules name it.
+    pub fn rbac_name(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+        }
+    }
+
     pub fn is_write(self) -> bool {
         matches!(
             self,

@@ -44,6 +44,30 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Under RBAC, refuses the request unless its user may `verb` this resource.
+    fn authorize(&self, verb: &str) -> Result<(), ApiError> {
+        let Some(rbac) = &self.app.config.rbac else {
+            return Ok(());
+        };
+        let user = crate::rbac::user_of(self.headers);
+        let resource = match self.sub {
+            Some(sub) => format!("{}/{sub}", self.res.plural),
+            None => self.res.plural.clone(),
+        };
+        crate::rbac::authorize(
+            rbac,
+            &self.app.access,
+            &crate::rbac::Attributes {
+                user: &user,
+                verb,
+                group: &self.res.group,
+                resource: &resource,
+                namespace: self.ns,
+                name: self.name,
+            },
+        )
+    }
+
     /// The namespace as the store keys it ("" for cluster-scoped objects and all-namespace lists).
     fn ns(&self) -> &str {
         self.ns.unwrap_or("")
@@ -75,6 +99,12 @@ pub async fn serve(call: Call<'_>, query: Params, body: Body) -> Result<Response
     };
     let dry_run = ctx.query.is_dry_run() || delete_options.as_ref().is_some_and(asks_dry_run);
     call.app.requests.count(verb, dry_run);
+    // Dry runs are authorized like the writes they stand for, as in Kubernetes.
+    let rbac_verb = match (verb, ctx.name) {
+        (Verb::Delete, None) => "deletecollection",
+        _ => verb.rbac_name(),
+    };
+    ctx.authorize(rbac_verb)?;
     let rate = call.app.config.faults.write_error_rate;
     if verb.is_write() && rate > 0.0 && random::unit() < rate {
         return Err(ApiError::internal("kubesim: injected write fault"));
@@ -366,6 +396,14 @@ async fn patch(ctx: &Ctx<'_>, body: Body) -> Result<Response, ApiError> {
         decode_json(&bytes)?
     };
     let (res, ns, name) = (&ctx.res, ctx.ns(), ctx.name());
+    // A server-side apply that creates its object needs `create` too.
+    if kind == PatchKind::Apply
+        && ctx.sub.is_none()
+        && ctx.app.config.rbac.is_some()
+        && ctx.app.store.get(res, ns, name).is_err()
+    {
+        ctx.authorize("create")?;
+    }
     if ctx.sub == Some("scale") {
         let store = &ctx.app.store;
         return ok(&scale::write(

@@ -32,6 +32,8 @@ pub struct App {
     pub dropped_watches: Arc<std::sync::atomic::AtomicU64>,
     /// Resource requests by verb, for [`crate::KubeSim::requests`].
     pub requests: Arc<Counters>,
+    /// RBAC decisions, for [`crate::KubeSim::access`] (kept only when RBAC is on).
+    pub access: Arc<crate::rbac::AccessLog>,
 }
 
 pub fn router(app: Arc<App>) -> Router {

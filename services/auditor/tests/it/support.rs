@@ -1,5 +1,5 @@
 //! Shared setup: a nats-server with the stream, sample events, an auditor on a temporary
-//! index, and a tiny HTTP client for its API.
+//! index with its two API tokens, and a tiny HTTP client for its API.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -123,8 +123,25 @@ pub fn health(n: u32) -> Outgoing {
         .expect("event builds")
 }
 
-/// Auditor settings for a test: free ports, the given index directory.
-pub fn config(server: &NatsServer, index_dir: &Path) -> Config {
+/// The read-scope token of every test auditor.
+pub const READ_TOKEN: &str = "read-0123456789abcdef0123456789abcdef";
+/// The admin-scope token of every test auditor.
+pub const ADMIN_TOKEN: &str = "admin-0123456789abcdef0123456789abcdef";
+
+/// Writes the two token files into `dir` (0600, as `configsync up` does).
+pub fn write_tokens(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for (name, token) in [("read", READ_TOKEN), ("admin", ADMIN_TOKEN)] {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{token}\n")).expect("token file is written");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .expect("token file mode is set");
+    }
+}
+
+/// Auditor settings for a test: free ports, the given index directory, the token files of
+/// `token_dir` (see [`write_tokens`]).
+pub fn config(server: &NatsServer, index_dir: &Path, token_dir: &Path) -> Config {
     let mut nats = NatsArgs::for_url(server.url());
     nats.connect_deadline = Duration::from_secs(10);
     Config {
@@ -136,6 +153,8 @@ pub fn config(server: &NatsServer, index_dir: &Path) -> Config {
         },
         http_addr: "127.0.0.1:0".parse().expect("addr"),
         index_dir: Some(index_dir.to_path_buf()),
+        read_token_file: token_dir.join("read"),
+        admin_token_file: Some(token_dir.join("admin")),
     }
 }
 
@@ -143,19 +162,26 @@ pub fn config(server: &NatsServer, index_dir: &Path) -> Config {
 pub struct Auditor {
     pub running: Running,
     pub shutdown: CancellationToken,
+    _tokens: tempfile::TempDir,
 }
 
 impl Auditor {
     pub async fn start(server: &NatsServer, index_dir: &Path) -> Self {
+        let tokens = tempfile::tempdir().expect("temp dir");
+        write_tokens(tokens.path());
         let shutdown = CancellationToken::new();
         let running = tokio::time::timeout(
             WAIT,
-            configsync_auditor::start(config(server, index_dir), shutdown.clone()),
+            configsync_auditor::start(config(server, index_dir, tokens.path()), shutdown.clone()),
         )
         .await
         .expect("the auditor starts in time")
         .expect("the auditor starts");
-        Self { running, shutdown }
+        Self {
+            running,
+            shutdown,
+            _tokens: tokens,
+        }
     }
 
     pub fn http(&self) -> SocketAddr {
@@ -227,13 +253,34 @@ pub fn encode(s: &str) -> String {
         .collect()
 }
 
-/// A minimal HTTP/1.1 GET: the status and the body (as JSON when it is JSON, else a string).
+/// A GET with the read token: the status and the body (as JSON when it is JSON, else a
+/// string).
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let response = request(addr, "GET", path, Some(READ_TOKEN)).await;
+    (response.status, response.body)
+}
+
+/// What the API answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// The `WWW-Authenticate` header, if any.
+    pub challenge: Option<String>,
+    pub body: serde_json::Value,
+}
+
+/// A minimal HTTP/1.1 request with an optional bearer token.
+pub async fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> Answer {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr)
             .await
             .expect("connects");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let authorization = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
         stream
             .write_all(request.as_bytes())
             .await
@@ -250,11 +297,20 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
         .expect("the api answers in time");
     let text = String::from_utf8(response).expect("response is utf-8");
     let (head, body) = text.split_once("\r\n\r\n").expect("response has a head");
-    let code = head
+    let status = head
         .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
         .expect("status line");
+    let challenge = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("www-authenticate")
+            .then(|| value.trim().to_string())
+    });
     let body = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.into()));
-    (code, body)
+    Answer {
+        status,
+        challenge,
+        body,
+    }
 }

@@ -516,7 +516,9 @@ pub struct HealthDegraded {
 
 /// One field whose live value differs from the desired one.
 ///
-/// Values of Secret data are never carried: they are replaced by `"<redacted>"`.
+/// Values of Secret data, and values whose field or variable name says credential (`password`,
+/// `apiKey`, a container's `DB_PASSWORD`), are never carried: they are replaced by
+/// `"<redacted>"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FieldDrift {

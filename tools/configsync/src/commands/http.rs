@@ -1,17 +1,32 @@
 //! A minimal HTTP/1.1 client for the CLI's own calls (the audit API, readiness probes): one
-//! GET per connection, `Connection: close`, chunked bodies decoded. Enough for ConfigSync's
-//! own endpoints, without a client crate.
+//! request without a body per connection, optionally with a bearer token, `Connection: close`,
+//! chunked bodies decoded. Enough for ConfigSync's own endpoints, without a client crate.
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A minimal HTTP/1.1 GET: the status and the (de-chunked) body.
+/// A minimal HTTP/1.1 GET without credentials: the status and the (de-chunked) body.
 pub async fn get(host: &str, port: u16, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+    request("GET", host, port, path, None).await
+}
+
+/// A minimal HTTP/1.1 request without a body (`GET`, `POST`), with `bearer` as its
+/// `Authorization` if given: the status and the (de-chunked) body.
+pub async fn request(
+    method: &str,
+    host: &str,
+    port: u16,
+    path: &str,
+    bearer: Option<&str>,
+) -> anyhow::Result<(u16, Vec<u8>)> {
     let mut stream = tokio::net::TcpStream::connect((host, port)).await?;
+    let authorization = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();

@@ -55,7 +55,7 @@ pub enum Command {
     /// Show what applying a revision would change in a cluster (a server-side dry run). Exit
     /// 0: no changes, 1: changes, 2: error.
     Diff(rollout::DiffArgs),
-    /// Search the audit index of a running auditor.
+    /// Search the audit index of a running auditor, rebuild it, make its API tokens.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Validate manifests in a checkout (pre-merge), as the validator service does.

@@ -1,6 +1,7 @@
 //! The rollout commands a person runs: `rollback`, `unpin`, `prune approve` (each recorded in
-//! the log with the actor and, where a key is given, signed, for the applier to act on) and `diff` (what applying a revision
-//! would change in a cluster, from a server-side dry run). Each reads the environment's state
+//! the log with the actor and, where a key is given, signed, for the applier to act on) and `diff`
+//! (what applying a revision would change in a cluster, from a server-side dry run, with Secret
+//! values and credentials masked as `configsync_core::redact` does). Each reads the environment's state
 //! with the same fold the applier uses, so what it refuses the applier would refuse too.
 
 use std::collections::HashSet;
@@ -14,6 +15,7 @@ use configsync_core::cluster::{
 use configsync_core::event::{ObjectRef, PruneApproved, RollbackRequested, UnpinRequested};
 use configsync_core::log::bundles::BundleStore;
 use configsync_core::names::{Name, Target};
+use configsync_core::redact;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -278,17 +280,24 @@ pub async fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
         let after = serde_json::to_value(after)?;
+        // Compared whole, shown masked (Secret values, credentials of other kinds): a diff is
+        // pasted into pull requests and chat.
         let (change, diff) = match live {
-            None => (
-                Verdict::Create,
-                Some(unified("", &declared_yaml(&after, &object))),
-            ),
+            None => {
+                let mut after = declared(&after, &object);
+                redact::mask(&mut after);
+                (Verdict::Create, Some(unified("", &yaml(&after))))
+            }
             Some(live) => {
                 let live = serde_json::to_value(live)?;
                 if would_change(&live, &after) {
-                    let before = declared_yaml(&live, &object);
-                    let after = declared_yaml(&after, &object);
-                    (Verdict::Change, Some(unified(&before, &after)))
+                    let mut before = declared(&live, &object);
+                    let mut after = declared(&after, &object);
+                    redact::mask_pair(&mut before, &mut after);
+                    (
+                        Verdict::Change,
+                        Some(unified(&yaml(&before), &yaml(&after))),
+                    )
                 } else {
                     (Verdict::Unchanged, None)
                 }
@@ -424,9 +433,9 @@ fn checkout_objects(root: &std::path::Path, env: &Name) -> anyhow::Result<Vec<Va
     Ok(outcome.manifests.into_iter().map(|m| m.object).collect())
 }
 
-/// `object` cut down to the fields `declared` names (lists item by item), as YAML: what a
-/// person wrote, without what the server adds.
-fn declared_yaml(object: &Value, declared: &Value) -> String {
+/// `object` cut down to the fields `declared` names (lists item by item): what a person wrote,
+/// without what the server adds.
+fn declared(object: &Value, declared: &Value) -> Value {
     fn project(value: &Value, declared: &Value) -> Value {
         match (value, declared) {
             (Value::Object(v), Value::Object(d)) => Value::Object(
@@ -443,8 +452,11 @@ fn declared_yaml(object: &Value, declared: &Value) -> String {
             _ => value.clone(),
         }
     }
-    let projected = project(&comparable(object), declared);
-    serde_yaml::to_string(&projected).unwrap_or_default()
+    project(&comparable(object), declared)
+}
+
+fn yaml(value: &Value) -> String {
+    serde_yaml::to_string(value).unwrap_or_default()
 }
 
 fn unified(before: &str, after: &str) -> String {
@@ -462,13 +474,13 @@ mod tests {
 
     #[test]
     fn the_declared_view_leaves_out_server_defaults_and_bookkeeping() {
-        let declared = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        let wanted = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
             "spec": {"ports": [{"port": 80}]}});
         let live = json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "web", "resourceVersion": "5", "uid": "x", "managedFields": []},
             "spec": {"clusterIP": "10.0.0.1", "ports": [{"port": 80, "protocol": "TCP"}]},
             "status": {"loadBalancer": {}}});
-        let yaml = declared_yaml(&live, &declared);
+        let yaml = yaml(&declared(&live, &wanted));
         assert!(yaml.contains("port: 80"), "{yaml}");
         for noise in ["protocol", "clusterIP", "resourceVersion", "status", "uid"] {
             assert!(!yaml.contains(noise), "{noise} in {yaml}");

@@ -3,6 +3,8 @@
 //! bundle store, one kubesim cluster per environment (unless clusters are given), and the six
 //! services running the same code as their binaries, configured through their own
 //! command-line flags, each connecting as its own NATS user.
+//! The audit API's read and admin tokens are made at the first start and kept in the state
+//! directory (see [`super::state_dir::ensure_audit_tokens`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,7 @@ use configsync_core::nats_auth::{self, ADMIN, Credentials};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::state_dir::{ENDPOINTS_FILE, Endpoints};
+use super::state_dir::{ENDPOINTS_FILE, Endpoints, ensure_audit_tokens};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -144,6 +146,7 @@ impl Stack {
         // A stale endpoints file would point tools at a dead instance.
         let _ = std::fs::remove_file(&endpoints_file);
         let repo = repo_url(&options.repo)?;
+        let (read_token, admin_token) = ensure_audit_tokens(&state_dir)?;
 
         let bus = match &options.nats {
             Some(nats) => Bus::External(nats.clone()),
@@ -302,7 +305,11 @@ impl Stack {
                 "--http-addr".into(),
                 audit_http.to_string(),
                 "--index-dir".into(),
-                dir("auditor-index")
+                dir("auditor-index"),
+                "--read-token-file".into(),
+                read_token.display().to_string(),
+                "--admin-token-file".into(),
+                admin_token.display().to_string(),
             ]
         );
         stack.endpoints.audit_url = Some(format!("http://{audit_http}"));

@@ -1,16 +1,69 @@
 //! The state directory that `configsync up` writes and other commands read: where to find
-//! NATS (and, for the nats-server `up` started, the users' passwords), the audit API and the
-//! clusters of a running instance.
+//! NATS (and, for the nats-server `up` started, the users' passwords), the audit API and its
+//! tokens, and the clusters of a running instance.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use configsync_auditor::auth::{Scope, Token};
 use configsync_core::config::NatsArgs;
 use configsync_core::nats_auth::Credentials;
 use serde::{Deserialize, Serialize};
 
 /// The file `configsync up` writes once everything is ready.
 pub const ENDPOINTS_FILE: &str = "endpoints.json";
+
+/// The file of the audit API's token of `scope` in a state directory: `audit-read.token`,
+/// `audit-admin.token`.
+pub fn audit_token_file(dir: &Path, scope: Scope) -> PathBuf {
+    dir.join(format!("audit-{scope}.token"))
+}
+
+/// The audit API's tokens of the state directory `dir`, made at the first start (from the
+/// operating system's random source) and kept for the next ones, so that scripts and shells
+/// holding a token keep working across restarts. Each file is mode 0600: the token is the
+/// whole of the API's protection. Returns the read and admin token files.
+pub fn ensure_audit_tokens(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let read = ensure_token(&audit_token_file(dir, Scope::Read))?;
+    let admin = ensure_token(&audit_token_file(dir, Scope::Admin))?;
+    Ok((read, admin))
+}
+
+fn ensure_token(path: &Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path.exists() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Token::parse(&text).map_err(|reason| {
+            anyhow::anyhow!(
+                "{} is not a usable token ({reason}); remove it to have a new one made",
+                path.display()
+            )
+        })?;
+        // Whatever happened to the file since (a copy, an umask), it is kept private.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make {} private", path.display()))?;
+        return Ok(path.to_path_buf());
+    }
+    let token = Token::generate()?;
+    // Written aside and renamed into place: a crash never leaves a half-written token, and
+    // the file is private from its creation on.
+    let partial = path.with_extension("token.partial");
+    let _ = std::fs::remove_file(&partial);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    writeln!(file, "{}", token.expose())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, path)
+        .with_context(|| format!("cannot move {} into place", path.display()))?;
+    Ok(path.to_path_buf())
+}
 
 /// The contents of `endpoints.json`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -81,5 +134,36 @@ impl Connection {
             None => self.nats.clone(),
         };
         Ok(nats.connect(client_name).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn audit_tokens_are_made_once_private_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (read, admin) = ensure_audit_tokens(dir.path()).unwrap();
+        assert_eq!(read, dir.path().join("audit-read.token"));
+        assert_eq!(admin, dir.path().join("audit-admin.token"));
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&read), mode(&admin)), (0o600, 0o600));
+        let first = std::fs::read_to_string(&read).unwrap();
+        assert_ne!(first, std::fs::read_to_string(&admin).unwrap());
+        assert!(Token::parse(&first).is_ok());
+
+        // A second start keeps them, and makes them private again.
+        std::fs::set_permissions(&read, std::fs::Permissions::from_mode(0o644)).unwrap();
+        ensure_audit_tokens(dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(&read).unwrap(), first);
+        assert_eq!(mode(&read), 0o600);
+
+        // A damaged one is refused with what to do, not replaced behind the user's back.
+        std::fs::write(&admin, "").unwrap();
+        let error = ensure_audit_tokens(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("remove it"), "{error}");
     }
 }

@@ -1,6 +1,7 @@
 //! `configsync up`: everything on one machine in one process (see [`super::stack`]). Writes
 //! `<state-dir>/endpoints.json` and `<state-dir>/kubeconfig` once ready (and keeps the NATS
-//! users' passwords in `<state-dir>/nats-credentials.json`); Ctrl-C or SIGTERM stops it all.
+//! users' passwords in `<state-dir>/nats-credentials.json` and the audit API's tokens in
+//! `<state-dir>/audit-{read,admin}.token`); Ctrl-C or SIGTERM stops it all.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,8 +21,8 @@ pub struct UpArgs {
     /// The tracked branch.
     #[arg(long, env = "CONFIGSYNC_BRANCH", default_value = "main")]
     pub branch: String,
-    /// Where the local NATS store, the clusters' kubeconfig, the audit index and
-    /// endpoints.json live (kept between runs, so the event log survives a restart).
+    /// Where the local NATS store, the clusters' kubeconfig, the audit index, the audit API's
+    /// tokens and endpoints.json live (kept between runs, so the event log survives a restart).
     #[arg(long, env = "CONFIGSYNC_STATE_DIR", default_value = ".configsync")]
     pub state_dir: PathBuf,
     /// Use this NATS instead of starting one (with its own users: then --nats-user and
@@ -121,17 +122,20 @@ pub fn print_where(stack: &Stack) {
     if let Some(k) = &e.kubeconfig {
         println!("  kubeconfig:  {k}   (kubectl --kubeconfig {k} --context dev get all -A)");
     }
-    if let Some(a) = &e.audit_url {
-        println!("  audit:       {a}/v1/events?q=...");
-    }
-    for s in &stack.services {
-        println!("  {:<13}{}/metrics", s.name, s.ops);
-    }
-    println!("  endpoints:   {}", stack.endpoints_file.display());
     let dir = stack
         .endpoints_file
         .parent()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
+    if let Some(a) = &e.audit_url {
+        println!(
+            "  audit:       {a}/v1/events?q=...   (configsync audit search --state-dir {dir} QUERY)"
+        );
+        println!("  audit token: {dir}/audit-read.token (read), {dir}/audit-admin.token (admin)");
+    }
+    for s in &stack.services {
+        println!("  {:<13}{}/metrics", s.name, s.ops);
+    }
+    println!("  endpoints:   {}", stack.endpoints_file.display());
     println!("watch events:  configsync events tail --state-dir {dir} --format human");
 }

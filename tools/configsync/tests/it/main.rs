@@ -1,8 +1,10 @@
 //! The `configsync` binary against a real nats-server: stream setup, tail, replay, schemas.
-//! The rollout commands against a running `configsync up` are in `rollout`.
+//! The rollout commands against a running `configsync up` are in `rollout`; secret values
+//! kept out of everything a running `up` writes, in `secrets`.
 
 mod approvals;
 mod rollout;
+mod secrets;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
@@ -421,6 +423,23 @@ async fn up_runs_everything_keeps_the_log_across_restarts_and_stops_cleanly() {
         "{}",
         text(&tail.stderr)
     );
+    // The audit API's tokens: made private in the state directory, found there by the CLI.
+    let tokens = ["audit-read.token", "audit-admin.token"].map(|name| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = state.join(name);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{name} is private");
+        std::fs::read_to_string(path).unwrap()
+    });
+    let found = audit_search_until_found(&["type:health.ready.v1", "--state-dir", &state_s]);
+    assert_eq!(text(&found.stdout).lines().count(), 3);
+    let audit_url = endpoints["audit_url"].as_str().unwrap().to_string();
+    let anonymous = configsync(&["audit", "search", "anything", "--audit-url", &audit_url]);
+    assert!(
+        text(&anonymous.stderr).contains("answered 401"),
+        "{}",
+        text(&anonymous.stderr)
+    );
     // The broken repository is reported as an event, not a crash.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -459,14 +478,20 @@ async fn up_runs_everything_keeps_the_log_across_restarts_and_stops_cleanly() {
         "nats-server stopped with it"
     );
 
-    // The log lives in the state dir: a second `up` still has the events, and the same
-    // passwords.
+    // The log lives in the state dir: a second `up` still has the events, the same passwords
+    // and the same tokens.
     let mut again = spawn();
     wait_for_endpoints(&state, &mut again).await;
     assert_eq!(
         std::fs::read_to_string(&credentials_file).unwrap(),
         passwords,
         "the passwords are reused"
+    );
+    assert_eq!(
+        ["audit-read.token", "audit-admin.token"]
+            .map(|name| std::fs::read_to_string(state.join(name)).unwrap()),
+        tokens,
+        "the tokens are kept across restarts"
     );
     let tail = configsync(&[
         "events",
@@ -634,6 +659,10 @@ async fn audit_search_finds_events_through_a_running_auditor() {
     publish_sample(&log).await;
 
     let index = tempfile::tempdir().unwrap();
+    // The tokens as `configsync up` keeps them in its state directory.
+    let state = tempfile::tempdir().unwrap();
+    let (read_token, admin_token) =
+        configsync::commands::state_dir::ensure_audit_tokens(state.path()).unwrap();
     let mut nats = NatsArgs::for_url(server.url());
     nats.connect_deadline = Duration::from_secs(10);
     let config = configsync_auditor::Config {
@@ -645,6 +674,8 @@ async fn audit_search_finds_events_through_a_running_auditor() {
         },
         http_addr: "127.0.0.1:0".parse().unwrap(),
         index_dir: Some(index.path().to_path_buf()),
+        read_token_file: read_token.clone(),
+        admin_token_file: Some(admin_token.clone()),
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let auditor = tokio::time::timeout(
@@ -655,9 +686,26 @@ async fn audit_search_finds_events_through_a_running_auditor() {
     .expect("the auditor starts in time")
     .expect("the auditor starts");
     let url = format!("http://{}", auditor.http_addr);
+    let read_file = read_token.to_str().unwrap();
 
-    // By a word of the commit message: one JSON line, the commit.
-    let out = audit_search_until_found(&["pangolinization", "--audit-url", &url]);
+    // Without a token: exit 1, the auditor's 401, and where a token comes from.
+    let out = configsync(&["audit", "search", "pangolinization", "--audit-url", &url]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("answered 401") && err.contains("--token"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+
+    // By a word of the commit message, with the token from a file: one JSON line, the commit.
+    let out = audit_search_until_found(&[
+        "pangolinization",
+        "--audit-url",
+        &url,
+        "--token-file",
+        read_file,
+    ]);
     let lines: Vec<serde_json::Value> = text(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is json"))
@@ -666,8 +714,17 @@ async fn audit_search_finds_events_through_a_running_auditor() {
     assert_eq!(lines[0]["data"]["sha"], "cafe01");
     assert_eq!(lines[0]["_stream"]["sequence"], published.sequence);
 
-    // By field, through --state-dir, human format, newest first, limited.
-    let state = tempfile::tempdir().unwrap();
+    // The token from the environment.
+    let token = std::fs::read_to_string(&read_token).unwrap();
+    let from_env = Command::new(env!("CARGO_BIN_EXE_configsync"))
+        .args(["audit", "search", "pangolinization", "--audit-url", &url])
+        .env("CONFIGSYNC_AUDIT_TOKEN", token.trim())
+        .output()
+        .unwrap();
+    assert!(from_env.status.success(), "{}", text(&from_env.stderr));
+    assert_eq!(text(&from_env.stdout).lines().count(), 1);
+
+    // By field, through --state-dir (address and token), human format, newest first, limited.
     std::fs::write(
         state.path().join("endpoints.json"),
         serde_json::json!({"nats_url": server.url(), "audit_url": url}).to_string(),
@@ -694,9 +751,43 @@ async fn audit_search_finds_events_through_a_running_auditor() {
     assert!(human.contains("1 of 2 matching events"), "{human}");
 
     // A malformed query: exit 1 with the auditor's reason.
-    let out = configsync(&["audit", "search", "environment:(dev", "--audit-url", &url]);
+    let out = configsync(&[
+        "audit",
+        "search",
+        "environment:(dev",
+        "--audit-url",
+        &url,
+        "--token-file",
+        read_file,
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     assert!(text(&out.stderr).contains("400"), "{}", text(&out.stderr));
+
+    // A reindex needs the admin token: refused with the read token, done with the state
+    // directory's admin token.
+    let out = configsync(&[
+        "audit",
+        "reindex",
+        "--audit-url",
+        &url,
+        "--token-file",
+        read_file,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("answered 403"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = configsync(&["audit", "reindex", "--state-dir", state_s]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("rebuilding its index"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Rebuilt: the commit is found again.
+    audit_search_until_found(&["pangolinization", "--state-dir", state_s]);
 
     // No auditor there: exit 1 with a clear message.
     shutdown.cancel();
@@ -704,7 +795,7 @@ async fn audit_search_finds_events_through_a_running_auditor() {
         .await
         .expect("the auditor stops in time")
         .expect("the auditor stops cleanly");
-    let out = configsync(&["audit", "search", "anything", "--audit-url", &url]);
+    let out = configsync(&["audit", "search", "anything", "--state-dir", state_s]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("cannot reach the auditor at"), "{err}");

@@ -1,4 +1,5 @@
-//! Integration tests: kubesim driven over HTTP by kube::Client, the real kubectl, and raw requests.
+//! Integration tests: kubesim driven over HTTP by kube::Client, the real kubectl, and raw requests;
+//! RBAC with per-token users.
 
 mod bad_input;
 mod binary;
@@ -6,6 +7,7 @@ mod client;
 mod common;
 mod immutable;
 mod kubectl;
+mod rbac;
 mod requests;
 mod semantics;
 mod tls;
