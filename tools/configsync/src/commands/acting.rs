@@ -14,8 +14,8 @@ use configsync_core::access::{HumanAction, NAMESPACE, Statement};
 use configsync_core::event::Outgoing;
 use configsync_core::event::{ActionSignature, SignatureFormat};
 use configsync_core::fold::{EnvironmentState, LogState};
-use configsync_core::log::EventLog;
 use configsync_core::log::replay::{Start, Until, replay_filtered};
+use configsync_core::log::{EventLog, Fold};
 use configsync_core::metrics::Metrics;
 use configsync_core::names::Name;
 use configsync_core::subject;
@@ -202,28 +202,43 @@ impl Signer {
     }
 }
 
-/// The state of one environment and its targets, folded from its events with the applier's
-/// fold: what a command refuses, the applier would refuse too.
-pub async fn environment_state(
+/// Folds the log (one environment's events, or every event) into `fold`, reading as the
+/// operator; returns the log for recording decisions.
+pub async fn fold_log<F: Fold>(
     connection: &Connection,
-    environment: &Name,
-) -> anyhow::Result<(EventLog, LogState)> {
+    environment: Option<&Name>,
+    fold: &mut F,
+) -> anyhow::Result<EventLog> {
     let client = connection.connect("configsync-cli", OPERATOR).await?;
     let log = EventLog::new(
         client,
         format!("configsync://cli/{}", std::process::id()),
         Metrics::new(),
     )?;
-    let mut state = LogState::default();
+    let filter = match environment {
+        Some(env) => subject::environment_filter(env),
+        None => subject::ALL_EVENTS.to_string(),
+    };
     replay_filtered(
         &log.js,
         log.stream(),
-        &subject::environment_filter(environment),
+        &filter,
         Start::Beginning,
         Until::End,
-        &mut state,
+        fold,
     )
     .await?;
+    Ok(log)
+}
+
+/// The state of one environment and its targets, folded from its events with the applier's
+/// fold: what a command refuses, the applier would refuse too.
+pub async fn environment_state(
+    connection: &Connection,
+    environment: &Name,
+) -> anyhow::Result<(EventLog, LogState)> {
+    let mut state = LogState::default();
+    let log = fold_log(connection, Some(environment), &mut state).await?;
     Ok((log, state))
 }
 

@@ -7,16 +7,12 @@ use anyhow::Context;
 use configsync_core::access::{AccessPolicy, assess};
 use configsync_core::event::{ApprovalGranted, ApprovalRejected};
 use configsync_core::fold::{EnvironmentState, LogState};
-use configsync_core::log::EventLog;
-use configsync_core::log::replay::{Start, Until, replay_filtered};
-use configsync_core::metrics::Metrics;
 use configsync_core::names::Name;
-use configsync_core::subject;
 use serde::Serialize;
 
-use super::acting::{Acting, Output, environment_state, known_environment, resolve_revision};
-use configsync_core::nats_auth::OPERATOR;
-
+use super::acting::{
+    Acting, Output, environment_state, fold_log, known_environment, resolve_revision,
+};
 use super::state_dir::Connection;
 
 #[derive(clap::Args, Debug)]
@@ -143,25 +139,8 @@ struct Waiting {
 
 pub async fn list(args: ApprovalsArgs) -> anyhow::Result<ExitCode> {
     let policy = args.access.as_deref().map(AccessPolicy::load).transpose()?;
-    let client = args
-        .connection
-        .connect("configsync-approvals", OPERATOR)
-        .await?;
-    let log = EventLog::new(client, "configsync://cli/approvals", Metrics::new())?;
-    let filter = match &args.env {
-        Some(env) => subject::environment_filter(env),
-        None => subject::ALL_EVENTS.to_string(),
-    };
     let mut state = LogState::default();
-    replay_filtered(
-        &log.js,
-        log.stream(),
-        &filter,
-        Start::Beginning,
-        Until::End,
-        &mut state,
-    )
-    .await?;
+    fold_log(&args.connection, args.env.as_ref(), &mut state).await?;
     let now = chrono::Utc::now();
     let mut rows = Vec::new();
     for (name, env) in &state.environments {

@@ -6,16 +6,11 @@ use std::process::ExitCode;
 
 use configsync_core::access::{AccessPolicy, Claim};
 use configsync_core::event::Received;
-use configsync_core::log::replay::{Start, Until, replay_filtered};
-use configsync_core::log::{EventLog, Fold};
-use configsync_core::metrics::Metrics;
+use configsync_core::log::Fold;
 use configsync_core::names::Name;
-use configsync_core::subject;
 use serde::Serialize;
 
-use super::acting::Output;
-use configsync_core::nats_auth::OPERATOR;
-
+use super::acting::{Output, fold_log};
 use super::state_dir::Connection;
 
 #[derive(clap::Args, Debug)]
@@ -95,28 +90,11 @@ impl Fold for Verify<'_> {
 
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let policy = AccessPolicy::load(&args.access)?;
-    let client = args
-        .connection
-        .connect("configsync-verify", OPERATOR)
-        .await?;
-    let log = EventLog::new(client, "configsync://cli/verify", Metrics::new())?;
-    let filter = match &args.env {
-        Some(env) => subject::environment_filter(env),
-        None => subject::ALL_EVENTS.to_string(),
-    };
     let mut fold = Verify {
         policy: &policy,
         checked: Vec::new(),
     };
-    replay_filtered(
-        &log.js,
-        log.stream(),
-        &filter,
-        Start::Beginning,
-        Until::End,
-        &mut fold,
-    )
-    .await?;
+    fold_log(&args.connection, args.env.as_ref(), &mut fold).await?;
     let bad = fold.checked.iter().filter(|c| c.signature == "bad").count();
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&fold.checked)?),

@@ -89,6 +89,15 @@ struct Gated {
     child: Child,
 }
 
+/// A failed assertion must not leave `configsync up` running (it would hold the test's NATS,
+/// clusters and any lock inherited from the runner).
+impl Drop for Gated {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Gated {
     async fn start() -> Self {
         configsync_prereq::require_tool("ssh-keygen");
@@ -254,6 +263,32 @@ impl Gated {
         }
     }
 
+    /// The log's events of one type as `events tail` prints them, once `done` holds for them.
+    async fn events_until(
+        &self,
+        type_name: &str,
+        what: &str,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let events = self.ok(&[
+                "events",
+                "tail",
+                "--from",
+                "begin",
+                "--no-follow",
+                "--type",
+                type_name,
+            ]);
+            if done(&events) {
+                return events;
+            }
+            assert!(Instant::now() < deadline, "{what}: {events}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// What is deployed on prod/local now (null when nothing is).
     fn deployed(&self) -> Value {
         let out = self.cli(&["replay", "--target", "prod/local"]);
@@ -318,8 +353,13 @@ impl Gated {
             issued_at,
             expires_at,
         });
+        // Event ids derive from their causes: each forgery needs causes of its own, or the
+        // stream would drop it as a duplicate of the previous one.
         let event = Outgoing::builder(&forged)
-            .cause(format!("forged-{who}-{issued_ago:?}"))
+            .cause(format!(
+                "forged-{who}-{}-{}-{issued_ago:?}",
+                forged.environment, forged.revision
+            ))
             .build("configsync://test/forger")
             .unwrap();
         self.log()
@@ -472,6 +512,17 @@ async fn prod_needs_two_signed_approvals_of_sre_and_a_rejection_stops_a_revision
         assert!(reasons.contains(says), "{says:?} not among:\n{reasons}");
     }
     assert_eq!(up.deployed(), Value::Null);
+    // A well-signed approval for an environment ConfigSync knows nothing of does nothing.
+    let unknown = ApprovalGranted {
+        environment: "qa".into(),
+        ..approval(&second, &digest, "bob")
+    };
+    up.forge("bob", &unknown, unknown.clone(), Duration::ZERO, hour)
+        .await;
+    up.events_until("action.refused.v1", "the approval for qa refused", |e| {
+        e.contains("was never validated for environment qa")
+    })
+    .await;
 
     // alice, then erin with OpenPGP: the second valid approval releases the revision.
     up.approve("alice", &second);
@@ -539,19 +590,10 @@ async fn prod_needs_two_signed_approvals_of_sre_and_a_rejection_stops_a_revision
         second.as_str(),
         "a rejected revision never deploys"
     );
-    let events = up.ok(&[
-        "events",
-        "tail",
-        "--from",
-        "begin",
-        "--no-follow",
-        "--type",
-        "rollout.waiting.v1",
-    ]);
-    assert!(
-        events.contains("rejected by bob@example.com (not this week)"),
-        "{events}"
-    );
+    up.events_until("rollout.waiting.v1", "the rejection recorded", |e| {
+        e.contains("rejected by bob@example.com (not this week)")
+    })
+    .await;
 
     // Rollback obeys the policy: unsigned it is refused; signed by a member of sre it pins, and
     // (approveRollbacks) the target passes the gate on its own approvals.
@@ -576,44 +618,19 @@ async fn prod_needs_two_signed_approvals_of_sre_and_a_rejection_stops_a_revision
         &up.key("alice"),
     ]);
     // The policy gates rollbacks too: the first revision has only alice's approval so far.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let waiting = up.ok(&[
-            "events",
-            "tail",
-            "--from",
-            "begin",
-            "--no-follow",
-            "--type",
-            "rollout.waiting.v1",
-        ]);
-        if waiting.contains("waiting for approvals: 1 of 2 (alice@example.com)")
-            && waiting.contains(&first)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the rollback never waited: {waiting}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    up.events_until(
+        "rollout.waiting.v1",
+        "the rollback waits for approvals",
+        |e| e.contains("waiting for approvals: 1 of 2 (alice@example.com)") && e.contains(&first),
+    )
+    .await;
     assert_eq!(up.deployed(), second.as_str());
     up.approve("bob", &first);
     up.deployed_becomes(&first).await;
-    let refused = up.ok(&[
-        "events",
-        "tail",
-        "--from",
-        "begin",
-        "--no-follow",
-        "--type",
-        "action.refused.v1",
-    ]);
-    assert!(
-        refused.contains("\"action\":\"rollback\"") && refused.contains("unsigned"),
-        "{refused}"
-    );
+    up.events_until("action.refused.v1", "the unsigned rollback refused", |e| {
+        e.contains("\"action\":\"rollback\"") && e.contains("unsigned")
+    })
+    .await;
 
     // The policy limits prod to the shop namespace: a revision with a cluster-scoped object
     // fails validation (not apply).
@@ -624,27 +641,15 @@ async fn prod_needs_two_signed_approvals_of_sre_and_a_rejection_stops_a_revision
     .unwrap();
     scaffold::git(&up.repo, &["add", "-A"]).unwrap();
     scaffold::git(&up.repo, &["commit", "-q", "-m", "a cluster role"]).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let failed = up.ok(&[
-            "events",
-            "tail",
-            "--from",
-            "begin",
-            "--no-follow",
-            "--type",
-            "validation.failed.v1",
-        ]);
-        if failed.contains("scope.namespace") {
-            assert!(
-                failed.contains("ClusterRole reader is cluster-scoped"),
-                "{failed}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "no scope finding: {failed}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let failed = up
+        .events_until("validation.failed.v1", "the scope finding", |e| {
+            e.contains("scope.namespace")
+        })
+        .await;
+    assert!(
+        failed.contains("ClusterRole reader is cluster-scoped"),
+        "{failed}"
+    );
 
     // Every signed action is checked again from the log: the forged and altered ones are bad.
     let verify = up.cli(&[
