@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use configsync_core::cluster::health::{Health, assess, needs_status};
-use configsync_core::cluster::{ClusterTarget, object_ref};
+use configsync_core::cluster::{ClusterApplier, ClusterTarget, object_ref};
 use configsync_core::event::{
     EnvironmentPinned, HealthDegraded, HealthReady, ObjectRef, Received, RolloutWaiting,
     UnhealthyObject,
@@ -134,10 +134,7 @@ impl HealthWatches {
 
 /// The health of each object of `pending`: one list per kind where several objects share it,
 /// single reads otherwise.
-async fn read_live(
-    cluster: &configsync_core::cluster::ClusterApplier,
-    pending: &[ObjectRef],
-) -> Vec<Health> {
+async fn read_live(cluster: &ClusterApplier, pending: &[ObjectRef]) -> Vec<Health> {
     let mut per_kind: HashMap<(&str, &str), usize> = HashMap::new();
     for r in pending {
         *per_kind.entry((&r.api_version, &r.kind)).or_default() += 1;
@@ -189,6 +186,37 @@ async fn read_live(
 /// From how many pending objects of one kind a list is cheaper than single reads.
 const LIST_FROM: usize = 8;
 
+/// Reads `pending` until every object is ready, or until one has failed or `deadline` passed:
+/// then the objects that are not ready, and why. Ready objects are not read again.
+pub(crate) async fn wait_ready(
+    cluster: &ClusterApplier,
+    mut pending: Vec<ObjectRef>,
+    deadline: Instant,
+) -> Result<(), Vec<UnhealthyObject>> {
+    loop {
+        let live = read_live(cluster, &pending).await;
+        let mut unhealthy = Vec::new();
+        let mut failed = false;
+        for (reference, health) in pending.iter().zip(live) {
+            failed |= matches!(health, Health::Failed(_));
+            if let Some(reason) = health.reason() {
+                unhealthy.push(UnhealthyObject {
+                    object: reference.clone(),
+                    reason: reason.to_string(),
+                });
+            }
+        }
+        if unhealthy.is_empty() {
+            return Ok(());
+        }
+        if failed || Instant::now() >= deadline {
+            return Err(unhealthy);
+        }
+        pending = unhealthy.into_iter().map(|u| u.object).collect();
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 struct Watch {
     target: ClusterTarget,
     revision: String,
@@ -205,7 +233,7 @@ impl Watch {
         let bundle = applier.bundles.get_bundle(&self.bundle_digest).await?;
         let total = bundle.objects.len();
         // Objects with no status to wait for are ready once applied: only the others are read.
-        let mut pending: Vec<ObjectRef> = bundle
+        let pending: Vec<ObjectRef> = bundle
             .objects
             .iter()
             .filter(|o| needs_status(o))
@@ -222,35 +250,15 @@ impl Watch {
             self.target.environment.to_string(),
             self.target.cluster.to_string(),
         );
-        let unhealthy = loop {
-            let live = read_live(&cluster, &pending).await;
-            let mut unhealthy = Vec::new();
-            let mut failed = false;
-            for (reference, health) in pending.iter().zip(live) {
-                failed |= matches!(health, Health::Failed(_));
-                if let Some(reason) = health.reason() {
-                    unhealthy.push(UnhealthyObject {
-                        object: reference.clone(),
-                        reason: reason.to_string(),
-                    });
-                }
-            }
-            // An object is assessed until it is ready; the ready ones are not read again.
-            pending = unhealthy.iter().map(|u| u.object.clone()).collect();
-            if unhealthy.is_empty() {
-                let ready = HealthReady {
-                    environment: env.clone(),
-                    cluster: name.clone(),
-                    revision: self.revision.clone(),
-                    objects: total as u32,
-                };
-                tracing::info!(environment = %env, cluster = %name, revision = %self.revision, "healthy");
-                return applier.emit(&ready, cause, &[&self.revision]).await;
-            }
-            if failed || Instant::now() >= deadline {
-                break unhealthy;
-            }
-            tokio::time::sleep(POLL).await;
+        let Err(unhealthy) = wait_ready(&cluster, pending, deadline).await else {
+            let ready = HealthReady {
+                environment: env.clone(),
+                cluster: name.clone(),
+                revision: self.revision.clone(),
+                objects: total as u32,
+            };
+            tracing::info!(environment = %env, cluster = %name, revision = %self.revision, "healthy");
+            return applier.emit(&ready, cause, &[&self.revision]).await;
         };
         let total = unhealthy.len();
         let mut listed = unhealthy;

@@ -3,10 +3,11 @@
 //! RBAC, config, Services, workloads, the rest; `depends-on` edges) only the objects whose
 //! dry-run result differs from the live object, then prune behind the guard, then health.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use configsync_core::cluster::health::needs_status;
 use configsync_core::cluster::{
     ApplyError, ClusterApplier, ClusterTarget, comparable, declared_match, mark, may_prune,
     object_ref, would_change,
@@ -17,7 +18,7 @@ use configsync_core::event::{
 };
 use configsync_core::fold::TargetState;
 use configsync_core::log::HandlerError;
-use configsync_core::log::bundles;
+use configsync_core::log::bundles::{self, BundleApp};
 use configsync_core::order::{kind_rank, levels};
 use futures::StreamExt;
 use serde_json::Value;
@@ -75,6 +76,8 @@ impl Rollout<'_> {
 
     pub async fn run(self) -> Result<(), HandlerError> {
         let bundle = self.applier.bundles.get_bundle(&self.bundle_digest).await?;
+        let stages = bundle.stages();
+        let apps = bundle.apps;
         let objects: Vec<Value> = bundle
             .objects
             .into_iter()
@@ -101,7 +104,7 @@ impl Rollout<'_> {
                 return self.failed(e.to_string(), false, vec![]).await;
             }
         };
-        match self.apply(&cluster, &objects).await {
+        match self.apply(&cluster, &objects, &stages, &apps).await {
             Ok(mut results) => {
                 let (pruned, held) = match self.prune(&cluster, &objects).await {
                     Ok(p) => p,
@@ -192,11 +195,14 @@ impl Rollout<'_> {
             .await
     }
 
-    /// Dry run of everything, then the writes, level by level.
+    /// Dry run of everything, then the writes, level by level; where apps depend on others,
+    /// stage by stage (`stages`, one per object), each once the one before is healthy.
     async fn apply(
         &self,
         cluster: &Arc<ClusterApplier>,
         objects: &[Value],
+        stages: &[u32],
+        apps: &BTreeMap<String, BundleApp>,
     ) -> Result<Vec<ObjectResult>, Stop> {
         let order = levels(objects).map_err(|e| Stop::Refused {
             reason: format!("no apply order: {e}"),
@@ -279,56 +285,121 @@ impl Rollout<'_> {
         }
 
         let mut results = Vec::with_capacity(objects.len());
-        for level in order {
-            let mut written: Vec<Result<ObjectResult, ApplyError>> = Vec::new();
-            for chunk in level.chunks(CHUNK) {
-                let writing: Vec<_> = chunk
+        let last_stage = stages.iter().copied().max().unwrap_or(0);
+        for stage in 0..=last_stage {
+            for level in &order {
+                let level: Vec<usize> = level
                     .iter()
-                    .map(|&i| {
-                        let cluster = cluster.clone();
-                        let known = plans[i].clone();
-                        let object = &objects[i];
-                        async move { write(&cluster, object, known).await }
-                    })
+                    .copied()
+                    .filter(|&i| stages.get(i).copied().unwrap_or(0) == stage)
                     .collect();
-                written.extend(
-                    futures::stream::iter(writing)
-                        .buffered(concurrency)
+                if level.is_empty() {
+                    continue;
+                }
+                let mut written: Vec<Result<ObjectResult, ApplyError>> = Vec::new();
+                for chunk in level.chunks(CHUNK) {
+                    let writing: Vec<_> = chunk
+                        .iter()
+                        .map(|&i| {
+                            let cluster = cluster.clone();
+                            let known = plans[i].clone();
+                            let object = &objects[i];
+                            async move { write(&cluster, object, known).await }
+                        })
+                        .collect();
+                    written.extend(
+                        futures::stream::iter(writing)
+                            .buffered(concurrency)
+                            .collect::<Vec<_>>()
+                            .await,
+                    );
+                }
+                let mut failed = Vec::new();
+                for w in written {
+                    match w {
+                        Ok(r) => results.push(r),
+                        Err(e) if e.is_transient() => return Err(Stop::Unreachable(e.to_string())),
+                        Err(e) => failed.push(e),
+                    }
+                }
+                if !failed.is_empty() {
+                    // Only deferred objects can fail here (their namespace or CRD came with the
+                    // revision); what came before is written, what comes after is not.
+                    let reason = failed
+                        .iter()
+                        .map(ToString::to_string)
                         .collect::<Vec<_>>()
-                        .await,
-                );
-            }
-            let mut failed = Vec::new();
-            for w in written {
-                match w {
-                    Ok(r) => results.push(r),
-                    Err(e) if e.is_transient() => return Err(Stop::Unreachable(e.to_string())),
-                    Err(e) => failed.push(e),
+                        .join("; ");
+                    return Err(Stop::Refused {
+                        reason: format!(
+                            "{} objects refused after their namespace or definition was created; later levels not applied: {reason}",
+                            failed.len()
+                        ),
+                        results,
+                    });
+                }
+                for &i in &level {
+                    if objects[i]["kind"] == "CustomResourceDefinition" {
+                        wait_established(cluster, &objects[i]).await?;
+                    }
                 }
             }
-            if !failed.is_empty() {
-                // Only deferred objects can fail here (their namespace or CRD came with the
-                // revision); what came before is written, what comes after is not.
-                let reason = failed
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return Err(Stop::Refused {
-                    reason: format!(
-                        "{} objects refused after their namespace or definition was created; later levels not applied: {reason}",
-                        failed.len()
-                    ),
-                    results,
-                });
-            }
-            for &i in &level {
-                if objects[i]["kind"] == "CustomResourceDefinition" {
-                    wait_established(cluster, &objects[i]).await?;
-                }
+            if stage < last_stage {
+                self.upstream_ready(cluster, objects, stages, apps, stage, &results)
+                    .await?;
             }
         }
         Ok(results)
+    }
+
+    /// Waits until the objects of `stage` are healthy: the apps of later stages need them.
+    /// If they do not become healthy in the health timeout, the later apps are not applied and
+    /// the apply fails saying which app waits for which.
+    async fn upstream_ready(
+        &self,
+        cluster: &Arc<ClusterApplier>,
+        objects: &[Value],
+        stages: &[u32],
+        apps: &BTreeMap<String, BundleApp>,
+        stage: u32,
+        results: &[ObjectResult],
+    ) -> Result<(), Stop> {
+        let pending: Vec<ObjectRef> = objects
+            .iter()
+            .enumerate()
+            .filter(|(i, o)| stages.get(*i).copied().unwrap_or(0) == stage && needs_status(o))
+            .filter_map(|(_, o)| object_ref(o))
+            .collect();
+        let deadline = Instant::now() + self.applier.settings.health_timeout;
+        let Err(unhealthy) = crate::health::wait_ready(cluster, pending, deadline).await else {
+            return Ok(());
+        };
+        let stage_of = |app: &BundleApp| {
+            app.objects
+                .first()
+                .and_then(|&i| stages.get(i as usize).copied())
+                .unwrap_or(0)
+        };
+        let held: Vec<String> = apps
+            .iter()
+            .filter(|(_, a)| stage_of(a) > stage)
+            .map(|(name, a)| format!("{name} (needs {})", a.needs.join(", ")))
+            .collect();
+        let why: Vec<String> = unhealthy
+            .iter()
+            .take(3)
+            .map(|u| format!("{} {}: {}", u.object.kind, u.object.name, u.reason))
+            .collect();
+        tracing::warn!(environment = self.env(), cluster = self.cluster(), revision = %self.revision, held = ?held, "apps held: what they need is not healthy");
+        Err(Stop::Refused {
+            reason: format!(
+                "apps held, not applied: {}; what they need is not healthy on {} ({})",
+                held.join(", "),
+                self.revision,
+                why.join("; ")
+            ),
+            results: results.to_vec(),
+        })
     }
 
     /// The objects that need neither a dry run nor a write: declared exactly as in the

@@ -133,6 +133,8 @@ pub struct Outcome {
     pub files: usize,
     pub manifests: Vec<Manifest>,
     pub findings: Vec<Finding>,
+    /// What each app needs (empty when no app declares anything).
+    pub apps: crate::apps::AppNeeds,
 }
 
 impl Outcome {
@@ -176,7 +178,9 @@ pub fn validate_checkout(
         }
     }
     outcome.files = read.files.len() + rendered.len();
-    let loaded = manifests::load_with_rendered(&read.files, &rendered, options.limits);
+    let mut loaded = manifests::load_with_rendered(&read.files, &rendered, options.limits);
+    // ConfigSync's own App documents are read, never checked as Kubernetes objects.
+    outcome.apps = crate::apps::extract(&mut loaded.manifests, &mut loaded.findings);
     outcome.findings.extend(loaded.findings);
 
     let crds = read_crds(crd_paths, options.limits);

@@ -5,6 +5,7 @@
 //! references between objects, and reporting findings in the formats CI systems read.
 //! `engine` puts the steps together (docs/architecture.md, "validation engine").
 
+pub mod apps;
 pub mod decode;
 pub mod engine;
 pub mod manifests;

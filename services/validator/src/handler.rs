@@ -2,6 +2,7 @@
 //! `configs/<env>/` at the revision, load and check the manifests, store the bundle, and emit
 //! validation passed or failed.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -11,11 +12,11 @@ use configsync_core::event::{
     ValidationPassed,
 };
 use configsync_core::git::{self, GitError, Mirror, TreeFile};
-use configsync_core::log::bundles::{Bundle, BundleStore};
+use configsync_core::log::bundles::{Bundle, BundleApp, BundleStore};
 use configsync_core::log::{HandlerError, Publisher};
 
 use configsync_validation::engine::{self, Checker, Options};
-use configsync_validation::{policy, render};
+use configsync_validation::{apps, policy, render};
 
 /// Everything the handler needs, shared by concurrent handlings.
 pub struct Validator {
@@ -245,10 +246,27 @@ impl Validator {
                     );
                     Some(findings_of(vec![f]))
                 } else {
+                    let mut apps: BTreeMap<String, BundleApp> = loaded
+                        .apps
+                        .iter()
+                        .map(|(name, needs)| {
+                            let app = BundleApp {
+                                needs: needs.clone(),
+                                objects: Vec::new(),
+                            };
+                            (name.clone(), app)
+                        })
+                        .collect();
+                    for (i, m) in loaded.manifests.iter().enumerate() {
+                        if let Some(app) = apps::app_of(&m.file).and_then(|a| apps.get_mut(a)) {
+                            app.objects.push(i as u32);
+                        }
+                    }
                     let bundle = Bundle {
                         environment: environment.into(),
                         revision: commit.sha.clone(),
                         objects: loaded.manifests.iter().map(|m| m.object.clone()).collect(),
+                        apps,
                     };
                     let digest = self.bundles.put(&bundle.to_bytes()).await?;
                     let passed = ValidationPassed {

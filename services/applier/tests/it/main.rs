@@ -147,6 +147,21 @@ async fn validated_again(
     attempt: &str,
 ) -> Outgoing {
     let bundle = json!({"environment": environment, "revision": revision, "objects": objects});
+    publish_validation(log, bundle, commit_sequence, attempt).await
+}
+
+/// Stores `bundle` (a bundle's JSON: environment, revision, objects and perhaps apps) and
+/// publishes its `validation.passed`.
+async fn publish_validation(
+    log: &EventLog,
+    bundle: Value,
+    commit_sequence: u64,
+    attempt: &str,
+) -> Outgoing {
+    let environment = bundle["environment"].as_str().unwrap().to_string();
+    let revision = bundle["revision"].as_str().unwrap().to_string();
+    let objects: Vec<Value> = bundle["objects"].as_array().unwrap().clone();
+    let (environment, revision) = (environment.as_str(), revision.as_str());
     let digest = BundleStore::open(&log.js)
         .await
         .unwrap()

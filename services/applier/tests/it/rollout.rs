@@ -11,8 +11,8 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 use super::{
-    WAIT, bus, configmap, live_configmap, outcome, start_applier_with, started, validated,
-    validated_again, validated_as,
+    WAIT, bus, configmap, live_configmap, outcome, publish_validation, start_applier_with, started,
+    validated, validated_again, validated_as,
 };
 
 /// Waits for the first event on `filter` that `pick` accepts, and returns it.
@@ -939,4 +939,53 @@ async fn a_wave_starts_when_the_one_before_is_healthy_and_a_degraded_canary_stop
     );
     shutdown.cancel();
     task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_app_is_applied_only_once_the_apps_it_needs_are_healthy() {
+    let (sim, s) = started().await;
+    // api needs db: with a db that never becomes ready, api is held, not applied.
+    let bundle = |revision: &str, db_ready: bool| {
+        json!({
+            "environment": "dev",
+            "revision": revision,
+            "objects": [
+                // A fix changes the spec (a new generation), as it would in a real cluster.
+                deployment("db", if db_ready { "postgres:16.1" } else { "postgres:16" }, !db_ready),
+                configmap("api", "default", "blue"),
+            ],
+            "apps": {
+                "db": {"needs": [], "objects": [0]},
+                "api": {"needs": ["db"], "objects": [1]},
+            },
+        })
+    };
+    publish_validation(&s.log, bundle("r1", false), 1, "").await;
+    let failed = outcome(&s.log, "r1", false).await;
+    let EventData::ApplyFailed(f) = &failed.data else {
+        panic!("r1 was applied: {:?}", failed.data);
+    };
+    assert!(
+        f.reason.contains("apps held, not applied: api (needs db)")
+            && f.reason.contains("Deployment db"),
+        "{}",
+        f.reason
+    );
+    assert!(live_configmap(&sim, "api").await.is_none(), "api held");
+    assert_eq!(
+        live_deployment(&sim, "db").await["spec"]["template"]["spec"]["containers"][0]["image"],
+        "postgres:16",
+        "db itself is applied"
+    );
+
+    // A db that becomes ready lets api follow, in the same rollout.
+    publish_validation(&s.log, bundle("r2", true), 2, "").await;
+    let ok = outcome(&s.log, "r2", false).await;
+    assert!(
+        matches!(ok.data, EventData::ApplySucceeded(_)),
+        "{:?}",
+        ok.data
+    );
+    assert!(live_configmap(&sim, "api").await.is_some(), "api applied");
+    s.stop().await;
 }

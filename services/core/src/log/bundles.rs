@@ -43,9 +43,60 @@ pub struct Bundle {
     pub revision: String,
     /// The objects, in the order they were loaded (path order, then document order).
     pub objects: Vec<Value>,
+    /// The apps (`configs/<env>/<app>/`) and their dependencies, when any app declares one:
+    /// the applier applies an app only once the apps it needs are healthy. Absent otherwise,
+    /// so bundles without dependencies keep their bytes and digest.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub apps: std::collections::BTreeMap<String, BundleApp>,
+}
+
+/// One app of a bundle.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleApp {
+    /// The apps it needs healthy first.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// Its objects, by index into `objects`.
+    #[serde(default)]
+    pub objects: Vec<u32>,
 }
 
 impl Bundle {
+    /// The stage of each object: 0 for objects of no app and of apps that need nothing, else
+    /// one more than the deepest stage of the apps it needs. Stages are applied in order, each
+    /// once the one before is healthy. (Validation refuses cycles; one here is broken by
+    /// depth.)
+    pub fn stages(&self) -> Vec<u32> {
+        fn depth(
+            app: &str,
+            apps: &std::collections::BTreeMap<String, BundleApp>,
+            seen: &mut Vec<String>,
+        ) -> u32 {
+            if seen.iter().any(|s| s == app) || seen.len() > apps.len() {
+                return 0;
+            }
+            seen.push(app.to_string());
+            let d = apps
+                .get(app)
+                .into_iter()
+                .flat_map(|a| &a.needs)
+                .map(|n| depth(n, apps, seen) + 1)
+                .max()
+                .unwrap_or(0);
+            seen.pop();
+            d
+        }
+        let mut stages = vec![0; self.objects.len()];
+        for (name, app) in &self.apps {
+            let stage = depth(name, &self.apps, &mut Vec::new());
+            for &i in &app.objects {
+                if let Some(s) = stages.get_mut(i as usize) {
+                    *s = stage;
+                }
+            }
+        }
+        stages
+    }
     /// Canonical bytes: serde_json writes object keys in sorted order (no `preserve_order`), so
     /// the same manifests always give the same bytes and the same digest.
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -170,6 +221,7 @@ mod tests {
         let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":1}}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{"a":{"x":1,"y":2},"b":1}"#).unwrap();
         let bundle = |o| Bundle {
+            apps: Default::default(),
             environment: "dev".into(),
             revision: "r".into(),
             objects: vec![o],
