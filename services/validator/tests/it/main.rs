@@ -373,3 +373,68 @@ async fn schemas_policies_of_the_revision_and_kustomize_run_in_the_service() {
     s.shutdown.cancel();
     s.task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn app_dependencies_reach_the_bundle_and_a_cycle_fails_validation() {
+    let s = setup().await;
+    let dir = s.repo_dir.path();
+    write(dir, "configs/dev/web/deploy.yaml", DEPLOYMENT);
+    write(dir, "configs/dev/api/config.yaml", CONFIGMAP);
+    write(
+        dir,
+        "configs/dev/api/app.yaml",
+        "apiVersion: configsync.io/v1\nkind: App\nmetadata:\n  name: api\nneeds: [web]\n",
+    );
+    let sha = commit_all(dir, "api needs web");
+    let publisher = s.log.publisher(Duration::from_secs(10));
+    publisher
+        .publish(&detected(&s.repo_url, &sha, &["dev"]))
+        .await
+        .unwrap();
+    let ev = validation(&s.log, &sha, "dev").await;
+    let EventData::ValidationPassed(passed) = &ev.data else {
+        panic!("expected passed, got {:?}", ev.data)
+    };
+    assert_eq!(passed.objects.len(), 2, "the App document is not an object");
+    let bytes = BundleStore::open(&s.log.js)
+        .await
+        .unwrap()
+        .get(&passed.bundle_digest)
+        .await
+        .expect("bundle stored");
+    let bundle: configsync_core::log::bundles::Bundle = serde_json::from_slice(&bytes).unwrap();
+    let api = &bundle.apps["api"];
+    assert_eq!(api.needs, ["web"]);
+    assert_eq!(
+        bundle.objects[api.objects[0] as usize]["kind"], "ConfigMap",
+        "api's object is its ConfigMap"
+    );
+    assert_eq!(bundle.stages(), {
+        let mut stages = vec![0; 2];
+        stages[api.objects[0] as usize] = 1;
+        stages
+    });
+
+    // web needs api too: a cycle, refused at validation.
+    write(
+        dir,
+        "configs/dev/web/app.yaml",
+        "apiVersion: configsync.io/v1\nkind: App\nmetadata:\n  name: web\nneeds: [api]\n",
+    );
+    let cyclic = commit_all(dir, "web needs api");
+    publisher
+        .publish(&detected(&s.repo_url, &cyclic, &["dev"]))
+        .await
+        .unwrap();
+    let ev = validation(&s.log, &cyclic, "dev").await;
+    let EventData::ValidationFailed(failed) = &ev.data else {
+        panic!("a cycle passed: {:?}", ev.data)
+    };
+    assert!(
+        failed.findings.iter().any(|f| f.rule == "app.cycle"),
+        "{:?}",
+        failed.findings
+    );
+    s.shutdown.cancel();
+    s.task.await.unwrap().unwrap();
+}
