@@ -1,10 +1,49 @@
 //! The events the git-watcher publishes, with ids derived from what caused them so that a
 //! retry (after a crash, or by another replica) is deduplicated by JetStream.
 
-use configsync_core::event::{CommitDetected, Outgoing, SourceFailed, SourceRewritten};
+use configsync_core::access::{AccessPolicy, SignedCommit};
+use configsync_core::event::{
+    CommitDetected, CommitSignature, Outgoing, SourceFailed, SourceRewritten,
+};
 use configsync_core::git::group_paths;
 
 use crate::poll::DetectedCommit;
+
+/// What the commit's signature is worth under the access policy's keys.
+fn signature_of(
+    info: &configsync_core::git::CommitInfo,
+    access: Option<&AccessPolicy>,
+) -> Option<CommitSignature> {
+    let raw = info.signature.as_ref()?;
+    let unverified = |reason: String| CommitSignature {
+        format: None,
+        verified: false,
+        key: None,
+        principal: None,
+        reason: Some(reason),
+    };
+    let Some(access) = access else {
+        return Some(unverified(
+            "no access policy to check it against (--access)".into(),
+        ));
+    };
+    let signed = SignedCommit {
+        armored: &raw.armored,
+        signed_data: &raw.signed_data,
+        committer_email: &info.committer.email,
+        committed_at: info.committer.time,
+    };
+    Some(match access.verify_commit(&signed) {
+        Ok((format, verified)) => CommitSignature {
+            format: Some(format),
+            verified: true,
+            key: Some(verified.key),
+            principal: Some(verified.principal),
+            reason: None,
+        },
+        Err(refusal) => unverified(refusal.to_string()),
+    })
+}
 
 /// The first 7 characters of a SHA, as Git abbreviates it.
 fn short(sha: &str) -> &str {
@@ -55,6 +94,7 @@ pub fn commit_detected(
     commit: &DetectedCommit,
     whole: Whole<'_>,
     source: &str,
+    access: Option<&AccessPolicy>,
 ) -> Result<Outgoing, String> {
     let info = &commit.info;
     let too_many = commit.paths.len() > MAX_PATHS;
@@ -72,6 +112,7 @@ pub fn commit_detected(
         committer: info.committer.clone(),
         message: bounded(&info.message),
         signed: info.signed,
+        signature: signature_of(info, access),
         environments,
         other_paths,
         whole_tree: whole != Whole::No || too_many,

@@ -52,6 +52,10 @@ pub struct Config {
     /// directory named after a hash of the URL). Losing it costs one full fetch, nothing more.
     #[arg(long, env = "CONFIGSYNC_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
+    /// The access policy (docs/security.md), whose keys commit signatures are checked
+    /// against; each `commit.detected` records the verdict.
+    #[arg(long = "access", env = "CONFIGSYNC_ACCESS")]
+    pub access: Option<PathBuf>,
 }
 
 impl Config {
@@ -75,6 +79,7 @@ impl std::fmt::Debug for Config {
             .field("branch", &self.branch)
             .field("poll_interval", &self.poll_interval)
             .field("work_dir", &self.work_dir)
+            .field("access", &self.access)
             .finish()
     }
 }
@@ -88,8 +93,14 @@ impl ServiceConfig for Config {
 /// Runs the service until `shutdown` is cancelled: rebuilds the last seen commit from the log,
 /// then polls the remote every `--poll-interval` and publishes what is new.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
+    let access = config
+        .access
+        .as_deref()
+        .map(configsync_core::access::AccessPolicy::load)
+        .transpose()
+        .map_err(|e| ServiceError::Other(format!("access policy: {e}")))?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
-    let result = watcher::Watcher::new(&config, &service)
+    let result = watcher::Watcher::new(&config, &service, access)
         .run(&shutdown)
         .await;
     service.stop().await;

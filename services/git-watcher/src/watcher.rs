@@ -57,10 +57,16 @@ pub struct Watcher {
     readiness: Readiness,
     failures: FailureReporter,
     last: LastSeen,
+    /// The keys commit signatures are checked against.
+    access: Option<configsync_core::access::AccessPolicy>,
 }
 
 impl Watcher {
-    pub fn new(config: &Config, service: &Service) -> Self {
+    pub fn new(
+        config: &Config,
+        service: &Service,
+        access: Option<configsync_core::access::AccessPolicy>,
+    ) -> Self {
         Self {
             repository: configsync_core::credentials::redact_url(&config.repo),
             url: config.repo.clone(),
@@ -73,6 +79,7 @@ impl Watcher {
             readiness: service.readiness.clone(),
             failures: FailureReporter::default(),
             last: LastSeen::default(),
+            access,
         }
     }
 
@@ -224,8 +231,14 @@ impl Watcher {
     }
 
     async fn announce(&mut self, commit: &DetectedCommit, whole: Whole<'_>) -> Result<(), String> {
-        let event =
-            events::commit_detected(&self.repository, &self.branch, commit, whole, &self.source)?;
+        let event = events::commit_detected(
+            &self.repository,
+            &self.branch,
+            commit,
+            whole,
+            &self.source,
+            self.access.as_ref(),
+        )?;
         let duplicate = self.send(&event).await?;
         tracing::info!(
             repository = %self.repository,

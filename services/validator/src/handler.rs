@@ -53,6 +53,32 @@ enum Environments {
 }
 
 impl Validator {
+    /// A finding when the environment takes only verified signed commits and this one is not:
+    /// it is recorded and not deployed there, while other environments proceed.
+    fn unverified_commit(&self, environment: &str, commit: &CommitDetected) -> Option<Finding> {
+        let rules = self.access.as_ref()?.rules(environment);
+        if !rules.require_signed_commits {
+            return None;
+        }
+        let why = match &commit.signature {
+            Some(s) if s.verified => return None,
+            Some(s) => s.reason.clone().unwrap_or_else(|| "not verified".into()),
+            None => "the commit is not signed".into(),
+        };
+        Some(Finding {
+            severity: Severity::Error,
+            rule: "commit.signature".into(),
+            message: format!(
+                "environment {environment} deploys only commits signed by a key of the access policy, for the committer's e-mail: {why}"
+            ),
+            file: None,
+            line: None,
+            column: None,
+            object: None,
+            path: None,
+        })
+    }
+
     /// Handles one event; only commit-detected events of this repository are acted on.
     pub async fn handle(self: Arc<Self>, event: Received) -> Result<(), HandlerError> {
         let EventData::CommitDetected(commit) = &event.data else {
@@ -201,6 +227,15 @@ impl Validator {
             revision: commit.sha.clone(),
             findings,
         };
+        if let Some(finding) = self.unverified_commit(environment, commit) {
+            tracing::warn!(environment, revision = %commit.sha, reason = %finding.message, "commit signature not verified: not deployed here");
+            return build(
+                &findings_of(vec![finding]),
+                environment,
+                cause,
+                &self.source,
+            );
+        }
         let failed = match files {
             EnvFiles::Finding(f) => Some(findings_of(vec![f])),
             EnvFiles::Files(files) => {

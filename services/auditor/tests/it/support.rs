@@ -75,6 +75,7 @@ pub fn commit(sha: &str, message: &str) -> Outgoing {
         committer: who,
         message: message.into(),
         signed: false,
+        signature: None,
         environments: vec![],
         other_paths: vec![],
         whole_tree: false,

@@ -14,6 +14,7 @@ mod statement;
 pub use gate::{Assessment, Counted, Ignored, Verdict, assess, check_approval};
 pub use policy::{
     AccessPolicy, AccessPolicyFile, ApprovalRules, EnvironmentRules, PolicyError, Scope,
+    SignedCommit,
 };
 pub use signers::{AllowedSigner, SignersError, SshSigners};
 pub use statement::{Action, Claim, HumanAction, NAMESPACE, Refusal, Statement, Verified};

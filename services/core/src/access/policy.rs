@@ -66,6 +66,10 @@ pub struct EnvironmentRules {
     /// Who may allow deletions the prune guard held back.
     #[serde(default)]
     pub prune: Option<Vec<String>>,
+    /// Whether only commits with a verified signature (SSH or OpenPGP, by a key of the
+    /// policy's signers, for the committer's e-mail) may be deployed here.
+    #[serde(default)]
+    pub require_signed_commits: bool,
     /// What ConfigSync may manage here; a revision with anything else fails validation.
     #[serde(default)]
     pub manages: Option<Scope>,
@@ -215,6 +219,17 @@ pub enum PolicyError {
     Signers { path: PathBuf, source: SignersError },
     #[error("{}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+}
+
+/// A signed commit, as [`AccessPolicy::verify_commit`] checks it.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedCommit<'a> {
+    /// The armored signature of its `gpgsig` header.
+    pub armored: &'a str,
+    /// The commit object without that header.
+    pub signed_data: &'a [u8],
+    pub committer_email: &'a str,
+    pub committed_at: DateTime<Utc>,
 }
 
 /// A loaded, checked access policy.
@@ -423,24 +438,36 @@ impl AccessPolicy {
     }
 
     fn verify_openpgp(&self, statement: &Statement, armored: &str) -> Result<Verified, Refusal> {
+        self.verify_openpgp_message(
+            statement.canonical().as_bytes(),
+            &statement.actor,
+            armored,
+            statement.issued_at,
+        )
+    }
+
+    /// Checks a detached OpenPGP signature over `message` by `principal`; the key must have
+    /// been valid at `at`, when the person signed (not now: a decision stays verifiable after
+    /// the key expires).
+    fn verify_openpgp_message(
+        &self,
+        message: &[u8],
+        principal: &str,
+        armored: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Verified, Refusal> {
         Refusal::check_size(armored)?;
         let keyring = self.openpgp.as_ref().ok_or_else(|| {
             Refusal::OpenPgpUnavailable("the policy names no OpenPGP keyring".into())
         })?;
-        // The key must have been valid when the person signed (not now: a decision stays
-        // verifiable after the key expires).
-        let signer = super::openpgp::verify_at(
-            keyring,
-            armored,
-            statement.canonical().as_bytes(),
-            statement.issued_at.into(),
-        )
-        .map_err(|e| match e {
-            super::openpgp::OpenPgpError::UnknownKey { key } => Refusal::UnknownKey(key),
-            super::openpgp::OpenPgpError::BadSignature { .. } => Refusal::BadSignature,
-            other => Refusal::Malformed(other.to_string()),
-        })?;
-        let principal = statement.actor.to_ascii_lowercase();
+        let signer = super::openpgp::verify_at(keyring, armored, message, at.into()).map_err(
+            |e| match e {
+                super::openpgp::OpenPgpError::UnknownKey { key } => Refusal::UnknownKey(key),
+                super::openpgp::OpenPgpError::BadSignature { .. } => Refusal::BadSignature,
+                other => Refusal::Malformed(other.to_string()),
+            },
+        )?;
+        let principal = principal.to_ascii_lowercase();
         if !signer.emails.contains(&principal) {
             return Err(Refusal::KeyNotForPrincipal {
                 key: signer.fingerprint,
@@ -452,6 +479,40 @@ impl AccessPolicy {
             principal,
             key: signer.fingerprint,
         })
+    }
+
+    /// Checks a commit's signature (as `git verify-commit` with these keys would): an SSH
+    /// signature in the `git` namespace or an OpenPGP one, over the commit without its
+    /// signature, by a key the policy lists for the committer's e-mail, valid when committed.
+    pub fn verify_commit(
+        &self,
+        signature: &SignedCommit<'_>,
+    ) -> Result<(SignatureFormat, Verified), Refusal> {
+        let armored = signature.armored.trim_start();
+        if armored.starts_with("-----BEGIN SSH SIGNATURE-----") {
+            self.ssh
+                .verify_message(
+                    "git",
+                    signature.committer_email,
+                    signature.signed_data,
+                    armored,
+                    signature.committed_at,
+                )
+                .map(|v| (SignatureFormat::Ssh, v))
+        } else if armored.starts_with("-----BEGIN PGP SIGNATURE-----") {
+            self.verify_openpgp_message(
+                signature.signed_data,
+                signature.committer_email,
+                armored,
+                signature.committed_at,
+            )
+            .map(|v| (SignatureFormat::Openpgp, v))
+        } else {
+            Err(Refusal::Malformed(
+                "neither an SSH nor an OpenPGP signature (X.509 signatures are not supported)"
+                    .into(),
+            ))
+        }
     }
 }
 

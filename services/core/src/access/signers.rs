@@ -74,15 +74,34 @@ impl SshSigners {
 
     /// Verifies an armored sshsig over `statement` as a signature by `statement.actor`.
     pub fn verify(&self, statement: &Statement, armored: &str) -> Result<Verified, Refusal> {
+        self.verify_message(
+            NAMESPACE,
+            &statement.actor,
+            statement.canonical().as_bytes(),
+            armored,
+            statement.issued_at,
+        )
+    }
+
+    /// Verifies an armored sshsig over `message` in `namespace` (`configsync` for people's
+    /// actions, `git` for commits) as a signature by `principal`, made at `at`.
+    pub fn verify_message(
+        &self,
+        namespace: &str,
+        principal: &str,
+        message: &[u8],
+        armored: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Verified, Refusal> {
         Refusal::check_size(armored)?;
         let signature =
             SshSig::from_pem(armored.trim()).map_err(|e| Refusal::Malformed(e.to_string()))?;
-        if signature.namespace() != NAMESPACE {
+        if signature.namespace() != namespace {
             return Err(Refusal::WrongNamespace(signature.namespace().to_string()));
         }
         let key = PublicKey::from(signature.public_key().clone());
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-        let principal = statement.actor.to_ascii_lowercase();
+        let principal = principal.to_ascii_lowercase();
         let same_key: Vec<&AllowedSigner> = self
             .entries
             .iter()
@@ -105,13 +124,12 @@ impl SshSigners {
         if entry
             .namespaces
             .as_ref()
-            .is_some_and(|n| !n.iter().any(|n| n == NAMESPACE))
+            .is_some_and(|n| !n.iter().any(|n| n == namespace))
         {
             return Err(Refusal::WrongNamespace(format!(
-                "{NAMESPACE} (the key's allowed_signers namespaces= does not include it)"
+                "{namespace} (the key's allowed_signers namespaces= does not include it)"
             )));
         }
-        let at = statement.issued_at;
         if entry.valid_after.is_some_and(|t| at < t) || entry.valid_before.is_some_and(|t| at > t) {
             return Err(Refusal::KeyNotValid {
                 key: fingerprint,
@@ -121,7 +139,7 @@ impl SshSigners {
         }
         entry
             .key
-            .verify(NAMESPACE, statement.canonical().as_bytes(), &signature)
+            .verify(namespace, message, &signature)
             .map_err(|_| Refusal::BadSignature)?;
         Ok(Verified {
             principal,

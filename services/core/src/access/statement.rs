@@ -243,7 +243,7 @@ pub enum Refusal {
     #[error("malformed action: a field is empty or holds a control character")]
     MalformedStatement,
     #[error(
-        "signature made for namespace {0:?}, not {NAMESPACE:?} (ssh-keygen -Y sign -n {NAMESPACE})"
+        "signature made for namespace {0:?}, not the one expected ({NAMESPACE:?} for people's actions: ssh-keygen -Y sign -n {NAMESPACE}; \"git\" for commits)"
     )]
     WrongNamespace(String),
     #[error("signed with key {0}, which the access policy does not know")]

@@ -67,8 +67,12 @@ pub struct CommitDetected {
     pub author: Person,
     pub committer: Person,
     pub message: String,
-    /// Whether the commit carries a signature (verification is the validator's job).
+    /// Whether the commit carries a signature.
     pub signed: bool,
+    /// What checking that signature against the access policy's keys found (absent when the
+    /// commit is unsigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<CommitSignature>,
     /// Changed paths grouped by environment and app.
     pub environments: Vec<EnvironmentChange>,
     /// Changed paths outside `configs/<env>/<app>/`.
@@ -154,6 +158,26 @@ impl Finding {
             path: None,
         }
     }
+}
+
+/// A commit's signature, as the git-watcher checked it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommitSignature {
+    /// `ssh` or `openpgp`; absent when the signature could not even be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<SignatureFormat>,
+    /// Whether a key of the access policy made it, for the committer's e-mail.
+    pub verified: bool,
+    /// The key's fingerprint, when verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The principal (e-mail) the key is allowed for, when verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// Why it is not verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// An environment's manifests at a revision passed validation.

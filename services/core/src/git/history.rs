@@ -16,8 +16,20 @@ pub struct CommitInfo {
     pub author: Person,
     pub committer: Person,
     pub message: String,
-    /// Whether the commit has a `gpgsig` header (verification is the validator's job).
+    /// Whether the commit has a `gpgsig` header.
     pub signed: bool,
+    /// Its signature and the exact bytes it covers, when signed: checked against the access
+    /// policy's keys by `access::AccessPolicy::verify_commit`.
+    pub signature: Option<RawSignature>,
+}
+
+/// A commit's signature as Git stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawSignature {
+    /// The armored signature (`-----BEGIN SSH SIGNATURE-----` or `-----BEGIN PGP SIGNATURE-----`).
+    pub armored: String,
+    /// The commit object without its `gpgsig` header: what was signed.
+    pub signed_data: Vec<u8>,
 }
 
 fn object_error(id: &ObjectId, e: &gix::Error) -> GitError {
@@ -110,8 +122,17 @@ pub fn commit_info(repo: &gix::Repository, id: ObjectId) -> Result<CommitInfo, G
             time: DateTime::<Utc>::from_timestamp(time.seconds, 0).unwrap_or_default(),
         })
     };
+    let signature =
+        commit
+            .signature()
+            .map_err(|e| object_error(&id, &e))?
+            .map(|(armored, data)| RawSignature {
+                armored: armored.to_string(),
+                signed_data: data.to_bstring().into(),
+            });
     Ok(CommitInfo {
         sha: id.to_string(),
+        signature,
         parents: decoded.parents().map(|p| p.to_string()).collect(),
         author: person(decoded.author())?,
         committer: person(decoded.committer())?,

@@ -18,7 +18,9 @@ mod remote_url;
 mod tree;
 
 pub use error::GitError;
-pub use history::{CommitInfo, changed_paths, commit_info, first_parent_range, is_ancestor};
+pub use history::{
+    CommitInfo, RawSignature, changed_paths, commit_info, first_parent_range, is_ancestor,
+};
 pub use mirror::Mirror;
 pub use paths::group_paths;
 pub use remote_url::default_mirror_dir;

@@ -38,6 +38,7 @@ fn history() -> Vec<Outgoing> {
             committer: who,
             message: format!("change {i}"),
             signed: false,
+            signature: None,
             environments: vec![],
             other_paths: vec![],
             whole_tree: false,

@@ -27,6 +27,7 @@ fn commit(message: String) -> CommitDetected {
         committer: who,
         message,
         signed: false,
+        signature: None,
         environments: vec![EnvironmentChange {
             environment: "dev".into(),
             apps: vec![AppChange {

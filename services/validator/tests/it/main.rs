@@ -68,6 +68,7 @@ fn detected(repo: &str, sha: &str, envs: &[&str]) -> Outgoing {
         committer: who,
         message: "change".into(),
         signed: false,
+        signature: None,
         environments: envs
             .iter()
             .map(|e| EnvironmentChange {

@@ -247,6 +247,13 @@ impl Stack {
             }};
         }
         let dir = |name: &str| state_dir.join(name).display().to_string();
+        let access_flags: Vec<String> = match &options.access {
+            Some(path) => vec![
+                "--access".into(),
+                std::path::absolute(path)?.display().to_string(),
+            ],
+            None => Vec::new(),
+        };
         start!(
             configsync_git_watcher,
             [
@@ -259,14 +266,10 @@ impl Stack {
                 "--work-dir".into(),
                 dir("git-watcher")
             ]
+            .into_iter()
+            .chain(access_flags.iter().cloned())
+            .collect::<Vec<_>>()
         );
-        let access_flags: Vec<String> = match &options.access {
-            Some(path) => vec![
-                "--access".into(),
-                std::path::absolute(path)?.display().to_string(),
-            ],
-            None => Vec::new(),
-        };
         start!(
             configsync_validator,
             [

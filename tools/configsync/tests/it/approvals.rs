@@ -93,13 +93,24 @@ struct Gated {
 /// clusters and any lock inherited from the runner).
 impl Drop for Gated {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SIGTERM, so that `up` stops its own nats-server too (a SIGKILL would orphan it).
+            terminate(&mut self.child);
+        }
     }
 }
 
 impl Gated {
+    /// `up` under the approvals policy of the main test.
     async fn start() -> Self {
+        Self::start_with(
+            "    approvals: {required: 2, from: [sre], validFor: 1h}\n    rollback: [sre]\n    approveRollbacks: true\n    manages: {namespaces: [shop]}\n",
+        )
+        .await
+    }
+
+    /// `up` with `prod_rules` as prod's rules in the access policy.
+    async fn start_with(prod_rules: &str) -> Self {
         configsync_prereq::require_tool("ssh-keygen");
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
@@ -127,7 +138,9 @@ impl Gated {
         let access = dir.path().join("access.yaml");
         std::fs::write(
             &access,
-            "signers:\n  ssh: allowed_signers\n  openpgp: openpgp.asc\ngroups:\n  sre: [alice@example.com, bob@example.com, carol@example.com, erin@example.com]\nenvironments:\n  prod:\n    approvals: {required: 2, from: [sre], validFor: 1h}\n    rollback: [sre]\n    approveRollbacks: true\n    manages: {namespaces: [shop]}\n",
+            format!(
+                "signers:\n  ssh: allowed_signers\n  openpgp: openpgp.asc\ngroups:\n  sre: [alice@example.com, bob@example.com, carol@example.com, erin@example.com]\nenvironments:\n  prod:\n{prod_rules}"
+            ),
         )
         .unwrap();
         let repo = dir.path().join("repo");
@@ -266,10 +279,16 @@ impl Gated {
     /// The log's events of one type as `events tail` prints them, once `done` holds for them.
     async fn events_until(
         &self,
-        type_name: &str,
+        selector: &str,
         what: &str,
         done: impl Fn(&str) -> bool,
     ) -> String {
+        // A type (`action.refused.v1`) or a subject filter (`configsync.evt.prod._.validation.>`).
+        let flag = if selector.starts_with("configsync.") {
+            "--filter"
+        } else {
+            "--type"
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let events = self.ok(&[
@@ -278,8 +297,8 @@ impl Gated {
                 "--from",
                 "begin",
                 "--no-follow",
-                "--type",
-                type_name,
+                flag,
+                selector,
             ]);
             if done(&events) {
                 return events;
@@ -696,4 +715,124 @@ impl Gated {
             &self.key(signer),
         ])
     }
+}
+
+impl Gated {
+    /// Commits a colour change as `who`, signing with `sign` (git flags), and returns its SHA.
+    fn commit_signed(&self, who: &str, color: &str, sign: &[&str]) -> String {
+        let file = self.repo.join("configs/prod/web/config.yaml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let at = text.find("color: ").unwrap();
+        let end = at + text[at..].find('\n').unwrap();
+        std::fs::write(
+            &file,
+            format!("{}color: {color}{}", &text[..at], &text[end..]),
+        )
+        .unwrap();
+        run(Command::new("git")
+            .current_dir(&self.repo)
+            .env("GNUPGHOME", self.gpg.home.path())
+            .arg("-c")
+            .arg(format!("user.email={}", email(who)))
+            .args(["-c", "user.name=Someone"])
+            .args(sign)
+            .args(["commit", "-q", "-am"])
+            .arg(format!("web goes {color}")));
+        scaffold::git(&self.repo, &["rev-parse", "HEAD"]).unwrap()
+    }
+
+    /// The `validation.passed` or `.failed` of `revision` for prod, as `events tail` prints it.
+    async fn validation_of(&self, revision: &str) -> String {
+        let line = |e: &str| {
+            e.lines()
+                .find(|l| l.contains(revision) && l.contains("validation."))
+                .map(str::to_string)
+        };
+        let events = self
+            .events_until(
+                "configsync.evt.prod._.validation.>",
+                "the validation",
+                |e| line(e).is_some(),
+            )
+            .await;
+        line(&events).unwrap()
+    }
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(all(has_kubectl, has_gpg, has_ssh_keygen)),
+    ignore = "kubectl, gpg or ssh-keygen is not installed: run tools/test.sh"
+)]
+async fn prod_deploys_only_commits_signed_by_a_key_of_the_policy() {
+    let mut up = Gated::start_with("    requireSignedCommits: true\n").await;
+    let first = scaffold::git(&up.repo, &["rev-parse", "HEAD"]).unwrap();
+    let unsigned = up.validation_of(&first).await;
+    assert!(
+        unsigned.contains("validation.failed") && unsigned.contains("the commit is not signed"),
+        "{unsigned}"
+    );
+    let ssh = |key: &str| -> Vec<String> {
+        [
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &format!("user.signingkey={key}"),
+            "-c",
+            "commit.gpgsign=true",
+        ]
+        .map(str::to_string)
+        .to_vec()
+    };
+    let args = |v: &[String]| {
+        v.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\u{0}")
+    };
+    let split = |s: &str| s.split('\u{0}').map(str::to_string).collect::<Vec<_>>();
+
+    // alice signs with her SSH key: verified, deployed.
+    let alice_flags = split(&args(&ssh(&up.key("alice"))));
+    let alice_flags: Vec<&str> = alice_flags.iter().map(String::as_str).collect();
+    let good = up.commit_signed("alice", "teal", &alice_flags);
+    let passed = up.validation_of(&good).await;
+    assert!(passed.contains("validation.passed"), "{passed}");
+    up.deployed_becomes(&good).await;
+    let commits = up
+        .events_until("commit.detected.v1", "alice's commit", |e| {
+            e.contains(&good)
+        })
+        .await;
+    let detected = commits.lines().find(|l| l.contains(&good)).unwrap();
+    assert!(
+        detected.contains("\"verified\":true")
+            && detected.contains("\"principal\":\"alice@example.com\""),
+        "{detected}"
+    );
+
+    // bob commits with alice's key: not verified, not deployed.
+    let forged = up.commit_signed("bob", "plum", &alice_flags);
+    let refused = up.validation_of(&forged).await;
+    assert!(
+        refused.contains("validation.failed")
+            && refused.contains("allows for alice@example.com, not bob@example.com"),
+        "{refused}"
+    );
+
+    // erin signs with OpenPGP: verified, deployed.
+    let gpg_flags = [
+        "-c",
+        "gpg.format=openpgp",
+        "-c",
+        "user.signingkey=erin@example.com",
+        "-c",
+        "commit.gpgsign=true",
+    ];
+    let pgp = up.commit_signed("erin", "gold", &gpg_flags);
+    let passed = up.validation_of(&pgp).await;
+    assert!(passed.contains("validation.passed"), "{passed}");
+    up.deployed_becomes(&pgp).await;
+    assert_eq!(up.web_color().as_deref(), Some("gold"));
+    assert!(terminate(&mut up.child).success());
 }

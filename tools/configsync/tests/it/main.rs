@@ -643,6 +643,7 @@ async fn audit_search_finds_events_through_a_running_auditor() {
         committer: who,
         message: "Enable the pangolinization flag in dev".into(),
         signed: false,
+        signature: None,
         environments: vec![],
         other_paths: vec![],
         whole_tree: false,
