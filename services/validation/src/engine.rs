@@ -23,6 +23,9 @@ pub struct Options {
     pub external: External,
     pub limits: Limits,
     pub render: RenderOptions,
+    /// What ConfigSync may manage per environment (the access policy's `manages`): objects
+    /// outside are error findings.
+    pub scopes: std::collections::BTreeMap<String, configsync_core::access::Scope>,
 }
 
 impl Default for Options {
@@ -38,6 +41,7 @@ impl Default for Options {
             external: External::default(),
             limits: Limits::default(),
             render: RenderOptions::default(),
+            scopes: Default::default(),
         }
     }
 }
@@ -182,6 +186,18 @@ pub fn validate_checkout(
     // ConfigSync's own App documents are read, never checked as Kubernetes objects.
     outcome.apps = crate::apps::extract(&mut loaded.manifests, &mut loaded.findings);
     outcome.findings.extend(loaded.findings);
+    if let Some(scope) = env.and_then(|e| options.scopes.get(e)) {
+        for m in &loaded.manifests {
+            let r = &m.reference;
+            if let Some((rule, message)) =
+                scope.refuses(&r.api_version, &r.kind, r.namespace.as_deref(), &r.name)
+            {
+                outcome
+                    .findings
+                    .push(m.finding(Severity::Error, rule, message));
+            }
+        }
+    }
 
     let crds = read_crds(crd_paths, options.limits);
     outcome.findings.extend(crds.findings);

@@ -253,22 +253,6 @@ impl Validator {
                 .map_err(|e| {
                     HandlerError::Transient(format!("validation scratch directory: {e}"))
                 })?;
-                if let Some(scope) = self
-                    .access
-                    .as_ref()
-                    .and_then(|a| a.rules(environment).manages)
-                {
-                    for m in &loaded.manifests {
-                        let r = &m.reference;
-                        if let Some((rule, message)) =
-                            scope.refuses(&r.api_version, &r.kind, r.namespace.as_deref(), &r.name)
-                        {
-                            loaded
-                                .findings
-                                .push(m.finding(Severity::Error, rule, message));
-                        }
-                    }
-                }
                 loaded
                     .findings
                     .sort_by_key(|f| f.severity != Severity::Error);

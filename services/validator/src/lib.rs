@@ -126,7 +126,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         .map_err(|e| ServiceError::Other(e.to_string()))?;
     // The schemas and baseline policies are prepared once; a revision with its own
     // `policies/` gets a checker of its own.
-    let options = config.check_options();
+    let mut options = config.check_options();
+    if let Some(policy) = &access {
+        options.scopes = policy.scopes();
+    }
     let checker = {
         let options = options.clone();
         tokio::task::spawn_blocking(move || Checker::new(options, &[]))

@@ -373,6 +373,15 @@ impl AccessPolicy {
             .unwrap_or_default()
     }
 
+    /// The `manages` scope of each environment that has one.
+    pub fn scopes(&self) -> BTreeMap<String, Scope> {
+        self.file
+            .environments
+            .iter()
+            .filter_map(|(env, rules)| rules.manages.clone().map(|s| (env.clone(), s)))
+            .collect()
+    }
+
     /// The members of some groups (lowercased, sorted).
     pub fn members(&self, groups: &[String]) -> BTreeSet<String> {
         groups

@@ -88,6 +88,10 @@ pub struct ValidateArgs {
     /// Print only the summary line (text output).
     #[arg(long)]
     summary: bool,
+    /// The access policy: its `manages` rules (kinds, namespaces) apply to each environment,
+    /// as in the validator service.
+    #[arg(long, env = "CONFIGSYNC_ACCESS")]
+    access: Option<PathBuf>,
 }
 
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
@@ -107,6 +111,9 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         options.kube_version = version;
     }
     options.limits.strict_keys = !args.no_strict;
+    if let Some(path) = &args.access {
+        options.scopes = configsync_core::access::AccessPolicy::load(path)?.scopes();
+    }
     options.render.timeout = args.render_timeout;
 
     let cwd = std::env::current_dir()
