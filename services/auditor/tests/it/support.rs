@@ -162,11 +162,14 @@ impl Auditor {
     /// Waits until the index holds the log up to `sequence` and search sees it.
     pub async fn wait_indexed(&self, sequence: u64) -> serde_json::Value {
         let addr = self.http();
-        eventually(&format!("the index reaches sequence {sequence}"), || async {
-            let (code, status) = get(addr, "/v1/status").await;
-            assert_eq!(code, 200, "{status}");
-            (status["indexed_sequence"].as_u64() >= Some(sequence)).then_some(status)
-        })
+        eventually(
+            &format!("the index reaches sequence {sequence}"),
+            || async {
+                let (code, status) = get(addr, "/v1/status").await;
+                assert_eq!(code, 200, "{status}");
+                (status["indexed_sequence"].as_u64() >= Some(sequence)).then_some(status)
+            },
+        )
         .await
     }
 

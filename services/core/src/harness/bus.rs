@@ -83,18 +83,17 @@ impl Bus {
 
     /// The first event on `filter` (from the start of the log) that `pick` accepts, waiting
     /// for it up to [`WAIT`].
-    pub async fn wait_for<T>(
-        &self,
-        what: &str,
-        filter: &str,
-        pick: impl FnMut(&Received) -> Option<T>,
-    ) -> T {
-        wait_for_event(self.js(), filter, what, pick).await
+    pub async fn wait_for<T>(&self, filter: &str, pick: impl FnMut(&Received) -> Option<T>) -> T {
+        wait_for_event(self.js(), filter, pick).await
     }
 
     /// Polls the events until `done` holds of them all, and returns them; fails after
     /// [`WAIT`] saying what the log holds (a failure event usually explains the wait).
-    pub async fn wait_until(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let events = self.events().await;
@@ -154,8 +153,17 @@ pub async fn events_so_far(js: &jetstream::Context, filter: &str) -> Vec<Receive
 }
 
 /// The first event on `filter` (from the start of the log) that `pick` accepts, waiting for
-/// it up to [`WAIT`]; the failure names `what` it waited for.
+/// it up to [`WAIT`].
 pub async fn wait_for_event<T>(
+    js: &jetstream::Context,
+    filter: &str,
+    pick: impl FnMut(&Received) -> Option<T>,
+) -> T {
+    wait_for_event_named(js, filter, &format!("the event wanted on {filter}"), pick).await
+}
+
+/// [`wait_for_event`], whose failure says `what` it waited for.
+pub async fn wait_for_event_named<T>(
     js: &jetstream::Context,
     filter: &str,
     what: &str,
@@ -177,5 +185,5 @@ pub async fn wait_for_event<T>(
         }
     })
     .await;
-    found.unwrap_or_else(|_| panic!("timed out waiting for: {what}"))
+    found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }

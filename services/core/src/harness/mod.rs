@@ -11,7 +11,7 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-pub use bus::{Bus, SOURCE, connect, events_so_far, wait_for_event};
+pub use bus::{Bus, SOURCE, connect, events_so_far, wait_for_event, wait_for_event_named};
 pub use git::{ALICE, GitRepo, Who};
 pub use nats::{NatsServer, nats_server_bin};
 

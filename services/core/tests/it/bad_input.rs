@@ -13,8 +13,8 @@ use configsync_core::log::ConsumerSpec;
 use configsync_core::subject;
 use tokio_util::sync::CancellationToken;
 
-use configsync_core::harness::{Bus, eventually_true};
 use crate::support::{dead_letters, health};
+use configsync_core::harness::{Bus, eventually_true};
 
 const SUBJECT: &str = "configsync.evt.dev.c1.health.ready.v1";
 

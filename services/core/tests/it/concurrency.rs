@@ -8,8 +8,8 @@ use configsync_core::subject;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::health;
 use configsync_core::harness::{Bus, WAIT, eventually_true};
-use crate::support::{health};
 
 #[tokio::test]
 async fn expected_last_subject_sequence_guards_a_target() {

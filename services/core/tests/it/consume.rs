@@ -11,8 +11,8 @@ use configsync_core::subject;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use configsync_core::harness::{Bus, WAIT, eventually_true};
 use crate::support::{dead_letters, health};
+use configsync_core::harness::{Bus, WAIT, eventually_true};
 
 #[tokio::test]
 async fn a_consumer_killed_between_effect_and_ack_gets_a_redelivery_and_the_effect_happens_once() {

@@ -10,8 +10,8 @@ use configsync_core::log::{ConsumerSpec, Entry, Reader, Start};
 use configsync_core::subject;
 use tokio_util::sync::CancellationToken;
 
+use crate::support::health;
 use configsync_core::harness::{Bus, WAIT, eventually_true};
-use crate::support::{health};
 
 #[tokio::test]
 async fn publishers_and_consumers_survive_a_server_restart() {

@@ -10,8 +10,8 @@ use configsync_core::subject;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::support::health;
 use configsync_core::harness::{Bus, WAIT};
-use crate::support::{health};
 
 fn commit(message: String) -> CommitDetected {
     let who = Person {

@@ -1,8 +1,8 @@
 //! Sample events and reading dead letters back; the bus, waiting and deadlines come from
 //! `configsync_core::harness`.
 
-use configsync_core::event::{DeadLetterRecorded, EventData, HealthReady, Outgoing};
 use async_nats::jetstream;
+use configsync_core::event::{DeadLetterRecorded, EventData, HealthReady, Outgoing};
 use configsync_core::harness::{SOURCE, events_so_far};
 use configsync_core::subject;
 

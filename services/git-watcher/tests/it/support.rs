@@ -13,7 +13,6 @@ use configsync_core::service::ServiceError;
 use configsync_git_watcher::Config;
 use tokio_util::sync::CancellationToken;
 
-
 /// Waits until the log holds `n` commit-detected events and returns their payloads.
 pub async fn wait_for_commits(bus: &Bus, n: usize) -> Vec<CommitDetected> {
     let events = bus

@@ -8,7 +8,7 @@ use configsync_core::git::{self, GitError, Limits, Mirror};
 
 use configsync_core::harness::{ALICE, GitRepo};
 
-use crate::support::{simple_commit};
+use crate::support::simple_commit;
 
 #[test]
 fn files_and_directories_are_read_at_a_revision_and_unsafe_entries_refused() {
