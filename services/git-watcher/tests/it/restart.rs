@@ -1,6 +1,7 @@
 //! A restart rebuilds the last seen commit from the log: nothing is emitted twice, and commits
 //! made while the service was down are emitted after it comes back.
 
+use configsync_core::names::SourceId;
 use configsync_git_watcher::last_seen;
 
 use configsync_core::harness::{Bus, GitRepo};
@@ -21,7 +22,7 @@ async fn a_restart_emits_nothing_twice_and_skips_nothing() {
     watcher.stop().await;
 
     // What the next run starts from, rebuilt from the log alone.
-    let remembered = last_seen(&bus.log, &repo.url(), "main")
+    let remembered = last_seen(&bus.log, &SourceId::new(repo.url(), "main"))
         .await
         .expect("log replays");
     assert_eq!(remembered.sha.as_deref(), Some(c2.as_str()));
@@ -48,7 +49,7 @@ async fn a_restart_emits_nothing_twice_and_skips_nothing() {
     // Nothing after c6 either (a duplicate would show up as a seventh event only outside
     // JetStream's duplicate window, so the remembered tip is checked too).
     assert_eq!(commits(&bus.events().await).len(), 6);
-    let remembered = last_seen(&bus.log, &repo.url(), "main")
+    let remembered = last_seen(&bus.log, &SourceId::new(repo.url(), "main"))
         .await
         .expect("log replays");
     assert_eq!(remembered.sha.as_deref(), Some(c6.as_str()));
