@@ -6,16 +6,15 @@
 use std::time::Duration;
 
 use clap::Parser;
-use configsync_core::config::NatsArgs;
 use configsync_core::event::{EventData, ObjectRef, Outgoing, Received, ValidationPassed};
-use configsync_core::harness::NatsServer;
-use configsync_core::log::bundles::{self, BundleStore};
-use configsync_core::log::{Entry, EventLog, Reader, Start, stream};
-use configsync_core::metrics::Metrics;
+use configsync_core::harness::WAIT;
+use configsync_core::harness::{
+    Bus, NatsServer, SOURCE, events_so_far, eventually_true, free_addr, wait_for_event,
+};
+use configsync_core::log::EventLog;
+use configsync_core::log::bundles::BundleStore;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-pub const WAIT: Duration = Duration::from_secs(60);
 
 type Task = tokio::task::JoinHandle<Result<(), configsync_core::service::ServiceError>>;
 
@@ -70,13 +69,6 @@ pub fn service_account(service: &str) -> String {
     format!("system:serviceaccount:configsync:configsync-{service}")
 }
 
-fn ops_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 impl Setup {
     /// nats-server, kubesim and the applier of environment `dev`, cluster `c1`.
     pub async fn start() -> Self {
@@ -96,11 +88,7 @@ impl Setup {
     async fn start_with(config: kubesim::Config) -> Self {
         let rbac = config.rbac.is_some();
         let sim = kubesim::KubeSim::start(config).await.unwrap();
-        let server = NatsServer::start().await.unwrap();
-        let client = NatsArgs::for_url(server.url()).connect("t").await.unwrap();
-        let log = EventLog::new(client, "configsync://test/t", Metrics::new()).unwrap();
-        stream::ensure(&log.js, &log.spec).await.unwrap();
-        bundles::ensure(&log.js, 1).await.unwrap();
+        let Bus { server, log } = Bus::start().await;
         let kubeconfig = tempfile::NamedTempFile::new().unwrap();
         let identities = if rbac {
             kubesim::write_kubeconfig(kubeconfig.path(), &sim.kubeconfig_yaml_as("dev", ADMIN))
@@ -121,7 +109,7 @@ impl Setup {
             Some(files) => cluster_spec(&files[service]),
             None => cluster_spec(&kubeconfig),
         };
-        let ops = ops_addr();
+        let ops = free_addr();
         let config = configsync_applier::Config::try_parse_from([
             "applier",
             "--nats-url",
@@ -150,7 +138,7 @@ impl Setup {
 
     /// Starts a remediator with `--policy dev=<policy>`.
     pub fn remediator(&self, policy: &str) -> Running {
-        let ops = ops_addr();
+        let ops = free_addr();
         let config = configsync_remediator::Config::try_parse_from([
             "remediator",
             "--nats-url",
@@ -176,56 +164,47 @@ impl Setup {
     /// handled that event, whatever it did about it.
     pub async fn handled_by_remediator(&self, sequence: u64) {
         let stream = self.log.js.get_stream(self.log.stream()).await.unwrap();
-        tokio::time::timeout(WAIT, async {
-            loop {
-                if let Ok(mut consumer) = stream
-                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>("remediator")
-                    .await
-                    && let Ok(info) = consumer.info().await
-                    && info.ack_floor.stream_sequence >= sequence
-                {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        eventually_true("the remediator handles the drift", || async {
+            if let Ok(mut consumer) = stream
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>("remediator")
+                .await
+                && let Ok(info) = consumer.info().await
+            {
+                info.ack_floor.stream_sequence >= sequence
+            } else {
+                false
             }
         })
-        .await
-        .expect("the remediator handles the drift in time");
+        .await;
     }
 
     /// Polls the live value of `data.color` of ConfigMap `name` until it is `want`.
     pub async fn wait_for_color(&self, name: &str, want: &str) {
-        tokio::time::timeout(WAIT, async {
-            loop {
-                let path = self.kubeconfig.path().display().to_string();
-                let out = tokio::process::Command::new("kubectl")
-                    .args([
-                        "--kubeconfig",
-                        path.as_str(),
-                        "--context",
-                        "dev",
-                        "get",
-                        "configmap",
-                        name,
-                        "-o",
-                        "jsonpath={.data.color}",
-                    ])
-                    .output()
-                    .await
-                    .expect("kubectl runs");
-                if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == want {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+        let path = self.kubeconfig.path().display().to_string();
+        eventually_true(&format!("configmap {name} has color {want}"), || async {
+            let out = tokio::process::Command::new("kubectl")
+                .args([
+                    "--kubeconfig",
+                    path.as_str(),
+                    "--context",
+                    "dev",
+                    "get",
+                    "configmap",
+                    name,
+                    "-o",
+                    "jsonpath={.data.color}",
+                ])
+                .output()
+                .await
+                .expect("kubectl runs");
+            out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == want
         })
-        .await
-        .unwrap_or_else(|_| panic!("configmap {name} has color {want} in time"));
+        .await;
     }
 
     /// Starts a drift-watcher (resync every second, so that the resync path is exercised too).
     pub fn drift_watcher(&self) -> Running {
-        let ops = ops_addr();
+        let ops = free_addr();
         let config = configsync_drift_watcher::Config::try_parse_from([
             "drift-watcher",
             "--nats-url",
@@ -270,13 +249,13 @@ impl Setup {
         };
         let event = Outgoing::builder(&payload)
             .cause(revision)
-            .build("configsync://validator/test")
+            .build(SOURCE)
             .unwrap();
         self.log
             .publisher(Duration::from_secs(10))
             .publish(&event)
             .await
-            .unwrap();
+            .expect("the validation is stored");
         let applied = self
             .next_event("configsync.evt.dev.c1.apply.>", |e| {
                 e.revision() == Some(revision) && !matches!(e.data, EventData::ApplyStarted(_))
@@ -291,45 +270,12 @@ impl Setup {
 
     /// The first event on `filter` (from the beginning of the log) that satisfies `wanted`.
     pub async fn next_event(&self, filter: &str, wanted: impl Fn(&Received) -> bool) -> Received {
-        let mut reader = Reader::open(
-            &self.log.js,
-            self.log.stream(),
-            Start::Beginning,
-            Some(filter),
-        )
-        .await
-        .unwrap();
-        tokio::time::timeout(WAIT, async {
-            loop {
-                let Some(Ok(Entry::Event(e))) = reader.next().await else {
-                    continue;
-                };
-                if wanted(&e) {
-                    return *e;
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("an event on {filter} in time"))
+        wait_for_event(&self.log.js, filter, |e| wanted(e).then(|| e.clone())).await
     }
 
     /// Every event on `filter` now in the log.
     pub async fn events(&self, filter: &str) -> Vec<Received> {
-        let mut reader = Reader::open(
-            &self.log.js,
-            self.log.stream(),
-            Start::Beginning,
-            Some(filter),
-        )
-        .await
-        .unwrap();
-        let mut found = Vec::new();
-        while let Ok(Some(Ok(Entry::Event(e)))) =
-            tokio::time::timeout(Duration::from_millis(500), reader.next()).await
-        {
-            found.push(*e);
-        }
-        found
+        events_so_far(&self.log.js, filter).await
     }
 
     /// Runs the real kubectl against kubesim; panics with its output when it fails.

@@ -4,12 +4,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use configsync::commands::scaffold::git;
 use configsync_auditor::auth::Scope;
 use configsync_core::event::{DriftKind, EventData};
 
 use crate::http;
-use crate::support::{DEPLOYMENT, Pipeline, WAIT, commit, configmap, write};
+use crate::support::{DEPLOYMENT, Pipeline, WAIT, configmap};
 
 fn color(cm: &str) -> [&str; 5] {
     ["get", "configmap", cm, "-o", "jsonpath={.data.color}"]
@@ -29,7 +28,7 @@ async fn a_commit_reaches_the_dev_cluster_and_a_later_change_updates_it() {
         ),
     ])
     .await;
-    let first = git(&p.repo, &["rev-parse", "HEAD"]).unwrap();
+    let first = p.repo.git(&["rev-parse", "HEAD"]);
     p.event("dev applied", |e| matches!(&e.data, EventData::ApplySucceeded(a) if a.environment == "dev" && a.revision == first)).await;
     p.eventually_live("dev", &color("settings"), "blue").await;
     assert_eq!(
@@ -61,12 +60,11 @@ async fn a_commit_reaches_the_dev_cluster_and_a_later_change_updates_it() {
         "configsync"
     );
 
-    write(
-        &p.repo,
+    p.repo.write(
         "configs/dev/web/config.yaml",
         &configmap("settings", "green"),
     );
-    let second = commit(&p.repo, "Make dev green");
+    let second = p.repo.commit("Make dev green");
     let applied = p.event("dev applied again", |e| matches!(&e.data, EventData::ApplySucceeded(a) if a.environment == "dev" && a.revision == second)).await;
     p.eventually_live("dev", &color("settings"), "green").await;
 
@@ -99,19 +97,18 @@ async fn broken_yaml_fails_validation_with_file_and_line_and_nothing_is_applied(
         &configmap("settings", "blue"),
     )])
     .await;
-    let first = git(&p.repo, &["rev-parse", "HEAD"]).unwrap();
+    let first = p.repo.git(&["rev-parse", "HEAD"]);
     p.event(
         "dev applied",
         |e| matches!(&e.data, EventData::ApplySucceeded(a) if a.revision == first),
     )
     .await;
 
-    write(
-        &p.repo,
+    p.repo.write(
         "configs/dev/web/config.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  color: [red\n",
     );
-    let broken = commit(&p.repo, "Break the YAML");
+    let broken = p.repo.commit("Break the YAML");
     let failed = p
         .event(
             "validation failed",
@@ -155,7 +152,7 @@ async fn a_kubectl_change_is_attributed_reverted_under_auto_and_only_reported_un
         ),
     ])
     .await;
-    let first = git(&p.repo, &["rev-parse", "HEAD"]).unwrap();
+    let first = p.repo.git(&["rev-parse", "HEAD"]);
     for env in ["dev", "prod"] {
         p.event("applied", |e| matches!(&e.data, EventData::ApplySucceeded(a) if a.environment == env && a.revision == first)).await;
     }
@@ -219,7 +216,7 @@ async fn restarting_any_service_in_the_middle_of_a_change_loses_nothing_and_appl
 {
     let mut p =
         Pipeline::start(&[("configs/dev/web/config.yaml", &configmap("settings", "c0"))]).await;
-    let mut revisions = vec![git(&p.repo, &["rev-parse", "HEAD"]).unwrap()];
+    let mut revisions = vec![p.repo.git(&["rev-parse", "HEAD"])];
     for (i, service) in [
         "git-watcher",
         "validator",
@@ -232,15 +229,14 @@ async fn restarting_any_service_in_the_middle_of_a_change_loses_nothing_and_appl
     .enumerate()
     {
         let value = format!("c{}", i + 1);
-        write(
-            &p.repo,
+        p.repo.write(
             "configs/dev/web/config.yaml",
             &configmap("settings", &value),
         );
-        revisions.push(commit(
-            &p.repo,
-            &format!("Change {i} while restarting the {service}"),
-        ));
+        revisions.push(
+            p.repo
+                .commit(&format!("Change {i} while restarting the {service}")),
+        );
         tokio::time::timeout(WAIT, p.stack.restart(service))
             .await
             .expect("restart in time")
@@ -296,12 +292,9 @@ async fn audit_search_finds_the_commit_by_its_message_and_the_drift_by_the_objec
         &configmap("checkout-flags", "blue"),
     )])
     .await;
-    write(
-        &p.repo,
-        "configs/dev/web/other.yaml",
-        &configmap("other", "x"),
-    );
-    let sha = commit(&p.repo, "Introduce the turquoise banner");
+    p.repo
+        .write("configs/dev/web/other.yaml", &configmap("other", "x"));
+    let sha = p.repo.commit("Introduce the turquoise banner");
     p.event(
         "applied",
         |e| matches!(&e.data, EventData::ApplySucceeded(a) if a.revision == sha),
@@ -385,7 +378,7 @@ const WEB_CHART: [(&str, &str); 4] = [
 async fn a_helm_chart_is_rendered_with_its_environment_values_and_a_template_error_stops_it() {
     configsync_prereq::require_tool("helm");
     let p = Pipeline::start(&WEB_CHART).await;
-    let first = git(&p.repo, &["rev-parse", "HEAD"]).unwrap();
+    let first = p.repo.git(&["rev-parse", "HEAD"]);
     p.event(
         "dev applied",
         |e| matches!(&e.data, EventData::ApplySucceeded(a) if a.environment == "dev" && a.revision == first),
@@ -395,13 +388,12 @@ async fn a_helm_chart_is_rendered_with_its_environment_values_and_a_template_err
     p.eventually_live("dev", &color("web-settings"), "green")
         .await;
 
-    write(
-        &p.repo,
+    p.repo.write(
         "configs/dev/web/templates/configmap.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\n\
          data:\n  color: {{ required \"set color\" .Values.colour }}\n",
     );
-    let broken = commit(&p.repo, "Misspell a value in the chart");
+    let broken = p.repo.commit("Misspell a value in the chart");
     let failed = p
         .event(
             "validation failed",

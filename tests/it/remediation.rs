@@ -3,6 +3,8 @@
 
 use configsync_core::event::{DriftKind, EventData};
 
+use configsync_core::harness::WAIT;
+
 use crate::chain::{Setup, configmap, reference};
 
 const DETECTED: &str = "configsync.evt.dev.c1.drift.detected.v1";
@@ -132,7 +134,7 @@ async fn a_controller_that_keeps_undoing_repairs_ends_in_a_recorded_conflict() {
         s.merge_patch("configmap", "settings", r#"{"data":{"color":"red"}}"#)
             .await;
         s.wait_for_color("settings", "blue").await;
-        tokio::time::timeout(crate::support::WAIT, async {
+        tokio::time::timeout(WAIT, async {
             while s
                 .events(REMEDIATION)
                 .await

@@ -5,17 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use configsync_core::harness::free_addr;
 use tokio_util::sync::CancellationToken;
 
 use crate::http;
 use crate::support::{Pipeline, WAIT, configmap};
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_six_services_serve_their_ops_endpoints_bind_their_consumers_and_stop_cleanly() {

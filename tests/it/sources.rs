@@ -2,10 +2,9 @@
 //! earlier commit restores every environment, and a change to a Kustomize base outside
 //! `configs/` re-applies the environments that use it.
 
-use configsync::commands::scaffold::git;
 use configsync_core::event::EventData;
 
-use crate::support::{Pipeline, commit, configmap, write};
+use crate::support::{Pipeline, configmap};
 
 fn color(cm: &str) -> [&str; 5] {
     ["get", "configmap", cm, "-o", "jsonpath={.data.color}"]
@@ -24,29 +23,25 @@ async fn a_reset_back_to_a_good_commit_restores_every_environment() {
         ),
     ])
     .await;
-    let good = git(&p.repo, &["rev-parse", "HEAD"]).unwrap();
+    let good = p.repo.git(&["rev-parse", "HEAD"]);
     p.eventually_live("dev", &color("settings"), "blue").await;
     p.eventually_live("prod", &color("settings"), "blue").await;
 
     // A bad commit touching both environments, applied everywhere...
-    write(
-        &p.repo,
-        "configs/dev/web/config.yaml",
-        &configmap("settings", "bad"),
-    );
-    write(
-        &p.repo,
+    p.repo
+        .write("configs/dev/web/config.yaml", &configmap("settings", "bad"));
+    p.repo.write(
         "configs/prod/web/config.yaml",
         &configmap("settings", "bad"),
     );
-    commit(&p.repo, "A bad change");
+    p.repo.commit("A bad change");
     p.eventually_live("dev", &color("settings"), "bad").await;
     p.eventually_live("prod", &color("settings"), "bad").await;
 
     // ...then the branch is reset to the good commit (a force-push back). Its own changes
     // (against its parent) touch nothing, and its first announcement is minutes old or less:
     // still, both environments must return to it.
-    git(&p.repo, &["reset", "-q", "--hard", &good]).unwrap();
+    p.repo.git(&["reset", "-q", "--hard", &good]);
     p.event(
         "the rewrite recorded",
         |e| matches!(&e.data, EventData::SourceRewritten(r) if r.new_sha == good),
@@ -86,12 +81,9 @@ async fn a_change_to_a_kustomize_base_outside_configs_is_deployed() {
     .await;
     p.eventually_live("dev", &color("settings"), "blue").await;
 
-    write(
-        &p.repo,
-        "bases/web/config.yaml",
-        &configmap("settings", "green"),
-    );
-    let changed = commit(&p.repo, "Base: green");
+    p.repo
+        .write("bases/web/config.yaml", &configmap("settings", "green"));
+    let changed = p.repo.commit("Base: green");
     p.eventually_live("dev", &color("settings"), "green").await;
     let applied = p
         .event("prod validated again too (its rendering may read the base)", |e| {

@@ -1,21 +1,19 @@
 //! A whole ConfigSync on one machine (the same stack `configsync up` runs) with a real Git
 //! repository, plus helpers to commit, wait for events and act on clusters with kubectl.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use configsync::commands::scaffold::git;
 use configsync::commands::stack::{Stack, StackOptions};
 use configsync_core::event::Received;
-use configsync_core::log::{Entry, Reader, Start};
+pub use configsync_core::harness::WAIT;
+use configsync_core::harness::{GitRepo, events_so_far, wait_for_event_named};
+use configsync_core::subject;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-pub const WAIT: Duration = Duration::from_secs(90);
-
 pub struct Pipeline {
     pub stack: Stack,
-    pub repo: PathBuf,
+    pub repo: GitRepo,
     pub js: async_nats::jetstream::Context,
     _dir: tempfile::TempDir,
 }
@@ -25,16 +23,14 @@ impl Pipeline {
     /// repaired automatically, prod only alerted.
     pub async fn start(files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        std::fs::create_dir_all(&repo).unwrap();
-        git(&repo, &["init", "-q"]).unwrap();
+        let repo = GitRepo::init();
         for (path, text) in files {
-            write(&repo, path, text);
+            repo.write(path, text);
         }
-        commit(&repo, "Initial configuration");
+        repo.commit("Initial configuration");
         let options = StackOptions {
             state_dir: dir.path().join("state"),
-            repo: repo.display().to_string(),
+            repo: repo.path().display().to_string(),
             branch: "main".into(),
             poll_interval: Duration::from_millis(300),
             nats: None,
@@ -63,48 +59,17 @@ impl Pipeline {
 
     /// The first event (from the start of the log) that matches, waiting for it.
     pub async fn event(&self, what: &str, matches: impl Fn(&Received) -> bool) -> Received {
-        let mut reader = Reader::open(
-            &self.js,
-            "CONFIGSYNC_EVENTS",
-            Start::Beginning,
-            Some("configsync.>"),
-        )
-        .await
-        .unwrap();
-        let found = tokio::time::timeout(WAIT, async {
-            loop {
-                if let Some(Ok(Entry::Event(e))) = reader.next().await
-                    && matches(&e)
-                {
-                    return *e;
-                }
-            }
+        wait_for_event_named(&self.js, subject::EVERYTHING, what, |e| {
+            matches(e).then(|| e.clone())
         })
-        .await;
-        found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        .await
     }
 
     /// Every event so far that matches (reads up to the end of the log).
     pub async fn all(&self, matches: impl Fn(&Received) -> bool) -> Vec<Received> {
-        let mut out = Vec::new();
-        let mut reader = Reader::open(
-            &self.js,
-            "CONFIGSYNC_EVENTS",
-            Start::Beginning,
-            Some("configsync.>"),
-        )
-        .await
-        .unwrap();
-        while let Ok(Some(Ok(entry))) =
-            tokio::time::timeout(Duration::from_millis(700), reader.next()).await
-        {
-            if let Entry::Event(e) = entry
-                && matches(&e)
-            {
-                out.push(*e);
-            }
-        }
-        out
+        let mut all = events_so_far(&self.js, subject::EVERYTHING).await;
+        all.retain(|e| matches(e));
+        all
     }
 
     /// Runs kubectl against one environment's cluster. Asynchronously: the clusters are served
@@ -178,19 +143,6 @@ impl Pipeline {
     pub async fn stop(self) {
         assert!(!self.stack.stop().await, "every service stopped cleanly");
     }
-}
-
-pub fn write(repo: &Path, path: &str, text: &str) {
-    let p = repo.join(path);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-/// Commits everything; returns the SHA.
-pub fn commit(repo: &Path, message: &str) -> String {
-    git(repo, &["add", "-A"]).unwrap();
-    git(repo, &["commit", "-q", "-m", message]).unwrap();
-    git(repo, &["rev-parse", "HEAD"]).unwrap()
 }
 
 pub fn configmap(name: &str, color: &str) -> String {

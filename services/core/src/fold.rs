@@ -11,7 +11,7 @@ use crate::event::{
     ApprovalGranted, ApprovalRejected, ApprovalRequired, EventData, ObjectRef, Received,
 };
 use crate::log::Fold;
-use crate::names::Target;
+use crate::names::{SourceId, Target};
 
 /// The last commit seen on one tracked branch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,8 +170,8 @@ pub struct TargetState {
 /// The whole log's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogState {
-    /// Keyed by `<repository>#<branch>`.
-    pub sources: BTreeMap<String, SourceState>,
+    /// Keyed by source (written `<repository>#<branch>` in snapshots).
+    pub sources: BTreeMap<SourceId, SourceState>,
     pub environments: BTreeMap<String, EnvironmentState>,
     pub targets: BTreeMap<Target, TargetState>,
     pub events: u64,
@@ -250,9 +250,8 @@ impl Fold for LogState {
         self.events += 1;
         match &event.data {
             EventData::CommitDetected(c) => {
-                let key = format!("{}#{}", c.repository, c.branch);
                 self.sources.insert(
-                    key,
+                    SourceId::new(&c.repository, &c.branch),
                     SourceState {
                         last_sha: c.sha.clone(),
                         sequence: seq,
@@ -260,9 +259,8 @@ impl Fold for LogState {
                 );
             }
             EventData::SourceRewritten(r) => {
-                let key = format!("{}#{}", r.repository, r.branch);
                 self.sources.insert(
-                    key,
+                    SourceId::new(&r.repository, &r.branch),
                     SourceState {
                         last_sha: r.new_sha.clone(),
                         sequence: seq,

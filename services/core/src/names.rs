@@ -141,8 +141,79 @@ impl From<Target> for String {
     }
 }
 
+/// A followed source: one branch of one repository (its URL with any credentials redacted).
+/// Written `<repository>#<branch>` (its `Display`, `FromStr` and serde form), the key of
+/// [`LogState::sources`](crate::fold::LogState::sources) in snapshots and JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SourceId {
+    pub repository: String,
+    pub branch: String,
+}
+
+/// Why a string is not a [`SourceId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid source {0:?}: a source is written <repository>#<branch>")]
+pub struct InvalidSourceId(pub String);
+
+impl SourceId {
+    pub fn new(repository: impl Into<String>, branch: impl Into<String>) -> Self {
+        Self {
+            repository: repository.into(),
+            branch: branch.into(),
+        }
+    }
+}
+
+impl fmt::Display for SourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.repository, self.branch)
+    }
+}
+
+impl std::str::FromStr for SourceId {
+    type Err = InvalidSourceId;
+    /// Splits at the last `#`: Git refuses no `#` in a branch name, but a URL's fragment
+    /// comes last too, and this is how every written key was made.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.rsplit_once('#') {
+            Some((repository, branch)) if !repository.is_empty() && !branch.is_empty() => {
+                Ok(Self::new(repository, branch))
+            }
+            _ => Err(InvalidSourceId(s.to_string())),
+        }
+    }
+}
+
+impl TryFrom<String> for SourceId {
+    type Error = InvalidSourceId;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl From<SourceId> for String {
+    fn from(value: SourceId) -> Self {
+        value.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn sources_keep_their_written_form() {
+        let s = SourceId::new("https://example.com/configs.git", "main");
+        assert_eq!(s.to_string(), "https://example.com/configs.git#main");
+        assert_eq!(s.to_string().parse::<SourceId>().unwrap(), s);
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            "\"https://example.com/configs.git#main\""
+        );
+        for bad in ["no-branch", "#main", "repo#"] {
+            assert!(bad.parse::<SourceId>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn targets_round_trip_through_text_and_refuse_bad_names() {

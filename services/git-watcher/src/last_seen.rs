@@ -4,8 +4,9 @@
 use configsync_core::event::{EventData, Received};
 use configsync_core::fold::LogState;
 use configsync_core::log::{EventLog, Fold, ReplayError, Start, Until, replay_filtered};
+use configsync_core::names::SourceId;
 
-/// What the log says about one `<repository>#<branch>`.
+/// What the log says about one source (a branch of a repository).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LastSeen {
     /// The last commit seen (from a commit-detected or source-rewritten event); `None` when
@@ -19,13 +20,13 @@ pub struct LastSeen {
 }
 
 /// [`LogState`] (which already folds the last commit per branch) plus the rewrite bookkeeping.
-struct SourceFold {
-    key: String,
+struct SourceFold<'a> {
+    source: &'a SourceId,
     state: LogState,
     rewritten_from: Option<String>,
 }
 
-impl Fold for SourceFold {
+impl Fold for SourceFold<'_> {
     fn apply(&mut self, event: &Received) {
         let before = self.state.sequence;
         self.state.apply(event);
@@ -34,14 +35,10 @@ impl Fold for SourceFold {
             return;
         }
         match &event.data {
-            EventData::CommitDetected(c)
-                if format!("{}#{}", c.repository, c.branch) == self.key =>
-            {
+            EventData::CommitDetected(c) if is(self.source, &c.repository, &c.branch) => {
                 self.rewritten_from = None;
             }
-            EventData::SourceRewritten(r)
-                if format!("{}#{}", r.repository, r.branch) == self.key =>
-            {
+            EventData::SourceRewritten(r) if is(self.source, &r.repository, &r.branch) => {
                 self.rewritten_from = Some(r.previous_sha.clone());
             }
             _ => {}
@@ -49,16 +46,15 @@ impl Fold for SourceFold {
     }
 }
 
-/// Replays the log's source events to find what was last seen of `repository` (already
-/// redacted) and `branch`.
-pub async fn last_seen(
-    log: &EventLog,
-    repository: &str,
-    branch: &str,
-) -> Result<LastSeen, ReplayError> {
-    let key = format!("{repository}#{branch}");
+fn is(source: &SourceId, repository: &str, branch: &str) -> bool {
+    source.repository == repository && source.branch == branch
+}
+
+/// Replays the log's source events to find what was last seen of `source` (its repository
+/// already redacted).
+pub async fn last_seen(log: &EventLog, source: &SourceId) -> Result<LastSeen, ReplayError> {
     let mut fold = SourceFold {
-        key: key.clone(),
+        source,
         state: LogState::default(),
         rewritten_from: None,
     };
@@ -71,7 +67,7 @@ pub async fn last_seen(
         &mut fold,
     )
     .await?;
-    let sha = fold.state.sources.get(&key).map(|s| s.last_sha.clone());
+    let sha = fold.state.sources.get(source).map(|s| s.last_sha.clone());
     Ok(LastSeen {
         rewritten_from: fold.rewritten_from.filter(|_| sha.is_some()),
         sha,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use configsync_core::event::Outgoing;
 use configsync_core::git::GitError;
 use configsync_core::log::Publisher;
+use configsync_core::names::SourceId;
 use configsync_core::ops::Readiness;
 use configsync_core::retry::Backoff;
 use configsync_core::service::{Service, ServiceError};
@@ -44,11 +45,10 @@ enum Outcome {
 
 /// The git-watcher's running state.
 pub struct Watcher {
-    /// The remote as published: credentials removed.
-    repository: String,
+    /// The branch followed, of the remote as published: credentials removed.
+    followed: SourceId,
     /// The remote as configured, only ever handed to gix.
     url: String,
-    branch: String,
     interval: Duration,
     mirror_dir: PathBuf,
     source: String,
@@ -68,9 +68,11 @@ impl Watcher {
         access: Option<configsync_core::access::AccessPolicy>,
     ) -> Self {
         Self {
-            repository: configsync_core::credentials::redact_url(&config.repo),
+            followed: SourceId::new(
+                configsync_core::credentials::redact_url(&config.repo),
+                &config.branch,
+            ),
             url: config.repo.clone(),
-            branch: config.branch.clone(),
             interval: config.poll_interval,
             mirror_dir: config.mirror_dir(),
             source: service.log.source.clone(),
@@ -87,7 +89,7 @@ impl Watcher {
     pub async fn run(mut self, shutdown: &CancellationToken) -> Result<(), ServiceError> {
         let replayed = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            r = last_seen(&self.log, &self.repository, &self.branch) => r,
+            r = last_seen(&self.log, &self.followed) => r,
         };
         self.last = replayed.map_err(|e| {
             ServiceError::Other(format!(
@@ -95,8 +97,8 @@ impl Watcher {
             ))
         })?;
         tracing::info!(
-            repository = %self.repository,
-            branch = %self.branch,
+            repository = %self.followed.repository,
+            branch = %self.followed.branch,
             last_seen = self.last.sha.as_deref().unwrap_or("none"),
             mirror = %self.mirror_dir.display(),
             interval = ?self.interval,
@@ -123,7 +125,7 @@ impl Watcher {
                 _ = tokio::time::sleep(delay) => {}
             }
         }
-        tracing::info!(repository = %self.repository, branch = %self.branch, "stopped following branch");
+        tracing::info!(repository = %self.followed.repository, branch = %self.followed.branch, "stopped following branch");
         Ok(())
     }
 
@@ -133,7 +135,7 @@ impl Watcher {
             let (dir, url, branch) = (
                 self.mirror_dir.clone(),
                 self.url.clone(),
-                self.branch.clone(),
+                self.followed.branch.clone(),
             );
             let (last, unannounced) = (self.last.sha.clone(), self.last.rewritten_from.is_some());
             let interrupt = interrupt.clone();
@@ -168,7 +170,7 @@ impl Watcher {
         match published {
             Ok(()) => {
                 if self.failures.recovered() {
-                    tracing::info!(repository = %self.repository, branch = %self.branch, "source recovered");
+                    tracing::info!(repository = %self.followed.repository, branch = %self.followed.branch, "source recovered");
                 }
                 Outcome::Done
             }
@@ -192,8 +194,8 @@ impl Watcher {
             Found::Unchanged => {}
             Found::First(tip) => {
                 tracing::info!(
-                    repository = %self.repository,
-                    branch = %self.branch,
+                    repository = %self.followed.repository,
+                    branch = %self.followed.branch,
                     sha = %tip.info.sha,
                     "branch never followed before: announcing its tip only"
                 );
@@ -206,15 +208,15 @@ impl Watcher {
             }
             Found::Rewritten { previous, tip } => {
                 tracing::warn!(
-                    repository = %self.repository,
-                    branch = %self.branch,
+                    repository = %self.followed.repository,
+                    branch = %self.followed.branch,
                     previous_sha = %previous,
                     new_sha = %tip.info.sha,
                     "branch rewritten: the new tip does not descend from the last commit seen"
                 );
                 let event = events::source_rewritten(
-                    &self.repository,
-                    &self.branch,
+                    &self.followed.repository,
+                    &self.followed.branch,
                     &previous,
                     &tip.info.sha,
                     &self.source,
@@ -232,8 +234,8 @@ impl Watcher {
 
     async fn announce(&mut self, commit: &DetectedCommit, whole: Whole<'_>) -> Result<(), String> {
         let event = events::commit_detected(
-            &self.repository,
-            &self.branch,
+            &self.followed.repository,
+            &self.followed.branch,
             commit,
             whole,
             &self.source,
@@ -241,8 +243,8 @@ impl Watcher {
         )?;
         let duplicate = self.send(&event).await?;
         tracing::info!(
-            repository = %self.repository,
-            branch = %self.branch,
+            repository = %self.followed.repository,
+            branch = %self.followed.branch,
             sha = %commit.info.sha,
             paths = commit.paths.len(),
             event.id = event.id(),
@@ -270,11 +272,11 @@ impl Watcher {
     async fn report(&mut self, failure: Failure, retry_in: Duration) {
         let error = match failure {
             Failure::Log(reason) => {
-                tracing::warn!(repository = %self.repository, branch = %self.branch, error = %reason, retry_in = ?retry_in, "publishing to the event log failed");
+                tracing::warn!(repository = %self.followed.repository, branch = %self.followed.branch, error = %reason, retry_in = ?retry_in, "publishing to the event log failed");
                 return;
             }
             Failure::Internal(reason) => {
-                tracing::error!(repository = %self.repository, branch = %self.branch, error = %reason, retry_in = ?retry_in, "polling the source crashed");
+                tracing::error!(repository = %self.followed.repository, branch = %self.followed.branch, error = %reason, retry_in = ?retry_in, "polling the source crashed");
                 return;
             }
             Failure::Source(error) => error,
@@ -282,8 +284,8 @@ impl Watcher {
         let reason = error.to_string();
         let transient = error.is_transient();
         tracing::warn!(
-            repository = %self.repository,
-            branch = %self.branch,
+            repository = %self.followed.repository,
+            branch = %self.followed.branch,
             error = %reason,
             transient,
             retry_in = ?retry_in,
@@ -293,8 +295,8 @@ impl Watcher {
             return;
         }
         let event = match events::source_failed(
-            &self.repository,
-            &self.branch,
+            &self.followed.repository,
+            &self.followed.branch,
             &reason,
             transient,
             self.last.sha.as_deref(),

@@ -7,20 +7,18 @@ mod rollout;
 use std::time::Duration;
 
 use clap::Parser;
-use configsync_core::config::NatsArgs;
 use configsync_core::event::{
     EventData, ObjectAction, ObjectRef, Outgoing, Received, ValidationPassed,
 };
-use configsync_core::harness::NatsServer;
-use configsync_core::log::bundles::{self, BundleStore};
-use configsync_core::log::{Entry, EventLog, Reader, Start, stream};
-use configsync_core::metrics::Metrics;
+use configsync_core::harness::{
+    Bus, NatsServer, SOURCE, WAIT, events_so_far, free_addr, wait_for_event,
+};
+use configsync_core::log::EventLog;
+use configsync_core::log::bundles::BundleStore;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-const WAIT: Duration = Duration::from_secs(60);
 
 type Task = tokio::task::JoinHandle<Result<(), configsync_core::service::ServiceError>>;
 
@@ -34,21 +32,10 @@ struct Setup {
 
 /// A nats-server with the stream and bundle store, and a kubeconfig for `sim` (context `dev`).
 async fn bus(sim: &kubesim::KubeSim) -> (NatsServer, EventLog, tempfile::NamedTempFile) {
-    let server = NatsServer::start().await.unwrap();
-    let client = NatsArgs::for_url(server.url()).connect("t").await.unwrap();
-    let log = EventLog::new(client, "configsync://validator/test", Metrics::new()).unwrap();
-    stream::ensure(&log.js, &log.spec).await.unwrap();
-    bundles::ensure(&log.js, 1).await.unwrap();
+    let Bus { server, log } = Bus::start().await;
     let kubeconfig = tempfile::NamedTempFile::new().unwrap();
     sim.write_kubeconfig(kubeconfig.path(), "dev").unwrap();
     (server, log, kubeconfig)
-}
-
-fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 /// Runs the applier in process for cluster `dev/c1` of `kubeconfig`.
@@ -181,41 +168,27 @@ async fn publish_validation(
         .cause(revision)
         .cause(environment)
         .cause(attempt)
-        .build("configsync://validator/test")
+        .build(SOURCE)
         .unwrap();
     log.publisher(Duration::from_secs(10))
         .publish(&event)
         .await
-        .unwrap();
+        .expect("the validation is stored");
     event
 }
 
 /// Waits for an apply outcome (succeeded or failed) of `revision`, optionally a transient one.
 async fn outcome(log: &EventLog, revision: &str, transient_failure: bool) -> Received {
-    let mut reader = Reader::open(
-        &log.js,
-        log.stream(),
-        Start::Beginning,
-        Some("configsync.evt.dev.c1.apply.>"),
-    )
+    wait_for_event(&log.js, "configsync.evt.dev.c1.apply.>", |e| {
+        let wanted = e.revision() == Some(revision)
+            && match &e.data {
+                EventData::ApplySucceeded(_) => !transient_failure,
+                EventData::ApplyFailed(f) => f.transient == transient_failure,
+                _ => false,
+            };
+        wanted.then(|| e.clone())
+    })
     .await
-    .unwrap();
-    loop {
-        let entry = tokio::time::timeout(WAIT, reader.next())
-            .await
-            .expect("an apply outcome in time")
-            .expect("open")
-            .unwrap();
-        let Entry::Event(e) = entry else { continue };
-        if e.revision() != Some(revision) {
-            continue;
-        }
-        match &e.data {
-            EventData::ApplySucceeded(_) if !transient_failure => return *e,
-            EventData::ApplyFailed(f) if f.transient == transient_failure => return *e,
-            _ => {}
-        }
-    }
 }
 
 async fn live_configmap(sim: &kubesim::KubeSim, name: &str) -> Option<DynamicObject> {
@@ -359,17 +332,7 @@ async fn an_older_revision_never_overwrites_a_newer_one() {
         "new"
     );
     // Nothing was ever applied for the superseded revision.
-    let mut reader = Reader::open(
-        &s.log.js,
-        s.log.stream(),
-        Start::Beginning,
-        Some("configsync.evt.dev.c1.apply.>"),
-    )
-    .await
-    .unwrap();
-    while let Ok(Some(Ok(Entry::Event(e)))) =
-        tokio::time::timeout(Duration::from_millis(500), reader.next()).await
-    {
+    for e in events_so_far(&s.log.js, "configsync.evt.dev.c1.apply.>").await {
         assert_ne!(
             e.revision(),
             Some("old"),

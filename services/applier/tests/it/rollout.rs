@@ -4,55 +4,17 @@
 
 use std::time::{Duration, Instant};
 
-use configsync_core::event::{EventData, ObjectAction, Outgoing, PruneApproved, Received};
-use configsync_core::log::{Entry, EventLog, Reader, Start};
+use configsync_core::event::{EventData, ObjectAction, Outgoing, PruneApproved};
+use configsync_core::harness::{WAIT, events_so_far, wait_for_event};
+use configsync_core::log::EventLog;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 use super::{
-    WAIT, bus, configmap, live_configmap, outcome, publish_validation, start_applier_with, started,
+    bus, configmap, live_configmap, outcome, publish_validation, start_applier_with, started,
     validated, validated_again, validated_as,
 };
-
-/// Waits for the first event on `filter` that `pick` accepts, and returns it.
-async fn wait_for<T>(
-    log: &EventLog,
-    filter: &str,
-    mut pick: impl FnMut(&Received) -> Option<T>,
-) -> T {
-    let mut reader = Reader::open(&log.js, log.stream(), Start::Beginning, Some(filter))
-        .await
-        .unwrap();
-    loop {
-        let entry = tokio::time::timeout(WAIT, reader.next())
-            .await
-            .unwrap_or_else(|_| panic!("an event on {filter} in time"))
-            .expect("open")
-            .unwrap();
-        if let Entry::Event(e) = entry
-            && let Some(found) = pick(&e)
-        {
-            return found;
-        }
-    }
-}
-
-/// Every event on `filter` now in the log.
-async fn events(log: &EventLog, filter: &str) -> Vec<Received> {
-    let mut reader = Reader::open(&log.js, log.stream(), Start::Beginning, Some(filter))
-        .await
-        .unwrap();
-    let mut found = Vec::new();
-    while let Ok(Some(Ok(entry))) =
-        tokio::time::timeout(Duration::from_millis(300), reader.next()).await
-    {
-        if let Entry::Event(e) = entry {
-            found.push(*e);
-        }
-    }
-    found
-}
 
 fn resource_version(o: &DynamicObject) -> String {
     o.metadata.resource_version.clone().unwrap()
@@ -272,7 +234,7 @@ async fn removed_objects_are_pruned_but_not_disabled_or_someone_elses() {
     );
     let taken = live_configmap(&sim, "taken").await.expect("someone else's");
     assert_eq!(taken.data["data"]["owner"], "team-b");
-    let pruned: Vec<String> = events(&s.log, "configsync.evt.dev.c1.resource.pruned.v1")
+    let pruned: Vec<String> = events_so_far(&s.log.js, "configsync.evt.dev.c1.resource.pruned.v1")
         .await
         .into_iter()
         .filter_map(|e| match e.data {
@@ -295,8 +257,8 @@ async fn the_prune_guard_holds_a_large_deletion_until_a_person_approves_it() {
     outcome(&s.log, "r1", false).await;
     validated(&s.log, "r2", vec![configmap("a", "default", "1")]).await;
     outcome(&s.log, "r2", false).await;
-    let held = wait_for(
-        &s.log,
+    let held = wait_for_event(
+        &s.log.js,
         "configsync.evt.dev.c1.prune.held.v1",
         |e| match &e.data {
             EventData::PruneHeld(h) => Some(h.clone()),
@@ -339,17 +301,18 @@ async fn the_prune_guard_holds_a_large_deletion_until_a_person_approves_it() {
         assert!(live_configmap(&sim, name).await.is_none(), "{name} pruned");
     }
     assert!(live_configmap(&sim, "a").await.is_some());
-    let approvals = events(&s.log, "configsync.evt.dev.c1.prune.approved.v1").await;
+    let approvals = events_so_far(&s.log.js, "configsync.evt.dev.c1.prune.approved.v1").await;
     assert_eq!(approvals[0].actor(), Some("alice@example.com"));
-    let completed = wait_for(
-        &s.log,
-        "configsync.evt.dev.c1.prune.completed.v1",
-        |e| match &e.data {
-            EventData::PruneCompleted(p) => Some(p.clone()),
-            _ => None,
-        },
-    )
-    .await;
+    let completed =
+        wait_for_event(
+            &s.log.js,
+            "configsync.evt.dev.c1.prune.completed.v1",
+            |e| match &e.data {
+                EventData::PruneCompleted(p) => Some(p.clone()),
+                _ => None,
+            },
+        )
+        .await;
     assert_eq!(
         (completed.deleted, completed.approved_by.as_str()),
         (3, "alice@example.com")
@@ -385,10 +348,12 @@ async fn healthy_with_auto_rollback() -> AutoRollback {
         10,
     )
     .await;
-    wait_for(&log, "configsync.evt.dev.c1.health.>", |e| match &e.data {
-        EventData::HealthReady(h) if h.revision == "good" => Some(()),
-        EventData::HealthDegraded(h) if h.revision == "good" => panic!("{h:?}"),
-        _ => None,
+    wait_for_event(&log.js, "configsync.evt.dev.c1.health.>", |e| {
+        match &e.data {
+            EventData::HealthReady(h) if h.revision == "good" => Some(()),
+            EventData::HealthDegraded(h) if h.revision == "good" => panic!("{h:?}"),
+            _ => None,
+        }
     })
     .await;
     AutoRollback {
@@ -421,8 +386,8 @@ async fn a_degraded_revision_is_rolled_back_pinned_and_a_newer_commit_lifts_the_
         20,
     )
     .await;
-    let degraded = wait_for(
-        &log,
+    let degraded = wait_for_event(
+        &log.js,
         "configsync.evt.dev.c1.health.degraded.v1",
         |e| match &e.data {
             EventData::HealthDegraded(h) if h.revision == "bad" => Some(h.clone()),
@@ -438,8 +403,8 @@ async fn a_degraded_revision_is_rolled_back_pinned_and_a_newer_commit_lifts_the_
     );
     // The applier pins by itself: an event only it may publish, not a request anyone with
     // operator rights could forge.
-    let rollback = wait_for(
-        &log,
+    let rollback = wait_for_event(
+        &log.js,
         "configsync.evt.dev._.rollout.pinned.v1",
         |e| match &e.data {
             EventData::EnvironmentPinned(p) => Some((p.clone(), e.actor().map(str::to_string))),
@@ -456,8 +421,8 @@ async fn a_degraded_revision_is_rolled_back_pinned_and_a_newer_commit_lifts_the_
         rollback.0.reason
     );
     let mut verdicts = 0;
-    wait_for(
-        &log,
+    wait_for_event(
+        &log.js,
         "configsync.evt.dev.c1.health.ready.v1",
         |e| match &e.data {
             // The second verdict for "good": the one after the rollback.
@@ -478,7 +443,7 @@ async fn a_degraded_revision_is_rolled_back_pinned_and_a_newer_commit_lifts_the_
         "commit of a never-ready revision to healthy again: {:?}",
         committed.elapsed()
     );
-    let pinned = events(&log, "configsync.evt.dev._.rollout.pinned.v1").await;
+    let pinned = events_so_far(&log.js, "configsync.evt.dev._.rollout.pinned.v1").await;
     assert_eq!(pinned.len(), 1);
 
     // The bad commit validated again (a validator retry, a redelivery): the pin holds.
@@ -491,8 +456,8 @@ async fn a_degraded_revision_is_rolled_back_pinned_and_a_newer_commit_lifts_the_
         "retry",
     )
     .await;
-    wait_for(
-        &log,
+    wait_for_event(
+        &log.js,
         "configsync.evt.dev._.rollout.waiting.v1",
         |e| match &e.data {
             EventData::RolloutWaiting(w) if w.revision == "bad" && w.reason.contains("pinned") => {
@@ -517,7 +482,7 @@ async fn a_degraded_revision_is_rolled_back_pinned_and_a_newer_commit_lifts_the_
     )
     .await;
     outcome(&log, "fixed", false).await;
-    let unpinned = events(&log, "configsync.evt.dev._.rollout.unpinned.v1").await;
+    let unpinned = events_so_far(&log.js, "configsync.evt.dev._.rollout.unpinned.v1").await;
     assert_eq!(unpinned.len(), 1);
     assert_eq!(unpinned[0].actor(), Some("configsync"));
     assert_eq!(
@@ -546,7 +511,10 @@ async fn a_rollback_target_that_degrades_too_stops_the_automatic_rollback() {
         20,
     )
     .await;
-    wait_for(&log, "configsync.evt.dev._.rollout.pinned.v1", |_| Some(())).await;
+    wait_for_event(&log.js, "configsync.evt.dev._.rollout.pinned.v1", |_| {
+        Some(())
+    })
+    .await;
     // A person rolls back to "bad" anyway: it degrades again, and since it is itself a
     // rollback, nothing rolls it back automatically: the loop guard stops and says so.
     let request = configsync_core::event::RollbackRequested {
@@ -566,8 +534,8 @@ async fn a_rollback_target_that_degrades_too_stops_the_automatic_rollback() {
         .publish(&event)
         .await
         .unwrap();
-    let stopped = wait_for(
-        &log,
+    let stopped = wait_for_event(
+        &log.js,
         "configsync.evt.dev.c1.rollout.waiting.v1",
         |e| match &e.data {
             EventData::RolloutWaiting(w) if w.reason.contains("automatic rollback stopped") => {
@@ -578,7 +546,7 @@ async fn a_rollback_target_that_degrades_too_stops_the_automatic_rollback() {
     )
     .await;
     assert_eq!(stopped.revision, "bad");
-    let pins = events(&log, "configsync.evt.dev._.rollout.pinned.v1").await;
+    let pins = events_so_far(&log.js, "configsync.evt.dev._.rollout.pinned.v1").await;
     assert_eq!(
         pins.len(),
         2,
@@ -614,7 +582,7 @@ async fn an_older_commit_validated_last_is_never_applied_over_a_newer_one() {
         live_configmap(&sim, "settings").await.unwrap().data["data"]["color"],
         "new"
     );
-    let applied: Vec<_> = events(&s.log, "configsync.evt.dev.c1.apply.>")
+    let applied: Vec<_> = events_so_far(&s.log.js, "configsync.evt.dev.c1.apply.>")
         .await
         .into_iter()
         .filter(|e| e.revision() == Some("older"))
@@ -637,8 +605,8 @@ async fn a_revision_for_an_environment_without_clusters_is_recorded_as_waiting()
         5,
     )
     .await;
-    let waiting = wait_for(
-        &s.log,
+    let waiting = wait_for_event(
+        &s.log.js,
         "configsync.evt.staging._.rollout.waiting.v1",
         |e| match &e.data {
             EventData::RolloutWaiting(w) => Some(w.clone()),
@@ -723,8 +691,8 @@ async fn a_hung_cluster_delays_only_its_own_environment() {
         "dev waited for the hung staging cluster: {:?}",
         started.elapsed()
     );
-    let waiting = wait_for(
-        &log,
+    let waiting = wait_for_event(
+        &log.js,
         "configsync.evt.staging.s1.apply.failed.v1",
         |e| match &e.data {
             EventData::ApplyFailed(f) if f.transient => Some(f.clone()),
@@ -820,8 +788,8 @@ async fn prod_waits_for_staging_to_be_healthy_on_the_revision() {
         1,
     )
     .await;
-    let waiting = wait_for(
-        &log,
+    let waiting = wait_for_event(
+        &log.js,
         "configsync.evt.prod._.rollout.waiting.v1",
         |e| match &e.data {
             EventData::RolloutWaiting(w) => Some(w.clone()),
@@ -848,8 +816,8 @@ async fn prod_waits_for_staging_to_be_healthy_on_the_revision() {
     })
     .await
     .expect("prod applied once staging was healthy on a later commit");
-    let staging_ready = events(&log, "configsync.evt.staging.s1.health.ready.v1").await;
-    let prod_started = events(&log, "configsync.evt.prod.p1.apply.started.v1").await;
+    let staging_ready = events_so_far(&log.js, "configsync.evt.staging.s1.health.ready.v1").await;
+    let prod_started = events_so_far(&log.js, "configsync.evt.prod.p1.apply.started.v1").await;
     assert!(
         prod_started[0].stream_sequence > staging_ready[0].stream_sequence,
         "prod started before staging was healthy"
@@ -887,8 +855,8 @@ async fn a_wave_starts_when_the_one_before_is_healthy_and_a_degraded_canary_stop
         1,
     )
     .await;
-    wait_for(
-        &log,
+    wait_for_event(
+        &log.js,
         "configsync.evt.dev.rest.health.ready.v1",
         |e| match &e.data {
             EventData::HealthReady(h) if h.revision == "r1" => Some(()),
@@ -896,8 +864,8 @@ async fn a_wave_starts_when_the_one_before_is_healthy_and_a_degraded_canary_stop
         },
     )
     .await;
-    let canary_ready = events(&log, "configsync.evt.dev.c1.health.ready.v1").await;
-    let rest_started = events(&log, "configsync.evt.dev.rest.apply.started.v1").await;
+    let canary_ready = events_so_far(&log.js, "configsync.evt.dev.c1.health.ready.v1").await;
+    let rest_started = events_so_far(&log.js, "configsync.evt.dev.rest.apply.started.v1").await;
     assert!(
         rest_started[0].stream_sequence > canary_ready[0].stream_sequence,
         "wave 1 started before wave 0 was healthy"
@@ -911,8 +879,8 @@ async fn a_wave_starts_when_the_one_before_is_healthy_and_a_degraded_canary_stop
         2,
     )
     .await;
-    let stopped = wait_for(
-        &log,
+    let stopped = wait_for_event(
+        &log.js,
         "configsync.evt.dev.rest.rollout.waiting.v1",
         |e| match &e.data {
             EventData::RolloutWaiting(w) if w.revision == "r2" && w.reason.contains("degraded") => {
@@ -924,7 +892,7 @@ async fn a_wave_starts_when_the_one_before_is_healthy_and_a_degraded_canary_stop
     .await;
     assert!(stopped.reason.contains("wave 0"), "{}", stopped.reason);
     settled(&log).await;
-    let rest_r2: Vec<_> = events(&log, "configsync.evt.dev.rest.apply.>")
+    let rest_r2: Vec<_> = events_so_far(&log.js, "configsync.evt.dev.rest.apply.>")
         .await
         .into_iter()
         .filter(|e| e.revision() == Some("r2"))

@@ -1,5 +1,5 @@
-//! Shared setup: a nats-server with the stream, sample events, an auditor on a temporary
-//! index with its two API tokens, and a tiny HTTP client for its API.
+//! Shared setup: sample events, an auditor on a temporary index with its two API tokens, and
+//! a tiny HTTP client for its API; the bus and the deadline are `configsync_core::harness`'s.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,48 +8,10 @@ use std::time::Duration;
 use configsync_auditor::{Config, Running};
 use configsync_core::config::{NatsArgs, ServiceArgs};
 use configsync_core::event::*;
-use configsync_core::harness::NatsServer;
-use configsync_core::log::{EventLog, Publisher, stream};
-use configsync_core::metrics::Metrics;
+pub use configsync_core::harness::{Bus, NatsServer, SOURCE, WAIT, eventually};
 use configsync_core::telemetry::LogFormat;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
-
-/// The longest any wait in these tests may take.
-pub const WAIT: Duration = Duration::from_secs(30);
-pub const SOURCE: &str = "configsync://test/it";
-
-pub struct Bus {
-    pub server: NatsServer,
-    pub log: EventLog,
-}
-
-impl Bus {
-    pub async fn start() -> Self {
-        let server = NatsServer::start().await.expect("nats-server starts");
-        let mut args = NatsArgs::for_url(server.url());
-        args.connect_deadline = Duration::from_secs(10);
-        let client = args.connect("auditor-test").await.expect("connects");
-        let log = EventLog::new(client, SOURCE, Metrics::new()).expect("stream definition");
-        stream::ensure(&log.js, &log.spec)
-            .await
-            .expect("stream is created");
-        Self { server, log }
-    }
-
-    pub fn publisher(&self) -> Publisher {
-        self.log.publisher(Duration::from_secs(20))
-    }
-
-    /// Publishes `event`, returning its stream sequence.
-    pub async fn publish(&self, event: &Outgoing) -> u64 {
-        self.publisher()
-            .publish(event)
-            .await
-            .expect("event is stored")
-            .sequence
-    }
-}
 
 pub fn object(kind: &str, name: &str) -> ObjectRef {
     ObjectRef {
@@ -201,19 +163,15 @@ impl Auditor {
     /// Waits until the index holds the log up to `sequence` and search sees it.
     pub async fn wait_indexed(&self, sequence: u64) -> serde_json::Value {
         let addr = self.http();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let (code, status) = get(addr, "/v1/status").await;
-            assert_eq!(code, 200, "{status}");
-            if status["indexed_sequence"].as_u64() >= Some(sequence) {
-                return status;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "index never reached sequence {sequence}: {status}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        eventually(
+            &format!("the index reaches sequence {sequence}"),
+            || async {
+                let (code, status) = get(addr, "/v1/status").await;
+                assert_eq!(code, 200, "{status}");
+                (status["indexed_sequence"].as_u64() >= Some(sequence)).then_some(status)
+            },
+        )
+        .await
     }
 
     /// `GET /v1/events?q=QUERY&limit=1000`.

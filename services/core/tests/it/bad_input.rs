@@ -13,7 +13,8 @@ use configsync_core::log::ConsumerSpec;
 use configsync_core::subject;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Bus, dead_letters, eventually, health};
+use crate::support::{dead_letters, health};
+use configsync_core::harness::{Bus, eventually_true};
 
 const SUBJECT: &str = "configsync.evt.dev.c1.health.ready.v1";
 
@@ -120,12 +121,12 @@ async fn each_bad_message_is_dead_lettered_with_a_precise_reason() {
     };
     let js = bus.js().clone();
     let expected = cases.len();
-    eventually("every bad message dead-lettered", || {
+    eventually_true("every bad message dead-lettered", || {
         let js = js.clone();
         async move { dead_letters(&js).await.len() >= expected }
     })
     .await;
-    eventually("the good event handled", || {
+    eventually_true("the good event handled", || {
         let n = handled.lock().unwrap().len();
         async move { n == 1 }
     })

@@ -8,7 +8,8 @@ use configsync_core::subject;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Bus, WAIT, eventually, health};
+use crate::support::health;
+use configsync_core::harness::{Bus, WAIT, eventually_true};
 
 #[tokio::test]
 async fn expected_last_subject_sequence_guards_a_target() {
@@ -110,7 +111,7 @@ async fn consumer_lag_is_exported_as_a_metric() {
         shutdown.clone(),
     ));
     let metrics = bus.log.metrics.clone();
-    eventually("lag of 2 reported", || {
+    eventually_true("lag of 2 reported", || {
         let text = metrics.encode();
         async move {
             text.contains("configsync_consumer_pending{consumer=\"lagging\"} 2")

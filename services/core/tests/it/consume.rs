@@ -11,7 +11,8 @@ use configsync_core::subject;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Bus, WAIT, dead_letters, eventually, health};
+use crate::support::{dead_letters, health};
+use configsync_core::harness::{Bus, WAIT, eventually_true};
 
 #[tokio::test]
 async fn a_consumer_killed_between_effect_and_ack_gets_a_redelivery_and_the_effect_happens_once() {
@@ -77,7 +78,7 @@ async fn a_consumer_killed_between_effect_and_ack_gets_a_redelivery_and_the_effe
         shutdown.clone(),
     ));
     let js = bus.js().clone();
-    eventually("the redelivered message is acknowledged", || {
+    eventually_true("the redelivered message is acknowledged", || {
         let js = js.clone();
         async move {
             let mut c: async_nats::jetstream::consumer::PullConsumer = js
@@ -145,7 +146,7 @@ async fn two_replicas_split_the_work_with_none_lost_and_none_twice() {
             shutdown.clone(),
         )));
     }
-    eventually("every message handled", || {
+    eventually_true("every message handled", || {
         let n = seen.lock().unwrap().len() as u64;
         async move { n >= N }
     })
@@ -235,12 +236,12 @@ async fn poison_ends_in_the_dead_letter_record_and_the_consumer_goes_on() {
         ))
     };
     let js = bus.js().clone();
-    eventually("three dead letters", || {
+    eventually_true("three dead letters", || {
         let js = js.clone();
         async move { dead_letters(&js).await.len() >= 3 }
     })
     .await;
-    eventually("the good event is handled", || {
+    eventually_true("the good event is handled", || {
         let done = *handled_good.lock().unwrap();
         async move { done }
     })

@@ -1,6 +1,7 @@
 //! The server itself refuses to delete messages from the stream or to purge it.
 
-use crate::support::{Bus, health};
+use crate::support::health;
+use configsync_core::harness::Bus;
 
 #[tokio::test]
 async fn the_server_refuses_delete_and_purge() {

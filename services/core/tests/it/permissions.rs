@@ -18,7 +18,7 @@ use configsync_core::log::stream::{self, StreamSpec};
 use configsync_core::nats_auth::{self, ADMIN, OPERATOR};
 use configsync_core::subject;
 
-use crate::support::WAIT;
+use configsync_core::harness::WAIT;
 
 const STREAM: &str = "CONFIGSYNC_EVENTS";
 /// How long a refused publish or request waits for the answer that never comes.

@@ -8,7 +8,7 @@ use configsync_core::log::{ConsumerSpec, Entry, Fold, Reader, Start, Until, repl
 use configsync_core::subject;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Bus, WAIT, eventually};
+use configsync_core::harness::{Bus, WAIT, eventually_true};
 
 fn obj(name: &str) -> ObjectRef {
     ObjectRef {
@@ -170,7 +170,7 @@ async fn replay_from_a_sequence_and_from_a_time_equals_the_live_fold() {
         );
     }
     let last = events.len() as u64;
-    eventually("the live fold caught up", || {
+    eventually_true("the live fold caught up", || {
         let seq = live.lock().unwrap().sequence;
         async move { seq == last }
     })

@@ -10,7 +10,8 @@ use configsync_core::log::{ConsumerSpec, Entry, Reader, Start};
 use configsync_core::subject;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Bus, WAIT, eventually, health};
+use crate::support::health;
+use configsync_core::harness::{Bus, WAIT, eventually_true};
 
 #[tokio::test]
 async fn publishers_and_consumers_survive_a_server_restart() {
@@ -92,7 +93,7 @@ async fn publishers_and_consumers_survive_a_server_restart() {
         "the restart happened mid-stream"
     );
 
-    eventually("every acknowledged event consumed", || {
+    eventually_true("every acknowledged event consumed", || {
         let all = {
             let c = consumed.lock().unwrap();
             acked.iter().all(|id| c.contains(id))

@@ -10,7 +10,8 @@ use configsync_core::subject;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Bus, WAIT, health};
+use crate::support::health;
+use configsync_core::harness::{Bus, WAIT};
 
 fn commit(message: String) -> CommitDetected {
     let who = Person {

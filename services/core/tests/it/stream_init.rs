@@ -3,7 +3,7 @@
 use async_nats::jetstream::stream;
 use configsync_core::log::stream::{Ensured, StreamError, StreamSpec, ensure};
 
-use crate::support::{Bus, connect};
+use configsync_core::harness::{Bus, connect};
 
 #[tokio::test]
 async fn ensure_is_idempotent_and_repairs_a_weakened_stream() {

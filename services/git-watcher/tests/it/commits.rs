@@ -2,7 +2,9 @@
 
 use configsync_core::event::EventData;
 
-use crate::support::{ALICE, Bus, Repo, Watcher, Who, config, failures};
+use configsync_core::harness::{ALICE, Bus, GitRepo, Who};
+
+use crate::support::{Watcher, config, failures, simple_commit, wait_for_commits};
 
 /// Environments with their apps and paths, for comparing in one assertion.
 type Grouped = Vec<(String, Vec<(String, Vec<String>)>)>;
@@ -16,18 +18,18 @@ const BOB: Who = Who {
 #[tokio::test]
 async fn commits_are_emitted_in_order_with_metadata_and_grouped_paths() {
     let bus = Bus::start().await;
-    let repo = Repo::init("configs-repo");
+    let repo = GitRepo::init_named("configs-repo");
     let work = tempfile::tempdir().expect("work dir");
-    let c1 = repo.commit(&[("README.md", Some("hello\n"))], "initial", ALICE, ALICE);
+    let c1 = repo.commit_as(&[("README.md", Some("hello\n"))], "initial", ALICE, ALICE);
 
     let watcher = Watcher::start(config(&bus, &repo.url(), work.path()));
     // First run: only the tip is announced.
-    let seen = bus.wait_for_commits(1).await;
+    let seen = wait_for_commits(&bus, 1).await;
     assert_eq!(seen[0].sha, c1);
     assert!(seen[0].parents.is_empty());
     assert_eq!(seen[0].other_paths, vec!["README.md"]);
 
-    let c2 = repo.commit(
+    let c2 = repo.commit_as(
         &[
             ("configs/dev/web/deploy.yaml", Some("replicas: 1\n")),
             ("configs/prod/web/deploy.yaml", Some("replicas: 3\n")),
@@ -38,7 +40,7 @@ async fn commits_are_emitted_in_order_with_metadata_and_grouped_paths() {
         ALICE,
         BOB,
     );
-    let c3 = repo.commit(
+    let c3 = repo.commit_as(
         &[
             ("configs/dev/web/deploy.yaml", None),
             ("configs/dev/api/service.yaml", Some("port: 8080\n")),
@@ -47,7 +49,7 @@ async fn commits_are_emitted_in_order_with_metadata_and_grouped_paths() {
         BOB,
         BOB,
     );
-    let seen = bus.wait_for_commits(3).await;
+    let seen = wait_for_commits(&bus, 3).await;
     let shas: Vec<&str> = seen.iter().map(|c| c.sha.as_str()).collect();
     assert_eq!(
         shas,
@@ -159,21 +161,19 @@ async fn commits_are_emitted_in_order_with_metadata_and_grouped_paths() {
 #[tokio::test]
 async fn a_two_mebibyte_commit_message_is_cut_and_later_commits_still_flow() {
     let bus = Bus::start().await;
-    let repo = Repo::init("huge-message");
+    let repo = GitRepo::init_named("huge-message");
     let work = tempfile::tempdir().expect("work dir");
-    repo.simple_commit(1);
+    simple_commit(&repo, 1);
     let watcher = Watcher::start(config(&bus, &repo.url(), work.path()));
-    bus.wait_for_commits(1).await;
+    wait_for_commits(&bus, 1).await;
 
     // 2 MiB of message: more than an argument may hold, so through a file.
     let message = format!("huge\n\n{}", "é".repeat(1 << 20));
     let file = repo.parent().join("message.txt");
     std::fs::write(&file, &message).unwrap();
-    let path = repo.parent().join("huge-message");
-    crate::support::write_files(&path, &[("configs/dev/web/values.yaml", Some("n: 2\n"))]);
+    repo.write("configs/dev/web/values.yaml", "n: 2\n");
     repo.git(&["add", "-A"]);
-    crate::support::git_in(
-        &path,
+    repo.git_with(
         &["commit", "-q", "-F", file.to_str().unwrap()],
         &[
             ("GIT_AUTHOR_NAME", ALICE.name),
@@ -182,10 +182,10 @@ async fn a_two_mebibyte_commit_message_is_cut_and_later_commits_still_flow() {
             ("GIT_COMMITTER_EMAIL", ALICE.email),
         ],
     );
-    let huge = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
-    let after = repo.simple_commit(3);
+    let huge = repo.head();
+    let after = simple_commit(&repo, 3);
 
-    let seen = bus.wait_for_commits(3).await;
+    let seen = wait_for_commits(&bus, 3).await;
     assert_eq!(seen[1].sha, huge);
     assert!(
         seen[1].message.len() < 70 * 1024,

@@ -1,6 +1,8 @@
 //! Following a remote over the network: `git://` served by `git daemon`.
 
-use crate::support::{Bus, GitDaemon, Repo, Watcher, config, failures, free_port};
+use configsync_core::harness::{Bus, GitRepo, free_port};
+
+use crate::support::{GitDaemon, Watcher, config, failures, simple_commit, wait_for_commits};
 
 #[tokio::test]
 #[cfg_attr(
@@ -10,17 +12,17 @@ use crate::support::{Bus, GitDaemon, Repo, Watcher, config, failures, free_port}
 async fn follows_a_git_daemon_remote() {
     configsync_prereq::require_git_daemon();
     let bus = Bus::start().await;
-    let repo = Repo::init("served-repo");
+    let repo = GitRepo::init_named("served-repo");
     let daemon = GitDaemon::start(repo.parent(), free_port()).await;
     let url = format!("git://127.0.0.1:{}/served-repo", daemon.port);
     let work = tempfile::tempdir().expect("work dir");
-    let c1 = repo.simple_commit(1);
+    let c1 = simple_commit(&repo, 1);
 
     let watcher = Watcher::start(config(&bus, &url, work.path()));
-    bus.wait_for_commits(1).await;
-    let c2 = repo.simple_commit(2);
-    let c3 = repo.simple_commit(3);
-    let seen = bus.wait_for_commits(3).await;
+    wait_for_commits(&bus, 1).await;
+    let c2 = simple_commit(&repo, 2);
+    let c3 = simple_commit(&repo, 3);
+    let seen = wait_for_commits(&bus, 3).await;
     watcher.stop().await;
 
     let shas: Vec<&str> = seen.iter().map(|c| c.sha.as_str()).collect();

@@ -1,7 +1,9 @@
 //! Bad sources: a path that is not a repository and an unreachable `git://` remote each give a
 //! clear `source.failed` event, and the service keeps running and recovers.
 
-use crate::support::{Bus, GitDaemon, Repo, Watcher, config, failures, free_port};
+use configsync_core::harness::{Bus, GitRepo, free_port};
+
+use crate::support::{GitDaemon, Watcher, config, failures, simple_commit, wait_for_commits};
 
 #[tokio::test]
 async fn a_path_that_is_not_a_repository_is_reported_and_the_service_recovers() {
@@ -13,7 +15,7 @@ async fn a_path_that_is_not_a_repository_is_reported_and_the_service_recovers() 
 
     let watcher = Watcher::start(config(&bus, &url, work.path()));
     let events = bus
-        .wait_for("a source-failed event", |events| {
+        .wait_until("a source-failed event", |events| {
             !failures(events).is_empty()
         })
         .await;
@@ -39,24 +41,19 @@ async fn a_path_that_is_not_a_repository_is_reported_and_the_service_recovers() 
     );
 
     // Someone fixes it: the service, still polling, picks it up.
-    Repo::init_in(not_a_repo.path());
-    let fixed = crate::support::git_in(not_a_repo.path(), &["add", "-A"], &[]);
-    drop(fixed);
-    crate::support::git_in(
-        not_a_repo.path(),
-        &[
-            "-c",
-            "user.name=A",
-            "-c",
-            "user.email=a@example.com",
-            "commit",
-            "-q",
-            "-m",
-            "now a repo",
-        ],
-        &[],
-    );
-    bus.wait_for_commits(1).await;
+    let fixed = GitRepo::init_at(not_a_repo.path());
+    fixed.git(&["add", "-A"]);
+    fixed.git(&[
+        "-c",
+        "user.name=A",
+        "-c",
+        "user.email=a@example.com",
+        "commit",
+        "-q",
+        "-m",
+        "now a repo",
+    ]);
+    wait_for_commits(&bus, 1).await;
     assert_eq!(
         failures(&bus.events().await).len(),
         1,
@@ -73,7 +70,7 @@ async fn a_missing_path_is_reported_as_such() {
 
     let watcher = Watcher::start(config(&bus, &url, work.path()));
     let events = bus
-        .wait_for("a source-failed event", |events| {
+        .wait_until("a source-failed event", |events| {
             !failures(events).is_empty()
         })
         .await;
@@ -96,7 +93,7 @@ async fn a_missing_path_is_reported_as_such() {
 async fn watch_an_unreachable_remote(bus: &Bus, url: &str, work: &std::path::Path) -> Watcher {
     let watcher = Watcher::start(config(bus, url, work));
     let events = bus
-        .wait_for("a source-failed event", |events| {
+        .wait_until("a source-failed event", |events| {
             !failures(events).is_empty()
         })
         .await;
@@ -135,8 +132,8 @@ async fn an_unreachable_git_remote_is_reported_as_transient() {
 async fn an_unreachable_git_remote_is_reported_as_transient_and_the_service_recovers() {
     configsync_prereq::require_git_daemon();
     let bus = Bus::start().await;
-    let repo = Repo::init("later-repo");
-    let c1 = repo.simple_commit(1);
+    let repo = GitRepo::init_named("later-repo");
+    let c1 = simple_commit(&repo, 1);
     let port = free_port();
     let url = format!("git://127.0.0.1:{port}/later-repo");
     let work = tempfile::tempdir().expect("work dir");
@@ -144,7 +141,7 @@ async fn an_unreachable_git_remote_is_reported_as_transient_and_the_service_reco
 
     // The remote comes up on that port: the service, backing off but still polling, recovers.
     let _daemon = GitDaemon::start(repo.parent(), port).await;
-    let seen = bus.wait_for_commits(1).await;
+    let seen = wait_for_commits(&bus, 1).await;
     assert_eq!(seen[0].sha, c1);
     assert_eq!(seen[0].repository, url);
     assert_eq!(failures(&bus.events().await).len(), 1);

@@ -3,21 +3,23 @@
 
 use configsync_core::event::{EventData, Outgoing, SourceRewritten};
 
-use crate::support::{Bus, Repo, Watcher, config};
+use configsync_core::harness::{Bus, GitRepo};
+
+use crate::support::{Watcher, config, simple_commit, wait_for_commits};
 
 #[tokio::test]
 async fn an_unannounced_rewrite_tip_is_announced_after_a_restart() {
     let bus = Bus::start().await;
-    let repo = Repo::init("recovery-repo");
+    let repo = GitRepo::init_named("recovery-repo");
     let work = tempfile::tempdir().expect("work dir");
-    let c1 = repo.simple_commit(1);
+    let c1 = simple_commit(&repo, 1);
     let watcher = Watcher::start(config(&bus, &repo.url(), work.path()));
-    bus.wait_for_commits(1).await;
+    wait_for_commits(&bus, 1).await;
     watcher.stop().await;
 
     // The branch is rewritten; the previous run published the rewrite and then died.
     repo.git(&["checkout", "-q", "--orphan", "fresh"]);
-    let c2 = repo.simple_commit(2);
+    let c2 = simple_commit(&repo, 2);
     repo.git(&["branch", "-q", "-M", "fresh", "main"]);
     let rewritten = SourceRewritten {
         repository: repo.url(),
@@ -36,7 +38,7 @@ async fn an_unannounced_rewrite_tip_is_announced_after_a_restart() {
         .expect("published");
 
     let watcher = Watcher::start(config(&bus, &repo.url(), work.path()));
-    let seen = bus.wait_for_commits(2).await;
+    let seen = wait_for_commits(&bus, 2).await;
     watcher.stop().await;
     assert_eq!(seen[1].sha, c2);
     assert!(seen[1].parents.is_empty(), "an orphan commit");

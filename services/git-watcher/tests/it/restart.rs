@@ -1,44 +1,47 @@
 //! A restart rebuilds the last seen commit from the log: nothing is emitted twice, and commits
 //! made while the service was down are emitted after it comes back.
 
+use configsync_core::names::SourceId;
 use configsync_git_watcher::last_seen;
 
-use crate::support::{Bus, Repo, Watcher, commits, config};
+use configsync_core::harness::{Bus, GitRepo};
+
+use crate::support::{Watcher, commits, config, simple_commit, wait_for_commits};
 
 #[tokio::test]
 async fn a_restart_emits_nothing_twice_and_skips_nothing() {
     let bus = Bus::start().await;
-    let repo = Repo::init("restart-repo");
+    let repo = GitRepo::init_named("restart-repo");
     let work = tempfile::tempdir().expect("work dir");
-    let c1 = repo.simple_commit(1);
+    let c1 = simple_commit(&repo, 1);
 
     let watcher = Watcher::start(config(&bus, &repo.url(), work.path()));
-    bus.wait_for_commits(1).await;
-    let c2 = repo.simple_commit(2);
-    bus.wait_for_commits(2).await;
+    wait_for_commits(&bus, 1).await;
+    let c2 = simple_commit(&repo, 2);
+    wait_for_commits(&bus, 2).await;
     watcher.stop().await;
 
     // What the next run starts from, rebuilt from the log alone.
-    let remembered = last_seen(&bus.log, &repo.url(), "main")
+    let remembered = last_seen(&bus.log, &SourceId::new(repo.url(), "main"))
         .await
         .expect("log replays");
     assert_eq!(remembered.sha.as_deref(), Some(c2.as_str()));
     assert!(remembered.rewritten_from.is_none());
 
     // Commits made while the service is down.
-    let c3 = repo.simple_commit(3);
-    let c4 = repo.simple_commit(4);
+    let c3 = simple_commit(&repo, 3);
+    let c4 = simple_commit(&repo, 4);
     let watcher = Watcher::start(config(&bus, &repo.url(), work.path()));
-    bus.wait_for_commits(4).await;
-    let c5 = repo.simple_commit(5);
-    bus.wait_for_commits(5).await;
+    wait_for_commits(&bus, 4).await;
+    let c5 = simple_commit(&repo, 5);
+    wait_for_commits(&bus, 5).await;
     watcher.stop().await;
 
     // And once more with the mirror lost: a fresh work dir costs a full fetch, nothing more.
-    let c6 = repo.simple_commit(6);
+    let c6 = simple_commit(&repo, 6);
     let fresh = tempfile::tempdir().expect("work dir");
     let watcher = Watcher::start(config(&bus, &repo.url(), fresh.path()));
-    let seen = bus.wait_for_commits(6).await;
+    let seen = wait_for_commits(&bus, 6).await;
     watcher.stop().await;
 
     let shas: Vec<String> = seen.iter().map(|c| c.sha.clone()).collect();
@@ -46,7 +49,7 @@ async fn a_restart_emits_nothing_twice_and_skips_nothing() {
     // Nothing after c6 either (a duplicate would show up as a seventh event only outside
     // JetStream's duplicate window, so the remembered tip is checked too).
     assert_eq!(commits(&bus.events().await).len(), 6);
-    let remembered = last_seen(&bus.log, &repo.url(), "main")
+    let remembered = last_seen(&bus.log, &SourceId::new(repo.url(), "main"))
         .await
         .expect("log replays");
     assert_eq!(remembered.sha.as_deref(), Some(c6.as_str()));

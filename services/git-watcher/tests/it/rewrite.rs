@@ -2,25 +2,27 @@
 
 use configsync_core::event::EventData;
 
-use crate::support::{Bus, Repo, Watcher, config};
+use configsync_core::harness::{Bus, GitRepo};
+
+use crate::support::{Watcher, config, simple_commit, wait_for_commits};
 
 #[tokio::test]
 async fn a_force_push_emits_source_rewritten_then_follows_the_new_tip() {
     let bus = Bus::start().await;
-    let repo = Repo::init("rewrite-repo");
+    let repo = GitRepo::init_named("rewrite-repo");
     let work = tempfile::tempdir().expect("work dir");
-    let c1 = repo.simple_commit(1);
-    let c2 = repo.simple_commit(2);
+    let c1 = simple_commit(&repo, 1);
+    let c2 = simple_commit(&repo, 2);
 
     let watcher = Watcher::start(config(&bus, &repo.url(), work.path()));
-    bus.wait_for_commits(1).await;
+    wait_for_commits(&bus, 1).await;
 
     // Rewrite history: drop c2, commit something else on c1.
     repo.git(&["reset", "-q", "--hard", &c1]);
-    let c3 = repo.simple_commit(3);
-    bus.wait_for_commits(2).await;
-    let c4 = repo.simple_commit(4);
-    bus.wait_for_commits(3).await;
+    let c3 = simple_commit(&repo, 3);
+    wait_for_commits(&bus, 2).await;
+    let c4 = simple_commit(&repo, 4);
+    wait_for_commits(&bus, 3).await;
     watcher.stop().await;
 
     let story: Vec<String> = bus

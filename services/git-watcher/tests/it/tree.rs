@@ -6,21 +6,23 @@ use std::sync::atomic::AtomicBool;
 
 use configsync_core::git::{self, GitError, Limits, Mirror};
 
-use crate::support::{ALICE, Repo};
+use configsync_core::harness::{ALICE, GitRepo};
+
+use crate::support::simple_commit;
 
 #[test]
 fn files_and_directories_are_read_at_a_revision_and_unsafe_entries_refused() {
-    let repo = Repo::init("tree-repo");
-    let old = repo.commit(
+    let repo = GitRepo::init_named("tree-repo");
+    let old = repo.commit_as(
         &[("configs/dev/web/deploy.yaml", Some("replicas: 1\n"))],
         "one",
         ALICE,
         ALICE,
     );
-    std::os::unix::fs::symlink("/etc/passwd", repo.path.join("configs/dev/web/evil.yaml"))
+    std::os::unix::fs::symlink("/etc/passwd", repo.path().join("configs/dev/web/evil.yaml"))
         .expect("symlink");
     let big = "x".repeat(2048);
-    let new = repo.commit(
+    let new = repo.commit_as(
         &[
             ("configs/dev/web/deploy.yaml", Some("replicas: 2\n")),
             ("configs/dev/web/extra/config.yaml", Some("a: b\n")),
@@ -125,8 +127,8 @@ fn unsupported_transports_and_missing_branches_are_clear_errors() {
         Mirror::open_or_init(work.path(), "git://u:s3cret@127.0.0.1:1/r").expect_err("refused");
     assert!(matches!(err, GitError::InvalidUrl { .. }), "{err}");
     assert!(!err.to_string().contains("s3cret"), "{err}");
-    let repo = Repo::init("branchless");
-    repo.simple_commit(1);
+    let repo = GitRepo::init_named("branchless");
+    simple_commit(&repo, 1);
     let mirror = Mirror::open_or_init(work.path(), &repo.url()).expect("mirror");
     let err = mirror
         .fetch("release", &AtomicBool::new(false))
@@ -139,11 +141,11 @@ fn unsupported_transports_and_missing_branches_are_clear_errors() {
 fn a_pulled_merge_lists_the_local_commits_then_the_merge() {
     // The branch's previous tip `o` comes back as the second parent of a merge (what `git pull`
     // makes): first-parent history from the merge must stop at what `o` already contains.
-    let repo = Repo::init("merge-repo");
-    let _base = repo.simple_commit(1);
-    let o = repo.simple_commit(2);
+    let repo = GitRepo::init_named("merge-repo");
+    let _base = simple_commit(&repo, 1);
+    let o = simple_commit(&repo, 2);
     repo.git(&["checkout", "-q", "-b", "local", "HEAD~1"]);
-    let l = repo.commit(
+    let l = repo.commit_as(
         &[("docs/local.md", Some("local\n"))],
         "local work",
         ALICE,

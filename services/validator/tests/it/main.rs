@@ -1,56 +1,12 @@
 //! The validator against a real nats-server and real Git repositories: commit-detected in,
 //! validation passed (with the bundle in the object store) or failed (with file and line) out.
 
-use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
-
 use clap::Parser;
-use configsync_core::config::NatsArgs;
 use configsync_core::event::{
     AppChange, CommitDetected, EnvironmentChange, EventData, Outgoing, Person, Received,
 };
-use configsync_core::harness::NatsServer;
-use configsync_core::log::bundles::{self, BundleStore};
-use configsync_core::log::{Entry, EventLog, Reader, Start, stream};
-use configsync_core::metrics::Metrics;
+use configsync_core::harness::{Bus, GitRepo, free_addr};
 use tokio_util::sync::CancellationToken;
-
-const WAIT: Duration = Duration::from_secs(60);
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.com",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn write(dir: &Path, path: &str, text: &str) {
-    let p = dir.join(path);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-fn commit_all(dir: &Path, message: &str) -> String {
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", message]);
-    git(dir, &["rev-parse", "HEAD"])
-}
 
 /// What the git-watcher would publish for `sha` touching `envs`.
 fn detected(repo: &str, sha: &str, envs: &[&str]) -> Outgoing {
@@ -89,37 +45,25 @@ fn detected(repo: &str, sha: &str, envs: &[&str]) -> Outgoing {
 }
 
 struct Setup {
-    _server: NatsServer,
-    log: EventLog,
-    repo_dir: tempfile::TempDir,
-    repo_url: String,
+    bus: Bus,
+    repo: GitRepo,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), configsync_core::service::ServiceError>>,
     _work: tempfile::TempDir,
 }
 
 async fn setup() -> Setup {
-    let server = NatsServer::start().await.unwrap();
-    let client = NatsArgs::for_url(server.url()).connect("t").await.unwrap();
-    let log = EventLog::new(client, "configsync://test/1", Metrics::new()).unwrap();
-    stream::ensure(&log.js, &log.spec).await.unwrap();
-    bundles::ensure(&log.js, 1).await.unwrap();
-    let repo_dir = tempfile::tempdir().unwrap();
-    git(repo_dir.path(), &["init", "-q"]);
-    let repo_url = format!("file://{}", repo_dir.path().display());
+    let bus = Bus::start().await;
+    let repo = GitRepo::init();
     let work = tempfile::tempdir().unwrap();
-    let ops = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let config = configsync_validator::Config::try_parse_from([
         "validator",
         "--nats-url",
-        &server.url(),
+        &bus.url(),
         "--ops-addr",
-        &ops.to_string(),
+        &free_addr().to_string(),
         "--repo",
-        &repo_url,
+        &repo.url(),
         "--work-dir",
         work.path().to_str().unwrap(),
     ])
@@ -127,38 +71,22 @@ async fn setup() -> Setup {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(configsync_validator::run(config, shutdown.clone()));
     Setup {
-        _server: server,
-        log,
-        repo_dir,
-        repo_url,
+        bus,
+        repo,
         shutdown,
         task,
         _work: work,
     }
 }
 
-/// Waits for the validation event of `env` at `sha`.
-async fn validation(log: &EventLog, sha: &str, env: &str) -> Received {
-    let mut reader = Reader::open(
-        &log.js,
-        log.stream(),
-        Start::Beginning,
-        Some("configsync.evt.*.*.validation.>"),
-    )
-    .await
-    .unwrap();
-    loop {
-        let entry = tokio::time::timeout(WAIT, reader.next())
+impl Setup {
+    /// Waits for the validation event of `env` at `sha`.
+    async fn validation(&self, sha: &str, env: &str) -> Received {
+        self.bus
+            .wait_for("configsync.evt.*.*.validation.>", |e| {
+                (e.revision() == Some(sha) && e.environment() == Some(env)).then(|| e.clone())
+            })
             .await
-            .expect("a validation event in time")
-            .expect("reader open")
-            .unwrap();
-        if let Entry::Event(e) = entry
-            && e.revision() == Some(sha)
-            && e.environment() == Some(env)
-        {
-            return *e;
-        }
     }
 }
 
@@ -168,18 +96,14 @@ const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  na
 #[tokio::test]
 async fn a_valid_environment_passes_and_its_bundle_is_stored_by_digest() {
     let s = setup().await;
-    write(s.repo_dir.path(), "configs/dev/web/config.yaml", CONFIGMAP);
-    write(s.repo_dir.path(), "configs/dev/web/deploy.yaml", DEPLOYMENT);
-    write(s.repo_dir.path(), "configs/prod/web/config.yaml", CONFIGMAP);
-    let sha = commit_all(s.repo_dir.path(), "add web");
-    let commit = detected(&s.repo_url, &sha, &["dev"]);
-    s.log
-        .publisher(Duration::from_secs(10))
-        .publish(&commit)
-        .await
-        .unwrap();
+    s.repo.write("configs/dev/web/config.yaml", CONFIGMAP);
+    s.repo.write("configs/dev/web/deploy.yaml", DEPLOYMENT);
+    s.repo.write("configs/prod/web/config.yaml", CONFIGMAP);
+    let sha = s.repo.commit("add web");
+    let commit = detected(&s.repo.url(), &sha, &["dev"]);
+    s.bus.publish(&commit).await;
 
-    let ev = validation(&s.log, &sha, "dev").await;
+    let ev = s.validation(&sha, "dev").await;
     let EventData::ValidationPassed(passed) = &ev.data else {
         panic!("expected passed, got {:?}", ev.data)
     };
@@ -194,9 +118,10 @@ async fn a_valid_environment_passes_and_its_bundle_is_stored_by_digest() {
         Some(commit.id()),
         "validation shares the commit's correlation id"
     );
-    let bytes = BundleStore::open(&s.log.js)
+    let bytes = s
+        .bus
+        .bundles()
         .await
-        .unwrap()
         .get(&passed.bundle_digest)
         .await
         .expect("bundle stored");
@@ -210,24 +135,18 @@ async fn a_valid_environment_passes_and_its_bundle_is_stored_by_digest() {
 #[tokio::test]
 async fn broken_yaml_fails_with_file_and_line_and_an_empty_environment_fails_clearly() {
     let s = setup().await;
-    write(
-        s.repo_dir.path(),
+    s.repo.write(
         "configs/dev/web/config.yaml",
         &format!("{CONFIGMAP}---\napiVersion: v1\nkind: [oops\n"),
     );
-    write(
-        s.repo_dir.path(),
-        "configs/staging/README.md",
-        "no manifests here\n",
-    );
-    let sha = commit_all(s.repo_dir.path(), "broken");
-    s.log
-        .publisher(Duration::from_secs(10))
-        .publish(&detected(&s.repo_url, &sha, &["dev", "staging", "prod"]))
-        .await
-        .unwrap();
+    s.repo
+        .write("configs/staging/README.md", "no manifests here\n");
+    let sha = s.repo.commit("broken");
+    s.bus
+        .publish(&detected(&s.repo.url(), &sha, &["dev", "staging", "prod"]))
+        .await;
 
-    let dev = validation(&s.log, &sha, "dev").await;
+    let dev = s.validation(&sha, "dev").await;
     let EventData::ValidationFailed(failed) = &dev.data else {
         panic!("expected failed, got {:?}", dev.data)
     };
@@ -236,7 +155,7 @@ async fn broken_yaml_fails_with_file_and_line_and_an_empty_environment_fails_cle
     assert_eq!(f.rule, "yaml.syntax");
     assert!(f.line.unwrap() >= 9, "{f:?}");
 
-    let staging = validation(&s.log, &sha, "staging").await;
+    let staging = s.validation(&sha, "staging").await;
     let EventData::ValidationFailed(failed) = &staging.data else {
         panic!("expected failed")
     };
@@ -245,7 +164,7 @@ async fn broken_yaml_fails_with_file_and_line_and_an_empty_environment_fails_cle
         "{:?}",
         failed.findings
     );
-    let prod = validation(&s.log, &sha, "prod").await;
+    let prod = s.validation(&sha, "prod").await;
     let EventData::ValidationFailed(failed) = &prod.data else {
         panic!("expected failed")
     };
@@ -261,19 +180,17 @@ async fn broken_yaml_fails_with_file_and_line_and_an_empty_environment_fails_cle
 #[tokio::test]
 async fn a_symlink_leaving_the_repository_is_a_finding_not_a_read() {
     let s = setup().await;
-    write(s.repo_dir.path(), "configs/dev/web/config.yaml", CONFIGMAP);
+    s.repo.write("configs/dev/web/config.yaml", CONFIGMAP);
     std::os::unix::fs::symlink(
         "/etc/passwd",
-        s.repo_dir.path().join("configs/dev/web/passwd.yaml"),
+        s.repo.path().join("configs/dev/web/passwd.yaml"),
     )
     .unwrap();
-    let sha = commit_all(s.repo_dir.path(), "sneaky");
-    s.log
-        .publisher(Duration::from_secs(10))
-        .publish(&detected(&s.repo_url, &sha, &["dev"]))
-        .await
-        .unwrap();
-    let dev = validation(&s.log, &sha, "dev").await;
+    let sha = s.repo.commit("sneaky");
+    s.bus
+        .publish(&detected(&s.repo.url(), &sha, &["dev"]))
+        .await;
+    let dev = s.validation(&sha, "dev").await;
     let EventData::ValidationFailed(failed) = &dev.data else {
         panic!("expected failed, got {:?}", dev.data)
     };
@@ -293,41 +210,31 @@ async fn a_symlink_leaving_the_repository_is_a_finding_not_a_read() {
 #[tokio::test]
 async fn schemas_policies_of_the_revision_and_kustomize_run_in_the_service() {
     let s = setup().await;
-    let repo = s.repo_dir.path();
+    let repo = &s.repo;
     // dev: an unknown field, an unpinned image (baseline) and no `team` label (the
     // repository's own policy).
-    write(
-        repo,
+    repo.write(
         "configs/dev/web/deploy.yaml",
         &DEPLOYMENT
             .replace("  replicas: 1", "  replicaz: 1")
             .replace("nginx:1.27", "nginx"),
     );
-    write(
-        repo,
-        "policies/team.rego",
+    repo.write("policies/team.rego",
         "package team\nimport rego.v1\ndeny contains {\"id\": \"team.label\", \"msg\": \"every object needs a team label\", \"path\": \".metadata.labels\"} if {\n  not input.metadata.labels.team\n}\n",
     );
     // staging: a kustomization whose base lives outside configs/, adding the label.
-    write(repo, "base/web/deploy.yaml", DEPLOYMENT);
-    write(
-        repo,
-        "base/web/kustomization.yaml",
-        "resources: [deploy.yaml]\n",
-    );
-    write(
-        repo,
+    repo.write("base/web/deploy.yaml", DEPLOYMENT);
+    repo.write("base/web/kustomization.yaml", "resources: [deploy.yaml]\n");
+    repo.write(
         "configs/staging/kustomization.yaml",
         "resources: [../../base/web]\nlabels:\n- pairs: {team: shop}\n",
     );
-    let sha = commit_all(repo, "policies and a kustomization");
-    s.log
-        .publisher(Duration::from_secs(10))
-        .publish(&detected(&s.repo_url, &sha, &["dev", "staging"]))
-        .await
-        .unwrap();
+    let sha = repo.commit("policies and a kustomization");
+    s.bus
+        .publish(&detected(&s.repo.url(), &sha, &["dev", "staging"]))
+        .await;
 
-    let dev = validation(&s.log, &sha, "dev").await;
+    let dev = s.validation(&sha, "dev").await;
     let EventData::ValidationFailed(failed) = &dev.data else {
         panic!("expected failed, got {:?}", dev.data)
     };
@@ -347,15 +254,16 @@ async fn schemas_policies_of_the_revision_and_kustomize_run_in_the_service() {
         "the finding points at the field itself"
     );
 
-    let staging = validation(&s.log, &sha, "staging").await;
+    let staging = s.validation(&sha, "staging").await;
     let EventData::ValidationPassed(passed) = &staging.data else {
         panic!("expected passed, got {:?}", staging.data)
     };
     assert_eq!(passed.objects.len(), 1);
     assert_eq!(passed.objects[0].name, "web");
-    let bundle = BundleStore::open(&s.log.js)
+    let bundle = s
+        .bus
+        .bundles()
         .await
-        .unwrap()
         .get_bundle(&passed.bundle_digest)
         .await
         .expect("bundle stored");
@@ -378,28 +286,25 @@ async fn schemas_policies_of_the_revision_and_kustomize_run_in_the_service() {
 #[tokio::test]
 async fn app_dependencies_reach_the_bundle_and_a_cycle_fails_validation() {
     let s = setup().await;
-    let dir = s.repo_dir.path();
-    write(dir, "configs/dev/web/deploy.yaml", DEPLOYMENT);
-    write(dir, "configs/dev/api/config.yaml", CONFIGMAP);
-    write(
-        dir,
+    s.repo.write("configs/dev/web/deploy.yaml", DEPLOYMENT);
+    s.repo.write("configs/dev/api/config.yaml", CONFIGMAP);
+    s.repo.write(
         "configs/dev/api/app.yaml",
         "apiVersion: configsync.io/v1\nkind: App\nmetadata:\n  name: api\nneeds: [web]\n",
     );
-    let sha = commit_all(dir, "api needs web");
-    let publisher = s.log.publisher(Duration::from_secs(10));
-    publisher
-        .publish(&detected(&s.repo_url, &sha, &["dev"]))
-        .await
-        .unwrap();
-    let ev = validation(&s.log, &sha, "dev").await;
+    let sha = s.repo.commit("api needs web");
+    s.bus
+        .publish(&detected(&s.repo.url(), &sha, &["dev"]))
+        .await;
+    let ev = s.validation(&sha, "dev").await;
     let EventData::ValidationPassed(passed) = &ev.data else {
         panic!("expected passed, got {:?}", ev.data)
     };
     assert_eq!(passed.objects.len(), 2, "the App document is not an object");
-    let bytes = BundleStore::open(&s.log.js)
+    let bytes = s
+        .bus
+        .bundles()
         .await
-        .unwrap()
         .get(&passed.bundle_digest)
         .await
         .expect("bundle stored");
@@ -417,17 +322,15 @@ async fn app_dependencies_reach_the_bundle_and_a_cycle_fails_validation() {
     });
 
     // web needs api too: a cycle, refused at validation.
-    write(
-        dir,
+    s.repo.write(
         "configs/dev/web/app.yaml",
         "apiVersion: configsync.io/v1\nkind: App\nmetadata:\n  name: web\nneeds: [api]\n",
     );
-    let cyclic = commit_all(dir, "web needs api");
-    publisher
-        .publish(&detected(&s.repo_url, &cyclic, &["dev"]))
-        .await
-        .unwrap();
-    let ev = validation(&s.log, &cyclic, "dev").await;
+    let cyclic = s.repo.commit("web needs api");
+    s.bus
+        .publish(&detected(&s.repo.url(), &cyclic, &["dev"]))
+        .await;
+    let ev = s.validation(&cyclic, "dev").await;
     let EventData::ValidationFailed(failed) = &ev.data else {
         panic!("a cycle passed: {:?}", ev.data)
     };

@@ -14,7 +14,7 @@ use async_nats::jetstream::stream;
 use configsync::commands::state_dir::Endpoints;
 use configsync_core::config::NatsArgs;
 use configsync_core::event::{HealthReady, Outgoing, ValidationFailed};
-use configsync_core::harness::NatsServer;
+use configsync_core::harness::{NatsServer, connect};
 use configsync_core::log::{EventLog, Publisher, StreamSpec};
 use configsync_core::metrics::Metrics;
 
@@ -28,14 +28,6 @@ fn configsync(args: &[&str]) -> Output {
 
 fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
-}
-
-async fn log_for(server: &NatsServer) -> EventLog {
-    let client = NatsArgs::for_url(server.url())
-        .connect("cli-test")
-        .await
-        .unwrap();
-    EventLog::new(client, "configsync://cli-test/1", Metrics::new()).unwrap()
 }
 
 async fn publish_sample(log: &EventLog) -> Publisher {
@@ -95,7 +87,7 @@ async fn nats_init_creates_then_confirms_the_stream() {
 #[tokio::test]
 async fn nats_init_refuses_an_incompatible_stream_with_a_clear_error() {
     let server = NatsServer::start().await.unwrap();
-    let log = log_for(&server).await;
+    let log = connect(&server).await;
     let mut memory = StreamSpec::from_definition(1).unwrap().config;
     memory.storage = stream::StorageType::Memory;
     log.js.create_stream(memory).await.unwrap();
@@ -143,7 +135,7 @@ async fn events_tail_prints_json_and_human_lines_with_filters() {
             .status
             .success()
     );
-    publish_sample(&log_for(&server).await).await;
+    publish_sample(&connect(&server).await).await;
 
     let out = configsync(&[
         "events",
@@ -225,7 +217,7 @@ async fn replay_prints_state_at_a_sequence_and_round_trips_snapshots() {
             .status
             .success()
     );
-    publish_sample(&log_for(&server).await).await;
+    publish_sample(&connect(&server).await).await;
 
     let at2 = configsync(&["replay", "--nats-url", &url, "--until", "2"]);
     assert!(at2.status.success(), "{}", text(&at2.stderr));
@@ -625,7 +617,7 @@ async fn audit_search_finds_events_through_a_running_auditor() {
     use configsync_core::event::{CommitDetected, Person};
 
     let server = NatsServer::start().await.unwrap();
-    let log = log_for(&server).await;
+    let log = connect(&server).await;
     configsync_core::log::stream::ensure(&log.js, &log.spec)
         .await
         .expect("stream is created");

@@ -12,16 +12,14 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use configsync::commands::scaffold;
 use configsync_auditor::auth::{Scope, Token};
+use configsync_core::harness::{GitRepo, WAIT};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
 use super::{configsync, terminate, text, wait_for_endpoints};
-
-const WAIT: Duration = Duration::from_secs(90);
 
 /// A value nobody else writes: `canary` and 24 random hex digits (one token for the index's
 /// tokenizer).
@@ -142,22 +140,10 @@ fn deployment(c: &Canaries) -> String {
     )
 }
 
-fn write(repo: &Path, path: &str, text: &str) {
-    let file = repo.join(path);
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(file, text).unwrap();
-}
-
-fn commit(repo: &Path, message: &str) -> String {
-    scaffold::git(repo, &["add", "-A"]).unwrap();
-    scaffold::git(repo, &["commit", "-q", "-m", message]).unwrap();
-    scaffold::git(repo, &["rev-parse", "HEAD"]).unwrap()
-}
-
 /// `configsync up` with every log at TRACE, as JSON, into a file.
 struct Up {
     dir: tempfile::TempDir,
-    repo: PathBuf,
+    repo: GitRepo,
     state: PathBuf,
     logs: PathBuf,
     child: Child,
@@ -166,34 +152,20 @@ struct Up {
 impl Up {
     async fn start(c: &Canaries) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        std::fs::create_dir_all(&repo).unwrap();
-        scaffold::git(&repo, &["init", "-q"]).unwrap();
+        let repo = GitRepo::init();
         for env in ["dev", "prod"] {
-            write(
-                &repo,
-                &format!("configs/{env}/app/secret.yaml"),
-                &secret(c, false),
-            );
-            write(
-                &repo,
-                &format!("configs/{env}/app/config.yaml"),
-                &configmap(c),
-            );
-            write(
-                &repo,
-                &format!("configs/{env}/app/deploy.yaml"),
-                &deployment(c),
-            );
+            repo.write(&format!("configs/{env}/app/secret.yaml"), &secret(c, false));
+            repo.write(&format!("configs/{env}/app/config.yaml"), &configmap(c));
+            repo.write(&format!("configs/{env}/app/deploy.yaml"), &deployment(c));
         }
-        commit(&repo, "Add the app with its credentials");
+        repo.commit("Add the app with its credentials");
         let state = dir.path().join("state");
         let logs = dir.path().join("up.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_configsync"))
             .args(["--log-format", "json", "up", "--state-dir"])
             .arg(&state)
             .arg("--repo")
-            .arg(&repo)
+            .arg(repo.path())
             .args([
                 "--environment",
                 "dev",
@@ -379,8 +351,9 @@ async fn no_secret_or_credential_value_leaks_into_events_logs_index_api_or_diff(
     );
 
     // A validation finding on the Secret itself.
-    write(&up.repo, "configs/dev/app/secret.yaml", &secret(&c, true));
-    let broken = commit(&up.repo, "Break the Secret");
+    up.repo
+        .write("configs/dev/app/secret.yaml", &secret(&c, true));
+    let broken = up.repo.commit("Break the Secret");
     let failed = up
         .events_until("io.configsync.validation.failed.v1", 1, |e| {
             e["revision"] == broken.as_str()
@@ -397,7 +370,7 @@ async fn no_secret_or_credential_value_leaks_into_events_logs_index_api_or_diff(
         let out = configsync(&[
             "validate",
             "--root",
-            up.repo.to_str().unwrap(),
+            up.repo.path().to_str().unwrap(),
             "--env",
             "dev",
             "-o",
@@ -416,8 +389,9 @@ async fn no_secret_or_credential_value_leaks_into_events_logs_index_api_or_diff(
         );
     }
     // Put it right again (the environments keep the first revision meanwhile).
-    write(&up.repo, "configs/dev/app/secret.yaml", &secret(&c, false));
-    commit(&up.repo, "Mend the Secret");
+    up.repo
+        .write("configs/dev/app/secret.yaml", &secret(&c, false));
+    up.repo.commit("Mend the Secret");
 
     // Drift in both clusters: repaired in dev, reported in prod.
     up.drift("dev", &c).await;
@@ -450,7 +424,13 @@ async fn no_secret_or_credential_value_leaks_into_events_logs_index_api_or_diff(
     for args in [
         vec!["diff", "--env", "prod"],
         vec!["diff", "--env", "prod", "-o", "json"],
-        vec!["diff", "--env", "prod", "--path", up.repo.to_str().unwrap()],
+        vec![
+            "diff",
+            "--env",
+            "prod",
+            "--path",
+            up.repo.path().to_str().unwrap(),
+        ],
     ] {
         let out = up.cli(&args);
         assert_eq!(

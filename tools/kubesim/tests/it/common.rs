@@ -3,14 +3,12 @@
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kubesim::{Config, KubeSim};
 use serde_json::Value;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const CONTEXT: &str = "kubesim-test";
-/// Bound on any single wait in these tests; generous for a loaded 2-core CI machine.
-pub const WAIT: Duration = Duration::from_secs(60);
+pub use configsync_core::harness::{WAIT, eventually};
 
 pub fn test_config() -> Config {
     Config {
@@ -41,25 +39,6 @@ pub async fn client(sim: &KubeSim) -> kube::Client {
         .await
         .expect("kubeconfig loads");
     kube::Client::try_from(config).expect("client builds")
-}
-
-/// Polls `check` until it returns Some, failing the test after `WAIT`.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The shared corpus's root, which must hold `part`; fails the test naming where it was

@@ -1,5 +1,5 @@
-//! Test harness: a real nats-server with JetStream on a random port and a temporary store,
-//! which can be stopped and restarted on the same store and port, and is killed on drop.
+//! A real nats-server with JetStream on a random port and a temporary store, which can be
+//! stopped and restarted on the same store and port, and is killed on drop.
 //! Without authentication by default; with the users and permissions `configsync up` gives
 //! its server ([`NatsServer::start_with_auth`]), or any configuration file.
 
