@@ -217,8 +217,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         .access
         .as_deref()
         .map(AccessPolicy::load)
-        .transpose()
-        .map_err(|e| ServiceError::Other(format!("access policy: {e}")))?;
+        .transpose()?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
     if let Some(policy) = &policy {
         tracing::info!(path = %policy.path.display(), environments = policy.file.environments.len(), "access policy loaded");
@@ -226,9 +225,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     for target in clusters.all() {
         tracing::info!(environment = %target.environment, cluster = %target.cluster, kubeconfig = %target.kubeconfig.display(), "cluster configured");
     }
-    let bundles = BundleStore::open(&service.log.js)
-        .await
-        .map_err(|e| ServiceError::Other(e.to_string()))?;
+    let bundles = BundleStore::open(&service.log.js).await?;
     let applier = Arc::new(handler::Applier::new(
         service.log.clone(),
         bundles,

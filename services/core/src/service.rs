@@ -28,8 +28,32 @@ pub enum ServiceError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The access policy does not load: nothing may run without it (it would approve all).
+    #[error("access policy: {0}")]
+    Access(#[from] crate::access::PolicyError),
+    #[error(transparent)]
+    Bundles(#[from] crate::log::bundles::BundleError),
+    /// Start-up work run off the runtime (opening a repository, compiling schemas) panicked.
+    #[error("a start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Other(String),
+}
+
+impl ServiceError {
+    /// A low-cardinality label for metrics and structured logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::Stream(_) => "stream",
+            Self::Consume(_) => "consume",
+            Self::Ops { .. } => "ops",
+            Self::Access(_) => "access",
+            Self::Bundles(_) => "bundles",
+            Self::Task(_) => "task",
+            Self::Other(_) => "other",
+        }
+    }
 }
 
 /// A started service's shared parts.

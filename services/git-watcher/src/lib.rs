@@ -97,8 +97,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         .access
         .as_deref()
         .map(configsync_core::access::AccessPolicy::load)
-        .transpose()
-        .map_err(|e| ServiceError::Other(format!("access policy: {e}")))?;
+        .transpose()?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
     let result = watcher::Watcher::new(&config, &service, access)
         .run(&shutdown)

@@ -107,8 +107,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         .access
         .as_deref()
         .map(configsync_core::access::AccessPolicy::load)
-        .transpose()
-        .map_err(|e| ServiceError::Other(format!("access policy: {e}")))?;
+        .transpose()?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
     let dir = config.work_dir.clone().unwrap_or_else(|| {
         git::default_mirror_dir(
@@ -118,12 +117,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     });
     let (repo, mirror_dir) = (config.repo.clone(), dir.clone());
     let mirror = tokio::task::spawn_blocking(move || Mirror::open_or_init(&mirror_dir, &repo))
-        .await
-        .map_err(|e| ServiceError::Other(e.to_string()))?
+        .await?
         .map_err(|e| ServiceError::Other(e.to_string()))?;
-    let bundles = BundleStore::open(&service.log.js)
-        .await
-        .map_err(|e| ServiceError::Other(e.to_string()))?;
+    let bundles = BundleStore::open(&service.log.js).await?;
     // The schemas and baseline policies are prepared once; a revision with its own
     // `policies/` gets a checker of its own.
     let mut options = config.check_options();
@@ -133,8 +129,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     let checker = {
         let options = options.clone();
         tokio::task::spawn_blocking(move || Checker::new(options, &[]))
-            .await
-            .map_err(|e| ServiceError::Other(e.to_string()))?
+            .await?
             .map_err(|e| ServiceError::Other(e.to_string()))?
     };
     let interrupt = Arc::new(AtomicBool::new(false));
