@@ -209,7 +209,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     let clusters = config
         .cluster
         .clusters()
-        .map_err(|e| ServiceError::Other(e.to_string()))?;
+        .map_err(|e| ServiceError::setup("the clusters", e))?;
     // A policy that does not load stops the applier: running without it would approve
     // everything.
     let policy = config

@@ -36,11 +36,28 @@ pub enum ServiceError {
     /// Start-up work run off the runtime (opening a repository, compiling schemas) panicked.
     #[error("a start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
-    #[error("{0}")]
-    Other(String),
+    /// Setting up something the service needs failed; the cause is kept.
+    #[error("{what}: {source}")]
+    Setup {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl ServiceError {
+    /// Failed setting up `what` (the cluster list, the repository mirror, ...), because of
+    /// `source`.
+    pub fn setup(
+        what: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Setup {
+            what,
+            source: source.into(),
+        }
+    }
+
     /// A low-cardinality label for metrics and structured logs.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -51,7 +68,7 @@ impl ServiceError {
             Self::Access(_) => "access",
             Self::Bundles(_) => "bundles",
             Self::Task(_) => "task",
-            Self::Other(_) => "other",
+            Self::Setup { .. } => "setup",
         }
     }
 }

@@ -83,7 +83,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     let clusters = config
         .cluster
         .clusters()
-        .map_err(|e| ServiceError::Other(e.to_string()))?;
+        .map_err(|e| ServiceError::setup("the clusters", e))?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
     let log = service.log.clone();
     let publisher = log.publisher(Duration::from_secs(60));

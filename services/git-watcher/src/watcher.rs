@@ -19,7 +19,7 @@ use crate::events::{self, Whole};
 use crate::failures::FailureReporter;
 use crate::last_seen::{LastSeen, last_seen};
 use crate::poll::{self, DetectedCommit, Found, Polled};
-use crate::{Config, NAME};
+use crate::Config;
 
 /// How long a publish retries a NATS hiccup before the poll counts as failed (and is retried).
 const PUBLISH_RETRY: Duration = Duration::from_secs(30);
@@ -91,11 +91,8 @@ impl Watcher {
             _ = shutdown.cancelled() => return Ok(()),
             r = last_seen(&self.log, &self.followed) => r,
         };
-        self.last = replayed.map_err(|e| {
-            ServiceError::Other(format!(
-                "{NAME}: cannot rebuild the last seen commit from the log: {e}"
-            ))
-        })?;
+        self.last = replayed
+            .map_err(|e| ServiceError::setup("rebuilding the last seen commit from the log", e))?;
         tracing::info!(
             repository = %self.followed.repository,
             branch = %self.followed.branch,

@@ -75,9 +75,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     let clusters = config
         .cluster
         .clusters()
-        .map_err(|e| ServiceError::Other(e.to_string()))?;
-    let policies =
-        Policies::from_parsed(&config.policies).map_err(|e| ServiceError::Other(e.to_string()))?;
+        .map_err(|e| ServiceError::setup("the clusters", e))?;
+    let policies = Policies::from_parsed(&config.policies)
+        .map_err(|e| ServiceError::setup("the remediation policies", e))?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
     for (environment, policy) in policies.listed() {
         tracing::info!(environment, ?policy, "remediation policy");

@@ -118,7 +118,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     let (repo, mirror_dir) = (config.repo.clone(), dir.clone());
     let mirror = tokio::task::spawn_blocking(move || Mirror::open_or_init(&mirror_dir, &repo))
         .await?
-        .map_err(|e| ServiceError::Other(e.to_string()))?;
+        .map_err(|e| ServiceError::setup("opening the repository mirror", e))?;
     let bundles = BundleStore::open(&service.log.js).await?;
     // The schemas and baseline policies are prepared once; a revision with its own
     // `policies/` gets a checker of its own.
@@ -130,7 +130,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         let options = options.clone();
         tokio::task::spawn_blocking(move || Checker::new(options, &[]))
             .await?
-            .map_err(|e| ServiceError::Other(e.to_string()))?
+            .map_err(|e| ServiceError::setup("preparing schemas and policies", e))?
     };
     let interrupt = Arc::new(AtomicBool::new(false));
     let validator = Arc::new(handler::Validator {
