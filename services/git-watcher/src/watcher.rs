@@ -15,11 +15,11 @@ use configsync_core::retry::Backoff;
 use configsync_core::service::{Service, ServiceError};
 use tokio_util::sync::CancellationToken;
 
+use crate::Config;
 use crate::events::{self, Whole};
 use crate::failures::FailureReporter;
 use crate::last_seen::{LastSeen, last_seen};
 use crate::poll::{self, DetectedCommit, Found, Polled};
-use crate::Config;
 
 /// How long a publish retries a NATS hiccup before the poll counts as failed (and is retried).
 const PUBLISH_RETRY: Duration = Duration::from_secs(30);
