@@ -14,7 +14,7 @@ use configsync_core::event::{
     EventPayload, Outgoing, PruneApproved, Received, RollbackRequested, RolloutWaiting,
     UnpinRequested, ValidationPassed,
 };
-use configsync_core::fold::{EnvironmentState, LogState, Recorded};
+use configsync_core::fold::{EnvironmentState, LogState, recorded};
 use configsync_core::log::bundles::BundleStore;
 use configsync_core::log::replay::{Start, Until, replay_filtered};
 use configsync_core::log::{EventLog, Fold, HandlerError, Publisher};
@@ -680,12 +680,7 @@ impl Applier {
         };
         let checked = match &event.data {
             EventData::ApprovalGranted(granted) => {
-                let recorded = Recorded {
-                    event_id: event.id().to_string(),
-                    sequence: event.stream_sequence,
-                    stored_at: event.stored_at,
-                    action: granted.clone(),
-                };
+                let recorded = recorded(event, granted);
                 access::check_approval(policy, &recorded, validated, false, event.stored_at)
             }
             _ => policy.verify(&claim, event.stored_at),

@@ -455,7 +455,8 @@ impl Fold for LogState {
     }
 }
 
-fn recorded<T: Clone>(event: &Received, action: &T) -> Recorded<T> {
+/// A person's action as the fold keeps it: with the event's id, position and time.
+pub fn recorded<T: Clone>(event: &Received, action: &T) -> Recorded<T> {
     Recorded {
         event_id: event.id().to_string(),
         sequence: event.stream_sequence,

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::policy::AccessPolicy;
-use super::statement::{Claim, Refusal, Verified};
-use crate::event::{ApprovalGranted, EventData};
+use super::statement::{HumanAction, Refusal, Verified};
+use crate::event::ApprovalGranted;
 use crate::fold::{EnvironmentState, Recorded, ValidatedRevision};
 
 /// May the revision go?
@@ -70,8 +70,7 @@ pub fn check_approval(
     at: DateTime<Utc>,
 ) -> Result<Verified, Refusal> {
     let granted = &approval.action;
-    let claim = Claim::of(&EventData::ApprovalGranted(granted.clone()))
-        .expect("an approval is a human action");
+    let claim = granted.claim();
     let Some(rules) = policy.rules(&granted.environment).approvals else {
         return Err(Refusal::NotAllowed {
             principal: granted.approver.clone(),
@@ -151,8 +150,7 @@ pub fn assess(
     // A valid rejection stops the revision for good: it was valid when it was made.
     for rejection in decisions.iter().flat_map(|d| &d.rejected) {
         let r = &rejection.action;
-        let claim = Claim::of(&EventData::ApprovalRejected(r.clone()))
-            .expect("a rejection is a human action");
+        let claim = r.claim();
         let checked = policy.verify(&claim, rejection.stored_at).and_then(|v| {
             if r.bundle_digest.is_empty() || r.bundle_digest == validated.bundle_digest {
                 Ok(v)
