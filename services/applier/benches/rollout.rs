@@ -82,18 +82,24 @@ async fn kubectl_apply(kubeconfig: &Path, file: &Path) -> anyhow::Result<Duratio
     Ok(started.elapsed())
 }
 
-/// Stores the bundle and publishes its validation, as the validator does.
+/// Stores the bundle as the validator does, before the clock starts: storing it is the
+/// validator's work, not the applier's.
+async fn store(log: &EventLog, revision: &str, objects: &[Value]) -> anyhow::Result<String> {
+    let bundle = json!({"environment": "bench", "revision": revision, "objects": objects});
+    Ok(BundleStore::open(&log.js)
+        .await?
+        .put(&serde_json::to_vec(&bundle)?)
+        .await?)
+}
+
+/// Publishes the validation of the stored bundle `digest`, as the validator does.
 async fn validate(
     log: &EventLog,
     revision: &str,
     objects: &[Value],
+    digest: String,
     commit_sequence: u64,
 ) -> anyhow::Result<()> {
-    let bundle = json!({"environment": "bench", "revision": revision, "objects": objects});
-    let digest = BundleStore::open(&log.js)
-        .await?
-        .put(&serde_json::to_vec(&bundle)?)
-        .await?;
     let passed = ValidationPassed {
         environment: "bench".into(),
         revision: revision.into(),
@@ -192,8 +198,9 @@ async fn size(n: usize) -> anyhow::Result<()> {
     let (sim, kubeconfig) = kubesim().await?;
     let (server, log) = bus().await?;
     let mut child = applier(&server.url(), kubeconfig.path(), &[])?;
+    let digest = store(&log, "r1", &objects).await?;
     let started = Instant::now();
-    validate(&log, "r1", &objects, 1).await?;
+    validate(&log, "r1", &objects, digest, 1).await?;
     let first = wait_for(&log, "configsync.evt.bench.c1.apply.>", |d| match d {
         EventData::ApplySucceeded(a) if a.revision == "r1" => Some(a.counts),
         EventData::ApplyFailed(f) if f.revision == "r1" && !f.transient => {
@@ -205,8 +212,9 @@ async fn size(n: usize) -> anyhow::Result<()> {
     let first_time = started.elapsed();
     let rss_first = child.id().and_then(peak_rss_mib).unwrap_or(f64::NAN);
     let writes_before = sim.requests().writes();
+    let digest = store(&log, "r2", &objects).await?;
     let started = Instant::now();
-    validate(&log, "r2", &objects, 2).await?;
+    validate(&log, "r2", &objects, digest, 2).await?;
     let second = wait_for(
         &log,
         "configsync.evt.bench.c1.apply.succeeded.v1",
@@ -280,15 +288,19 @@ async fn rollback(kind: &str, health_timeout: Duration) -> anyhow::Result<()> {
         kubeconfig.path(),
         &["--auto-rollback", "bench", "--health-timeout", &timeout],
     )?;
-    validate(&log, "good", &[workload("app:1", false)], 1).await?;
+    let good = [workload("app:1", false)];
+    let digest = store(&log, "good", &good).await?;
+    validate(&log, "good", &good, digest, 1).await?;
     wait_for(
         &log,
         "configsync.evt.bench.c1.health.ready.v1",
         |_| Some(()),
     )
     .await?;
+    let bad = [workload("app:2", true)];
+    let digest = store(&log, "bad", &bad).await?;
     let started = Instant::now();
-    validate(&log, "bad", &[workload("app:2", true)], 2).await?;
+    validate(&log, "bad", &bad, digest, 2).await?;
     let mut ready = 0;
     wait_for(
         &log,

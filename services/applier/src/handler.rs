@@ -16,6 +16,8 @@ use configsync_core::event::{
 };
 use configsync_core::fold::{EnvironmentState, LogState, recorded};
 use configsync_core::log::bundles::BundleStore;
+
+use crate::declared::Summaries;
 use configsync_core::log::replay::{Start, Until, replay_filtered};
 use configsync_core::log::{EventLog, Fold, HandlerError, Publisher};
 use configsync_core::names::{Name, Target};
@@ -35,6 +37,8 @@ pub struct Applier {
     pub(crate) log: EventLog,
     publisher: Publisher,
     pub(crate) bundles: BundleStore,
+    /// What was read of the bundles used last (digests and references, not objects).
+    pub(crate) summaries: Summaries,
     clusters: Clusters,
     pub(crate) appliers: ClusterAppliers,
     pub(crate) settings: RolloutArgs,
@@ -68,6 +72,7 @@ impl Applier {
         Self {
             log,
             publisher,
+            summaries: Summaries::new(bundles.clone()),
             bundles,
             clusters,
             appliers,

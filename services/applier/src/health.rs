@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use configsync_core::cluster::health::{Health, assess, needs_status};
-use configsync_core::cluster::{ClusterApplier, ClusterTarget, object_ref};
+use configsync_core::cluster::health::{Health, assess};
+use configsync_core::cluster::{ClusterApplier, ClusterTarget, Parts};
 use configsync_core::event::{
     EnvironmentPinned, HealthDegraded, HealthReady, ObjectRef, Received, RolloutWaiting,
     UnhealthyObject,
@@ -146,7 +146,7 @@ async fn read_live(cluster: &ClusterApplier, pending: &[ObjectRef]) -> Vec<Healt
         }
         // Kept as verdicts, not objects: a page of objects at a time is all that is held.
         let _ = cluster
-            .for_each_managed(api_version, kind, |value| {
+            .for_each_managed(api_version, kind, Parts::Status, |value| {
                 let key = (
                     kind.to_string(),
                     value["metadata"]["namespace"].as_str().map(str::to_string),
@@ -230,16 +230,16 @@ impl Watch {
         let cause = Cause {
             event: self.cause.as_ref(),
         };
-        let bundle = applier.bundles.get_bundle(&self.bundle_digest).await?;
-        let total = bundle.objects.len();
+        let summary = applier.summaries.get(&self.bundle_digest).await?;
+        let total = summary.objects.len();
         // Objects with no status to wait for are ready once applied: only the others are read.
-        let pending: Vec<ObjectRef> = bundle
+        let pending: Vec<ObjectRef> = summary
             .objects
             .iter()
-            .filter(|o| needs_status(o))
-            .filter_map(object_ref)
+            .filter(|d| d.needs_status)
+            .map(|d| d.reference.clone())
             .collect();
-        drop(bundle);
+        drop(summary);
         let cluster = applier
             .appliers
             .get(&self.target)

@@ -4,6 +4,7 @@
 //!
 //! Runs alone (the `applier` binary) or inside `configsync up`, with the same code.
 
+mod declared;
 mod handler;
 mod health;
 mod rollout;

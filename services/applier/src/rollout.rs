@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use configsync_core::cluster::health::needs_status;
 use configsync_core::cluster::{
-    ApplyError, ClusterApplier, ClusterTarget, comparable, declared_match, mark, may_prune,
-    object_ref, would_change,
+    ApplyError, ClusterApplier, ClusterTarget, Parts, declared_match, mark, may_prune, object_ref,
+    would_change,
 };
 use configsync_core::event::{
     ApplyCounts, ApplyFailed, ApplyStarted, ApplySucceeded, ObjectAction, ObjectRef, ObjectResult,
@@ -18,11 +18,12 @@ use configsync_core::event::{
 };
 use configsync_core::fold::TargetState;
 use configsync_core::log::HandlerError;
-use configsync_core::log::bundles::{self, BundleApp};
+use configsync_core::log::bundles::BundleApp;
 use configsync_core::order::{kind_rank, levels};
 use futures::StreamExt;
 use serde_json::Value;
 
+use crate::declared::{Key, Summary};
 use crate::handler::{Applier, Cause};
 
 /// Why a revision is being rolled out.
@@ -62,6 +63,10 @@ enum Stop {
 /// megabytes. Results stay in bundle order (`buffered`).
 const CHUNK: usize = 256;
 
+/// How many kinds are listed at once when looking for unchanged objects: two overlap the
+/// cluster's work with the applier's; more only holds more pages in memory.
+const LISTS_AT_ONCE: usize = 2;
+
 /// How long a CRD may take to become Established before the rollout fails.
 const ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -75,7 +80,15 @@ impl Rollout<'_> {
     }
 
     pub async fn run(self) -> Result<(), HandlerError> {
+        // The previous revision's health watch is moot, and would hold its reads meanwhile.
+        self.applier.health.cancel(&self.target.target());
         let bundle = self.applier.bundles.get_bundle(&self.bundle_digest).await?;
+        // Summarised before the objects are marked; kept for the prune, the health watch
+        // and the next rollout of this target.
+        let summary = Arc::new(Summary::of(&bundle.objects));
+        self.applier
+            .summaries
+            .keep(&self.bundle_digest, summary.clone());
         let stages = bundle.stages();
         let apps = bundle.apps;
         let objects: Vec<Value> = bundle
@@ -94,7 +107,6 @@ impl Rollout<'_> {
             objects: objects.len() as u32,
         };
         self.applier.emit(&started, self.cause, &[]).await?;
-        self.applier.health.cancel(&self.target.target());
         let clock = Instant::now();
         let cluster = match self.applier.appliers.get(self.target).await {
             Ok(c) => c,
@@ -104,9 +116,12 @@ impl Rollout<'_> {
                 return self.failed(e.to_string(), false, vec![]).await;
             }
         };
-        match self.apply(&cluster, &objects, &stages, &apps).await {
+        match self
+            .apply(&cluster, &objects, &summary, &stages, &apps)
+            .await
+        {
             Ok(mut results) => {
-                let (pruned, held) = match self.prune(&cluster, &objects).await {
+                let (pruned, held) = match self.prune(&cluster, &summary).await {
                     Ok(p) => p,
                     Err(Stop::Unreachable(reason)) => return self.unreachable(reason).await,
                     Err(Stop::Refused { reason, results }) => {
@@ -201,6 +216,7 @@ impl Rollout<'_> {
         &self,
         cluster: &Arc<ClusterApplier>,
         objects: &[Value],
+        summary: &Summary,
         stages: &[u32],
         apps: &BTreeMap<String, BundleApp>,
     ) -> Result<Vec<ObjectResult>, Stop> {
@@ -244,7 +260,7 @@ impl Rollout<'_> {
         };
 
         let concurrency = self.applier.settings.concurrency.max(1);
-        let mut plans: Vec<Option<Plan>> = self.settled(cluster, objects).await?;
+        let mut plans: Vec<Option<Plan>> = self.settled(cluster, objects, summary).await?;
         let unplanned: Vec<usize> = (0..objects.len()).filter(|i| plans[*i].is_none()).collect();
         let mut planned: Vec<(usize, Result<Plan, ApplyError>)> = Vec::new();
         for chunk in unplanned.chunks(CHUNK) {
@@ -278,7 +294,7 @@ impl Rollout<'_> {
                     "the dry run refused {} of {} objects, nothing was written: {}",
                     refused.len(),
                     objects.len(),
-                    summary(&refused)
+                    refusals(&refused)
                 ),
                 results: refused,
             });
@@ -297,6 +313,16 @@ impl Rollout<'_> {
                     continue;
                 }
                 let mut written: Vec<Result<ObjectResult, ApplyError>> = Vec::new();
+                // What is known unchanged needs no request (at 10,000 objects, building a
+                // future each would cost more than the rest of an unchanged rollout).
+                let (unchanged, level): (Vec<usize>, Vec<usize>) = level
+                    .into_iter()
+                    .partition(|&i| plans[i].as_ref().is_some_and(|p| !p.changes));
+                results.extend(
+                    unchanged
+                        .iter()
+                        .map(|&i| result(&objects[i], ObjectAction::Unchanged, None)),
+                );
                 for chunk in level.chunks(CHUNK) {
                     let writing: Vec<_> = chunk
                         .iter()
@@ -411,65 +437,90 @@ impl Rollout<'_> {
         &self,
         cluster: &Arc<ClusterApplier>,
         objects: &[Value],
+        summary: &Summary,
     ) -> Result<Vec<Option<Plan>>, Stop> {
         let mut plans = vec![None; objects.len()];
         let Some(deployed) = &self.state.deployed_bundle else {
             return Ok(plans);
         };
-        // Each object's declared content as a digest (both marked alike, bundles being stored
-        // unmarked, the revision left out): the deployed bundle need not stay in memory.
-        let digest = |o: &Value| {
-            let mut o = o.clone();
-            mark(&mut o, self.env(), "");
-            bundles::digest_of(&serde_json::to_vec(&comparable(&o)).unwrap_or_default())
-        };
-        let before: HashMap<Key, String> = match self.applier.bundles.get_bundle(deployed).await {
-            Ok(b) => b
-                .objects
-                .iter()
-                .filter_map(|o| Some((Key::of_value(o)?, digest(o))))
-                .collect(),
+        let before = match self.applier.summaries.get(deployed).await {
+            Ok(s) => s,
             Err(e) => {
                 tracing::warn!(bundle = %deployed, error = %e, "cannot read the deployed bundle; every object is dry-run");
                 return Ok(plans);
             }
         };
+        let before: HashMap<Key, &[u8; 32]> = before
+            .objects
+            .iter()
+            .map(|d| (Key::of(&d.reference), &d.digest))
+            .collect();
         // The objects declared as before, by the key the live object has (its effective
         // namespace: `default` when none is named).
         let mut same: HashMap<Key, usize> = HashMap::new();
-        let mut kinds: BTreeSet<(String, String)> = BTreeSet::new();
-        for (i, object) in objects.iter().enumerate() {
-            let (Some(key), Some(reference)) = (Key::of_value(object), object_ref(object)) else {
-                continue;
-            };
-            if before.get(&key) != Some(&digest(object)) {
+        let mut kinds: HashMap<(&str, &str), bool> = HashMap::new();
+        for declared in &summary.objects {
+            let key = Key::of(&declared.reference);
+            if before.get(&key) != Some(&&declared.digest) {
                 continue;
             }
-            let Ok((_, namespace)) = cluster.api_for(&reference).await else {
-                continue;
+            let reference = &declared.reference;
+            let kind = (reference.api_version.as_str(), reference.kind.as_str());
+            let namespaced = match kinds.get(&kind) {
+                Some(&n) => n,
+                None => match cluster.api_for(reference).await {
+                    Ok((_, namespace)) => *kinds.entry(kind).or_insert(namespace.is_some()),
+                    // A kind not served yet (its CRD comes with this revision): dry-run it.
+                    Err(_) => continue,
+                },
             };
-            kinds.insert((reference.api_version, reference.kind));
-            same.insert(Key { namespace, ..key }, i);
+            let namespace = namespaced.then(|| {
+                reference
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into())
+            });
+            same.insert(Key { namespace, ..key }, declared.index);
         }
         drop(before);
-        // One list per kind; each live object is compared as it comes and then dropped.
-        for (api_version, kind) in kinds {
-            let listed = cluster
-                .for_each_managed(&api_version, &kind, |live| {
-                    if let Some(&i) = Key::of_value(&live).and_then(|k| same.get(&k))
-                        && declared_match(&objects[i], &live)
-                    {
+        // One list per kind, two kinds at once (the cluster serialises one page while the
+        // applier parses another); each live object is compared as it comes and dropped.
+        let same = &same;
+        let lists: Vec<_> = kinds
+            .into_keys()
+            .map(|(api_version, kind)| {
+                let cluster = cluster.clone();
+                async move {
+                    let mut matched = Vec::new();
+                    let listed = cluster
+                        .for_each_managed(api_version, kind, Parts::Declared, |live| {
+                            if let Some(&i) = Key::of_value(&live).and_then(|k| same.get(&k))
+                                && declared_match(&objects[i], &live)
+                            {
+                                matched.push(i);
+                            }
+                        })
+                        .await;
+                    listed.map(|()| matched)
+                }
+            })
+            .collect();
+        let listed: Vec<_> = futures::stream::iter(lists)
+            .buffer_unordered(LISTS_AT_ONCE)
+            .collect()
+            .await;
+        for matched in listed {
+            match matched {
+                Ok(matched) => {
+                    for i in matched {
                         plans[i] = Some(Plan {
                             exists: true,
                             changes: false,
                         });
                     }
-                })
-                .await;
-            match listed {
-                Ok(()) => {}
+                }
                 Err(e) if e.is_transient() => return Err(Stop::Unreachable(e.to_string())),
-                // A kind not served yet (its CRD comes with this revision): dry-run them.
+                // Refused (say, a kind whose CRD this revision changes): dry-run them.
                 Err(_) => {}
             }
         }
@@ -488,9 +539,13 @@ impl Rollout<'_> {
     async fn prune(
         &self,
         cluster: &Arc<ClusterApplier>,
-        objects: &[Value],
+        summary: &Summary,
     ) -> Result<(u32, Option<PruneHeld>), Stop> {
-        let keep: HashSet<Key> = objects.iter().filter_map(Key::of_value).collect();
+        let keep: HashSet<Key> = summary
+            .objects
+            .iter()
+            .map(|d| Key::of(&d.reference))
+            .collect();
         let (candidates, inventory, bundles) = self.leftovers(&keep).await?;
         if candidates.is_empty() {
             return Ok((0, None));
@@ -536,8 +591,12 @@ impl Rollout<'_> {
             Ok(c) => c,
             Err(e) => return Err(HandlerError::Terminal(e.to_string())),
         };
-        let bundle = self.applier.bundles.get_bundle(&self.bundle_digest).await?;
-        let keep: HashSet<Key> = bundle.objects.iter().filter_map(Key::of_value).collect();
+        let summary = self.applier.summaries.get(&self.bundle_digest).await?;
+        let keep: HashSet<Key> = summary
+            .objects
+            .iter()
+            .map(|d| Key::of(&d.reference))
+            .collect();
         let result = match self.leftovers(&keep).await {
             Ok((candidates, _, _)) => self.delete(&cluster, candidates).await,
             Err(e) => Err(e),
@@ -580,17 +639,16 @@ impl Rollout<'_> {
         for digest in &bundles {
             let earlier = self
                 .applier
-                .bundles
-                .get_bundle(digest)
+                .summaries
+                .get(digest)
                 .await
                 .map_err(|e| Stop::Unreachable(format!("reading bundle {digest}: {e}")))?;
-            for o in &earlier.objects {
-                if let (Some(key), Some(reference)) = (Key::of_value(o), object_ref(o))
-                    && inventory.insert(key.clone())
-                    && !keep.contains(&key)
-                {
-                    candidates.push(reference);
+            for declared in &earlier.objects {
+                let key = Key::of(&declared.reference);
+                if !keep.contains(&key) && !inventory.contains(&key) {
+                    candidates.push(declared.reference.clone());
                 }
+                inventory.insert(key);
             }
         }
         // The last level first: workloads before the config they use, namespaces last.
@@ -741,7 +799,7 @@ fn result(object: &Value, action: ObjectAction, error: Option<&ApplyError>) -> O
     }
 }
 
-fn summary(results: &[ObjectResult]) -> String {
+fn refusals(results: &[ObjectResult]) -> String {
     let mut parts: Vec<String> = results
         .iter()
         .take(10)
@@ -764,31 +822,5 @@ fn key_text(r: &ObjectRef) -> String {
     match &r.namespace {
         Some(ns) => format!("{ns}/{}", r.name),
         None => r.name.clone(),
-    }
-}
-
-/// An object's identity across revisions: its group (not version: a move from `v1beta1` to
-/// `v1` is the same object), kind, namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Key {
-    group: String,
-    kind: String,
-    namespace: Option<String>,
-    name: String,
-}
-
-impl Key {
-    fn of_value(object: &Value) -> Option<Self> {
-        let r = object_ref(object)?;
-        Some(Self {
-            group: r
-                .api_version
-                .split_once('/')
-                .map(|(g, _)| g.to_string())
-                .unwrap_or_default(),
-            kind: r.kind,
-            namespace: r.namespace,
-            name: r.name,
-        })
     }
 }

@@ -255,8 +255,8 @@ fn list(ctx: &Ctx) -> Result<Response, ApiError> {
     if wants_metadata(ctx.headers) {
         return ok(&metadata::list(page.items.iter().map(|i| i.as_ref()), meta));
     }
-    if page.continue_token.is_some() {
-        meta["remainingItemCount"] = json!(page.remaining);
+    if let (Some(_), Some(remaining)) = (&page.continue_token, page.remaining) {
+        meta["remainingItemCount"] = json!(remaining);
     }
     // Serialised straight from the stored objects: a 10k list makes no deep copies.
     let list = ListBody {

@@ -9,8 +9,8 @@ mod targets;
 
 pub use apply::{
     ANNOTATION_ENVIRONMENT, ANNOTATION_PRUNE, ANNOTATION_REVISION, ApplyError, ClusterApplier,
-    ClusterAppliers, FIELD_MANAGER, MANAGED_BY_LABEL, comparable, declared_match, mark, may_prune,
-    object_ref, would_change,
+    ClusterAppliers, FIELD_MANAGER, MANAGED_BY_LABEL, Parts, comparable, declared_match, mark,
+    may_prune, object_ref, would_change,
 };
 pub use desired::{AppliedBundle, DesiredError, DesiredSource};
 pub use targets::{ClusterArgs, ClusterError, ClusterTarget, Clusters};

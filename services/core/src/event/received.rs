@@ -49,7 +49,9 @@ impl Received {
     /// The event as one JSON line in the CloudEvents structured format, with the stream
     /// position added under `_stream` (used by `configsync events tail`).
     pub fn to_json_line(&self) -> serde_json::Value {
-        let mut value = serde_json::to_value(&self.event).unwrap_or_default();
+        let mut event = self.event.clone();
+        crate::binding::normalise_json_data(&mut event);
+        let mut value = serde_json::to_value(&event).unwrap_or_default();
         if let Some(obj) = value.as_object_mut() {
             obj.insert(
                 "_stream".into(),

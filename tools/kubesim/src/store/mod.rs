@@ -95,7 +95,8 @@ pub struct Page {
     pub items: Vec<Arc<Value>>,
     pub rv: u64,
     pub continue_token: Option<String>,
-    pub remaining: usize,
+    /// Items after this page; unknown (as on the API server) when a selector filtered.
+    pub remaining: Option<usize>,
 }
 
 pub fn now() -> String {
@@ -203,24 +204,32 @@ impl Store {
         limit: Option<usize>,
         continue_token: Option<&str>,
     ) -> Result<Page, ApiError> {
+        use std::ops::Bound;
         let after = continue_token.map(decode_continue).transpose()?;
         let inner = self.lock();
         let mut items = Vec::new();
         let mut remaining = 0;
         let mut next = None;
+        // As the API server: with a selector the number of remaining items is unknown (the
+        // server stops at the first item past the page), without one it is counted.
+        let selective = !labels.is_empty() || !fields.is_empty();
         if let Some(objects) = inner.objects.get(&res.storage_key()) {
+            let from = match &after {
+                Some(a) => Bound::Excluded(a.clone()),
+                None => Bound::Unbounded,
+            };
             let iter = objects
-                .iter()
+                .range((from, Bound::Unbounded))
                 .filter(|((ons, _), _)| ns.is_none_or(|n| n == ons));
             for (key, o) in iter {
-                if after.as_ref().is_some_and(|a| key <= a) {
-                    continue;
-                }
                 if !matches(o, labels, fields) {
                     continue;
                 }
                 if limit.is_some_and(|l| l > 0 && items.len() >= l) {
                     remaining += 1;
+                    if selective {
+                        break;
+                    }
                     continue;
                 }
                 next = Some(key.clone());
@@ -232,6 +241,7 @@ impl Store {
         } else {
             None
         };
+        let remaining = (!selective).then_some(remaining);
         Ok(Page {
             items,
             rv: inner.rv,
