@@ -62,12 +62,20 @@ pub struct Watcher {
     task: tokio::task::JoinHandle<Result<(), ServiceError>>,
 }
 
-/// Flags for the service under test: a fast poll, a private work dir, a free ops port.
+/// Flags for the service under test: a fast poll, a private work dir, a free ops port, and
+/// remotes on loopback allowed (every remote of these tests is on this machine).
 pub fn config(bus: &Bus, repo_url: &str, work_dir: &Path) -> Config {
-    Config::try_parse_from([
+    config_with(bus, repo_url, work_dir, &["--allow-private-hosts"])
+}
+
+/// [`config`] with `extra` flags instead of `--allow-private-hosts`.
+pub fn config_with(bus: &Bus, repo_url: &str, work_dir: &Path, extra: &[&str]) -> Config {
+    let work_dir = work_dir.display().to_string();
+    let nats_url = bus.url();
+    let mut args = vec![
         "git-watcher",
         "--nats-url",
-        &bus.url(),
+        &nats_url,
         "--connect-deadline",
         "10s",
         "--ops-addr",
@@ -79,9 +87,10 @@ pub fn config(bus: &Bus, repo_url: &str, work_dir: &Path) -> Config {
         "--poll-interval",
         "100ms",
         "--work-dir",
-        &work_dir.display().to_string(),
-    ])
-    .expect("flags parse")
+        &work_dir,
+    ];
+    args.extend_from_slice(extra);
+    Config::try_parse_from(args).expect("flags parse")
 }
 
 impl Watcher {

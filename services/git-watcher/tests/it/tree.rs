@@ -4,7 +4,7 @@
 
 use std::sync::atomic::AtomicBool;
 
-use configsync_core::git::{self, GitError, Limits, Mirror};
+use configsync_core::git::{self, GitError, Limits, Mirror, RemoteOptions};
 
 use configsync_core::harness::{ALICE, GitRepo};
 
@@ -34,7 +34,8 @@ fn files_and_directories_are_read_at_a_revision_and_unsafe_entries_refused() {
         ALICE,
     );
     let work = tempfile::tempdir().expect("work dir");
-    let mirror = Mirror::open_or_init(work.path(), &repo.url()).expect("mirror");
+    let mirror =
+        Mirror::open_or_init(work.path(), &repo.url(), RemoteOptions::default()).expect("mirror");
     let tip = mirror
         .fetch("main", &AtomicBool::new(false))
         .expect("fetch");
@@ -118,18 +119,35 @@ fn files_and_directories_are_read_at_a_revision_and_unsafe_entries_refused() {
 fn unsupported_transports_and_missing_branches_are_clear_errors() {
     let work = tempfile::tempdir().expect("work dir");
     assert!(matches!(
-        Mirror::open_or_init(work.path(), "https://user:pw@example.com/r.git"),
-        Err(GitError::UnsupportedTransport { ref url, .. }) if url == "https://example.com/r.git"
+        Mirror::open_or_init(work.path(), "ftp://example.com/r.git", RemoteOptions::default()),
+        Err(GitError::UnsupportedTransport { ref url, .. }) if url == "ftp://example.com/r.git"
     ));
+    // A password in a URL is refused, and not repeated.
+    let err = Mirror::open_or_init(
+        work.path(),
+        "https://user:pw-s3cret@example.com/r.git",
+        RemoteOptions::default(),
+    )
+    .expect_err("refused");
+    assert!(
+        matches!(err, GitError::InvalidUrl { ref url, .. } if url == "https://example.com/r.git"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("pw-s3cret"), "{err}");
     // git:// has no authentication: credentials there are a configuration error, said as such
     // (and, like everywhere, never repeated).
-    let err =
-        Mirror::open_or_init(work.path(), "git://u:s3cret@127.0.0.1:1/r").expect_err("refused");
+    let err = Mirror::open_or_init(
+        work.path(),
+        "git://u:s3cret@127.0.0.1:1/r",
+        RemoteOptions::default(),
+    )
+    .expect_err("refused");
     assert!(matches!(err, GitError::InvalidUrl { .. }), "{err}");
     assert!(!err.to_string().contains("s3cret"), "{err}");
     let repo = GitRepo::init_named("branchless");
     simple_commit(&repo, 1);
-    let mirror = Mirror::open_or_init(work.path(), &repo.url()).expect("mirror");
+    let mirror =
+        Mirror::open_or_init(work.path(), &repo.url(), RemoteOptions::default()).expect("mirror");
     let err = mirror
         .fetch("release", &AtomicBool::new(false))
         .expect_err("no such branch");
@@ -165,7 +183,8 @@ fn a_pulled_merge_lists_the_local_commits_then_the_merge() {
     let m = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
 
     let work = tempfile::tempdir().expect("work dir");
-    let mirror = Mirror::open_or_init(work.path(), &repo.url()).expect("mirror");
+    let mirror =
+        Mirror::open_or_init(work.path(), &repo.url(), RemoteOptions::default()).expect("mirror");
     let tip = mirror
         .fetch("local", &AtomicBool::new(false))
         .expect("fetch");
