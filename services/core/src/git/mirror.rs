@@ -109,18 +109,21 @@ impl Mirror {
                 url: self.shown.clone(),
                 reason: "no fetch url".into(),
             })?;
-        let connection = match transport::connect(&url, &self.shown, &self.options)? {
-            None => remote
-                .connect(Direction::Fetch)
-                .map_err(|e| self.unreachable(&e))?,
-            Some(connected) => {
-                let mut connection = remote.to_connection_with_transport(connected.transport);
-                if let Some(http) = connected.http_options {
-                    connection.set_transport_options(Box::new(http));
+        // A message of an earlier fetch must not explain this one's failure.
+        let _ = std::fs::remove_file(self.ssh_log());
+        let connection =
+            match transport::connect(&url, &self.shown, &self.options, &self.ssh_log())? {
+                None => remote
+                    .connect(Direction::Fetch)
+                    .map_err(|e| self.unreachable(&e))?,
+                Some(connected) => {
+                    let mut connection = remote.to_connection_with_transport(connected.transport);
+                    if let Some(http) = connected.http_options {
+                        connection.set_transport_options(Box::new(http));
+                    }
+                    connection
                 }
-                connection
-            }
-        };
+            };
         let connection = connection.with_credentials(transport::credentials(&self.options.http));
         let prepared = connection
             .prepare_fetch(gix::progress::Discard, Default::default())
@@ -166,8 +169,27 @@ impl Mirror {
         Ok(reference.map(|r| r.id().detach()))
     }
 
+    /// Where `ssh` writes its messages during a fetch (inside the mirror, which is ours).
+    fn ssh_log(&self) -> PathBuf {
+        self.dir.join("configsync-ssh.log")
+    }
+
+    /// Why a fetch failed: gix's chain of causes, and what `ssh` said (gix reads only its
+    /// own), without secrets.
+    fn reason(&self, e: &gix::Error) -> String {
+        let mut reason = describe(e);
+        let said = std::fs::read_to_string(self.ssh_log()).unwrap_or_default();
+        // The last lines say why ssh gave up; the banner of a changed host key comes before.
+        let tail: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = tail[tail.len().saturating_sub(3)..].join("; ");
+        if !tail.is_empty() {
+            reason = format!("{reason}; ssh: {tail}");
+        }
+        self.options.scrub(&reason)
+    }
+
     fn unreachable(&self, e: &gix::Error) -> GitError {
-        let reason = self.options.scrub(&describe(e));
+        let reason = self.reason(e);
         if let Some(path) = &self.local_path {
             return GitError::NotARepository {
                 path: path.display().to_string(),
@@ -181,13 +203,22 @@ impl Mirror {
     }
 
     fn classify_fetch(&self, branch: &str, e: &gix::Error) -> GitError {
-        let reason = self.options.scrub(&describe(e));
+        let reason = self.reason(e);
         let lower = reason.to_lowercase();
         if is_timeout(e) || lower.contains("timed out") || lower.contains("operation timed out") {
             return GitError::TimedOut {
                 url: self.shown.clone(),
                 after: self.options.timeout,
                 doing: "waiting for the remote",
+            };
+        }
+        if lower.contains("host key verification failed")
+            || lower.contains("no matching host key")
+            || lower.contains("remote host identification has changed")
+        {
+            return GitError::HostKeyRefused {
+                url: self.shown.clone(),
+                reason,
             };
         }
         if [
@@ -200,15 +231,6 @@ impl Mirror {
         .any(|s| lower.contains(s))
         {
             return GitError::AuthenticationFailed {
-                url: self.shown.clone(),
-                reason,
-            };
-        }
-        if lower.contains("host key verification failed")
-            || lower.contains("no matching host key")
-            || lower.contains("remote host identification has changed")
-        {
-            return GitError::HostKeyRefused {
                 url: self.shown.clone(),
                 reason,
             };

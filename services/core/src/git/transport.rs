@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -131,17 +131,20 @@ pub(super) struct Connected {
 
 /// Connects to `url` (already parsed, scheme checked) as the options say. `shown` is the URL
 /// for messages.
+/// `ssh_log` is where `ssh` writes its messages (gix reads only its own), so that a failure
+/// can say why ssh gave up.
 pub(super) fn connect(
     url: &gix::Url,
     shown: &str,
     options: &RemoteOptions,
+    ssh_log: &Path,
 ) -> Result<Option<Connected>, GitError> {
     use gix::url::Scheme;
     match url.scheme {
         // gix's own local transport (`git upload-pack`) is used as is.
         Scheme::File => Ok(None),
         Scheme::Git => connect_git(url, shown, options).map(Some),
-        Scheme::Ssh => connect_ssh(url, shown, options).map(Some),
+        Scheme::Ssh => connect_ssh(url, shown, options, ssh_log).map(Some),
         Scheme::Http | Scheme::Https => connect_http(url, shown, options).map(Some),
         ref other => Err(GitError::UnsupportedTransport {
             url: shown.to_string(),
@@ -227,6 +230,7 @@ fn connect_ssh(
     url: &gix::Url,
     shown: &str,
     options: &RemoteOptions,
+    ssh_log: &Path,
 ) -> Result<Connected, GitError> {
     let host = host_of(url, shown)?;
     let addrs = options.guard.resolve(shown, host, url.port.unwrap_or(22))?;
@@ -243,7 +247,7 @@ fn connect_ssh(
         url: shown.to_string(),
         reason: e.to_string(),
     })?;
-    let command = ssh_command(host, options);
+    let command = ssh_command(host, options, ssh_log);
     let transport = ssh::connect(
         pinned,
         Protocol::V2,
@@ -264,8 +268,9 @@ fn connect_ssh(
     })
 }
 
-/// The `ssh` command line (run by `sh -c`, as Git runs `core.sshCommand`), every value quoted.
-pub(super) fn ssh_command(host: &str, options: &RemoteOptions) -> OsString {
+/// The `ssh` command line (run by `sh -c`, as Git runs `core.sshCommand`), every value quoted,
+/// its messages going to `log`.
+pub(super) fn ssh_command(host: &str, options: &RemoteOptions, log: &Path) -> OsString {
     let secs = options.timeout.as_secs().max(1);
     let mut parts: Vec<String> = vec![
         "ssh".into(),
@@ -315,7 +320,8 @@ pub(super) fn ssh_command(host: &str, options: &RemoteOptions) -> OsString {
             "GlobalKnownHostsFile=/dev/null".into(),
         ]);
     }
-    let quoted: Vec<String> = parts.iter().map(|p| shell_quote(p)).collect();
+    let mut quoted: Vec<String> = parts.iter().map(|p| shell_quote(p)).collect();
+    quoted.push(format!("2>{}", shell_quote(&log.display().to_string())));
     OsString::from(quoted.join(" "))
 }
 
@@ -343,22 +349,35 @@ fn connect_http(
     let port = url.port_or_default().unwrap_or(443);
     let addrs = options.guard.resolve(shown, &host, port)?;
     let https = url.scheme == gix::url::Scheme::Https;
+    // A password or token over plain HTTP is readable by anyone on the path: sent only to an
+    // address of this machine (tests, a local mirror), never across a network.
+    if !https
+        && options.http != HttpAuth::None
+        && !addrs.iter().all(|a| {
+            super::guard::refused_class(a.ip()) == Some(super::guard::AddressClass::Loopback)
+        })
+    {
+        return Err(GitError::InvalidUrl {
+            url: shown.to_string(),
+            reason: "credentials are sent only over https:// (or to this machine)".into(),
+        });
+    }
+    // reqwest sets TLS up even for plain HTTP (and, with no provider of its own, would panic):
+    // it always gets a configuration, one that trusts nothing when TLS is not wanted.
     let tls = if https {
-        Some(tls_config(options, shown)?)
+        tls_config(options, shown)?
     } else {
-        None
+        no_tls()
     };
     let timeout = options.timeout;
     let configure_client = move |builder: reqwest::blocking::ClientBuilder| {
-        let mut builder = builder
+        let builder = builder
             .timeout(timeout)
             .connect_timeout(timeout)
             .no_proxy()
             .https_only(https)
-            .resolve_to_addrs(&host, &addrs);
-        if let Some(tls) = &tls {
-            builder = builder.tls_backend_preconfigured((**tls).clone());
-        }
+            .resolve_to_addrs(&host, &addrs)
+            .tls_backend_preconfigured((*tls).clone());
         Ok(builder)
     };
     let backend = gix::protocol::transport::client::blocking_io::http::reqwest::Options {
@@ -410,6 +429,17 @@ fn tls_config(options: &RemoteOptions, shown: &str) -> Result<Arc<rustls::Client
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// A TLS configuration on ring that trusts no certificate, for plain HTTP.
+fn no_tls() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    Arc::new(config)
 }
 
 /// The credentials callback handed to gix: what the options hold, and nothing else (no
@@ -494,6 +524,7 @@ mod tests {
             "-i '/keys/my key' -o IdentitiesOnly=yes",
             "-o UserKnownHostsFile=/etc/kh -o GlobalKnownHostsFile=/dev/null",
             "-o ConnectTimeout=30 -o ServerAliveInterval=10",
+            " 2>'/m/ssh log'",
         ] {
             assert!(cmd.contains(part), "{part} in {cmd}");
         }

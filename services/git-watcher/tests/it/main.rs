@@ -8,4 +8,5 @@ mod recovery;
 mod restart;
 mod rewrite;
 mod support;
+mod transports;
 mod tree;
