@@ -512,7 +512,7 @@ mod tests {
             timeout: Duration::from_secs(30),
             ..Default::default()
         };
-        let cmd = ssh_command("git.example.com", &options)
+        let cmd = ssh_command("git.example.com", &options, Path::new("/m/ssh log"))
             .into_string()
             .unwrap();
         assert!(
@@ -536,7 +536,7 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            ssh_command("h", &tofu)
+            ssh_command("h", &tofu, Path::new("/l"))
                 .to_string_lossy()
                 .contains("StrictHostKeyChecking=accept-new")
         );

@@ -20,7 +20,7 @@ pub use bus::{Bus, SOURCE, connect, events_so_far, wait_for_event, wait_for_even
 pub use git::{ALICE, GitRepo, Who};
 pub use git_http::GitHttpServer;
 pub use nats::{NatsServer, nats_server_bin};
-pub use net::{StalledListener, http_post};
+pub use net::{StalledListener, http_post, http_request};
 pub use sshd::{Sshd, ssh_keygen};
 
 /// The longest any single wait in a test may take before it fails: generous, because the

@@ -1,5 +1,5 @@
 //! Network odds and ends for tests: a listener that accepts connections and never answers (a
-//! stalled remote), and a minimal HTTP/1.1 POST that can send any header and body.
+//! stalled remote), and a minimal HTTP/1.1 client that can send any header and body.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -52,11 +52,23 @@ pub async fn http_post(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
+    http_request(addr, "POST", path, headers, body).await
+}
+
+/// Sends `method path` (HTTP/1.1, the connection closed after the answer) and returns the
+/// status code and the response body.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("the server accepts");
     let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (name, value) in headers {
