@@ -198,3 +198,45 @@ fn a_pulled_merge_lists_the_local_commits_then_the_merge() {
         .collect();
     assert_eq!(listed, [l, m]);
 }
+
+/// A 2 GiB file in the repository: the watcher fetches it (the pack is streamed to disk),
+/// announces the commit from trees alone, and reading the file is refused by the size in
+/// its object header, so the process never holds it in memory.
+#[test]
+fn a_two_gibibyte_file_is_fetched_and_refused_by_size_without_loading_it() {
+    let repo = GitRepo::init_named("huge-repo");
+    let huge = repo.path().join("configs/dev/web/huge.yaml");
+    std::fs::create_dir_all(huge.parent().unwrap()).expect("dirs");
+    // Sparse: no disk for the zeros; Git stores it compressed to a few MiB.
+    std::fs::File::create(&huge)
+        .and_then(|f| f.set_len(2 << 30))
+        .expect("a 2 GiB file");
+    let sha = repo.commit("a huge file");
+    std::fs::remove_file(&huge).expect("the work tree copy goes");
+
+    let work = tempfile::tempdir().expect("work dir");
+    let mirror =
+        Mirror::open_or_init(work.path(), &repo.url(), RemoteOptions::default()).expect("mirror");
+    let tip = mirror
+        .fetch("main", &AtomicBool::new(false))
+        .expect("fetch");
+    assert_eq!(tip.to_string(), sha);
+    let r = mirror.repository().expect("open");
+    assert_eq!(
+        git::changed_paths(&r, tip).unwrap(),
+        ["configs/dev/web/huge.yaml"]
+    );
+    let err = git::read_file(&r, tip, "configs/dev/web/huge.yaml", &Limits::default())
+        .expect_err("refused");
+    assert!(
+        matches!(err, GitError::TooLarge { size, .. } if size == 2 << 30),
+        "{err}"
+    );
+    let peak_kib: u64 = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    eprintln!("peak resident memory: {} MiB", peak_kib / 1024);
+}
