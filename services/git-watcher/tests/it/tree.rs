@@ -199,18 +199,17 @@ fn a_pulled_merge_lists_the_local_commits_then_the_merge() {
     assert_eq!(listed, [l, m]);
 }
 
-/// A 2 GiB file in the repository: the watcher fetches it (the pack is streamed to disk),
-/// announces the commit from trees alone, and reading the file is refused by the size in
-/// its object header, so the process never holds it in memory.
-#[test]
-fn a_two_gibibyte_file_is_fetched_and_refused_by_size_without_loading_it() {
+/// A file far over the size limit in the repository: the watcher fetches it (the pack is
+/// streamed to disk), announces the commit from trees alone, and reading the file is refused
+/// by the size in its object header, so the process never holds it in memory.
+fn a_huge_file_is_fetched_and_refused_by_size_without_loading_it(size: u64) {
     let repo = GitRepo::init_named("huge-repo");
     let huge = repo.path().join("configs/dev/web/huge.yaml");
     std::fs::create_dir_all(huge.parent().unwrap()).expect("dirs");
     // Sparse: no disk for the zeros; Git stores it compressed to a few MiB.
     std::fs::File::create(&huge)
-        .and_then(|f| f.set_len(2 << 30))
-        .expect("a 2 GiB file");
+        .and_then(|f| f.set_len(size))
+        .expect("a huge file");
     let sha = repo.commit("a huge file");
     std::fs::remove_file(&huge).expect("the work tree copy goes");
 
@@ -229,7 +228,7 @@ fn a_two_gibibyte_file_is_fetched_and_refused_by_size_without_loading_it() {
     let err = git::read_file(&r, tip, "configs/dev/web/huge.yaml", &Limits::default())
         .expect_err("refused");
     assert!(
-        matches!(err, GitError::TooLarge { size, .. } if size == 2 << 30),
+        matches!(err, GitError::TooLarge { size: found, .. } if found == size),
         "{err}"
     );
     let peak_kib: u64 = std::fs::read_to_string("/proc/self/status")
@@ -239,4 +238,19 @@ fn a_two_gibibyte_file_is_fetched_and_refused_by_size_without_loading_it() {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap();
     eprintln!("peak resident memory: {} MiB", peak_kib / 1024);
+}
+
+/// 64 MiB: 64 times the limit, fetched in seconds.
+#[test]
+fn a_file_over_the_limit_is_fetched_and_refused_by_size() {
+    a_huge_file_is_fetched_and_refused_by_size_without_loading_it(64 << 20);
+}
+
+/// The 2 GiB case. gix inflates each object while indexing a fetched pack, so the
+/// fetch holds the largest object in memory (about 2 GiB here, docs/architecture.md); the
+/// test takes about 3 minutes, so it runs on request.
+#[test]
+#[ignore = "2 GiB of memory and about 3 minutes: cargo nextest run --run-ignored all two_gib"]
+fn a_two_gib_file_is_fetched_and_refused_by_size() {
+    a_huge_file_is_fetched_and_refused_by_size_without_loading_it(2 << 30);
 }
