@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs ConfigSync's whole test suite on a fresh machine: installs what the tests need
 # (nats-server, kubectl, a `helm` over Helm's Go SDK, gpg and ssh-keygen for people's signed
-# actions, and the Python modules that tools/check-report-formats.py uses), then runs every
-# test of the workspace. Usage:
+# actions, OpenSSH's server for Git over SSH, and the Python modules that
+# tools/check-report-formats.py uses), then runs every test of the workspace. Usage:
 # tools/test.sh [ARGS] (extra arguments go to the test runner, e.g. a test name filter).
 #
 # A test that needs one of these (or ../shared/corpus) is reported IGNORED when it is missing,
@@ -17,6 +17,8 @@ tools/install-helm-shim.sh
 missing=()
 command -v gpg >/dev/null 2>&1 || missing+=(gnupg)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+# Git over SSH: the git-watcher's tests run their own sshd as the current user on a free port.
+{ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ]; } || missing+=(openssh-server)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo_cmd=()
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)

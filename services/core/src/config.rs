@@ -359,3 +359,181 @@ fn rustls_error(error: &async_nats::ConnectError) -> Option<&async_nats::rustls:
     }
     None
 }
+
+/// How the services that read Git (git-watcher, validator) reach the remote: credentials, the
+/// host guard and the stall timeout. Each secret is read from a file or an environment
+/// variable (a flag's value would be visible to every user of the machine in `ps`), never
+/// from the repository, and never shown by `Debug`.
+#[cfg(feature = "git")]
+#[derive(clap::Args, Clone)]
+pub struct GitRemoteArgs {
+    /// Hosts that may be contacted (host names, addresses, or `*.domain`); when given, any
+    /// other host is refused. Comma-separated or repeated.
+    #[arg(
+        long = "allow-host",
+        env = "CONFIGSYNC_GIT_ALLOW_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allow_hosts: Vec<crate::git::HostPattern>,
+    /// Allow remotes on loopback, link-local and other local-only addresses (a remote on this
+    /// machine). Cloud metadata addresses stay refused unless named in --allow-host.
+    #[arg(long, env = "CONFIGSYNC_GIT_ALLOW_PRIVATE_HOSTS")]
+    pub allow_private_hosts: bool,
+    /// How long a remote may take to accept a connection, or stay silent during a fetch,
+    /// before the fetch fails (and is retried with backoff).
+    #[arg(long, env = "CONFIGSYNC_GIT_FETCH_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub fetch_timeout: Duration,
+    /// User name for HTTP(S) basic authentication (with a password or a forge's access token).
+    #[arg(long, env = "CONFIGSYNC_GIT_HTTP_USERNAME")]
+    pub http_username: Option<String>,
+    /// File holding the HTTP(S) password or access token for --http-username.
+    #[arg(long, env = "CONFIGSYNC_GIT_HTTP_PASSWORD_FILE", value_parser = readable_file, conflicts_with = "http_password")]
+    pub http_password_file: Option<PathBuf>,
+    /// The HTTP(S) password for --http-username; prefer the environment variable or
+    /// --http-password-file to the flag.
+    #[arg(long, env = "CONFIGSYNC_GIT_HTTP_PASSWORD", hide_env_values = true)]
+    pub http_password: Option<String>,
+    /// File holding a bearer token sent as `Authorization: Bearer` over HTTP(S).
+    #[arg(long, env = "CONFIGSYNC_GIT_HTTP_TOKEN_FILE", value_parser = readable_file, conflicts_with_all = ["http_token", "http_username"])]
+    pub http_token_file: Option<PathBuf>,
+    /// The bearer token; prefer the environment variable or --http-token-file to the flag.
+    #[arg(
+        long,
+        env = "CONFIGSYNC_GIT_HTTP_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "http_username"
+    )]
+    pub http_token: Option<String>,
+    /// Extra CA certificates (PEM) trusted for HTTPS remotes, besides the system's.
+    #[arg(long, env = "CONFIGSYNC_GIT_CA_FILE", value_parser = readable_file)]
+    pub git_ca_file: Option<PathBuf>,
+    /// Private key for SSH remotes.
+    #[arg(long, env = "CONFIGSYNC_GIT_SSH_KEY", value_parser = readable_file)]
+    pub ssh_key: Option<PathBuf>,
+    /// known_hosts file holding the SSH server's host key; a server whose key is not there
+    /// is refused.
+    #[arg(long, env = "CONFIGSYNC_GIT_SSH_KNOWN_HOSTS", value_parser = readable_file)]
+    pub ssh_known_hosts: Option<PathBuf>,
+    /// Trust an SSH host key never seen before and record it in the known_hosts file (trust
+    /// on first use). Off by default: the first connection could be to anyone.
+    #[arg(long, env = "CONFIGSYNC_GIT_SSH_ACCEPT_NEW_HOST_KEYS")]
+    pub ssh_accept_new_host_keys: bool,
+}
+
+#[cfg(feature = "git")]
+impl std::fmt::Debug for GitRemoteArgs {
+    // Never a password or token: a Debug print of a service's configuration may reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "<hidden>");
+        f.debug_struct("GitRemoteArgs")
+            .field("allow_hosts", &self.allow_hosts)
+            .field("allow_private_hosts", &self.allow_private_hosts)
+            .field("fetch_timeout", &self.fetch_timeout)
+            .field("http_username", &self.http_username)
+            .field("http_password_file", &self.http_password_file)
+            .field("http_password", &hidden(&self.http_password))
+            .field("http_token_file", &self.http_token_file)
+            .field("http_token", &hidden(&self.http_token))
+            .field("git_ca_file", &self.git_ca_file)
+            .field("ssh_key", &self.ssh_key)
+            .field("ssh_known_hosts", &self.ssh_known_hosts)
+            .field("ssh_accept_new_host_keys", &self.ssh_accept_new_host_keys)
+            .finish()
+    }
+}
+
+/// Why the Git remote options could not be read.
+#[cfg(feature = "git")]
+#[derive(Debug, thiserror::Error)]
+pub enum GitArgsError {
+    #[error("cannot read {what} from {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what} in {path} is empty")]
+    Empty { what: &'static str, path: PathBuf },
+    #[error("{0}")]
+    Combination(&'static str),
+}
+
+#[cfg(feature = "git")]
+impl GitRemoteArgs {
+    /// The options a mirror fetches with: secrets read from their files now, so that a
+    /// missing file fails the start rather than the first fetch.
+    pub fn remote_options(&self) -> Result<crate::git::RemoteOptions, GitArgsError> {
+        use crate::git::{HostGuard, HttpAuth, RemoteOptions, SshOptions};
+        let password = secret(
+            "the HTTP password",
+            &self.http_password_file,
+            &self.http_password,
+        )?;
+        let token = secret("the HTTP token", &self.http_token_file, &self.http_token)?;
+        let http = match (&self.http_username, password, token) {
+            (Some(username), Some(password), None) => HttpAuth::Basic {
+                username: username.clone(),
+                password,
+            },
+            (None, None, Some(token)) => HttpAuth::Bearer(token),
+            (None, None, None) => HttpAuth::None,
+            (Some(_), None, _) => {
+                return Err(GitArgsError::Combination(
+                    "--http-username needs --http-password-file (or CONFIGSYNC_GIT_HTTP_PASSWORD)",
+                ));
+            }
+            (None, Some(_), _) => {
+                return Err(GitArgsError::Combination(
+                    "an HTTP password needs --http-username",
+                ));
+            }
+            (Some(_), Some(_), Some(_)) => {
+                return Err(GitArgsError::Combination(
+                    "give either basic authentication or a bearer token, not both",
+                ));
+            }
+        };
+        Ok(RemoteOptions {
+            guard: HostGuard {
+                allow: self.allow_hosts.clone(),
+                allow_private: self.allow_private_hosts,
+            },
+            timeout: self.fetch_timeout,
+            http,
+            ca_file: self.git_ca_file.clone(),
+            ssh: SshOptions {
+                key: self.ssh_key.clone(),
+                known_hosts: self.ssh_known_hosts.clone(),
+                accept_new_host_keys: self.ssh_accept_new_host_keys,
+            },
+        })
+    }
+}
+
+/// A secret from its file (surrounding whitespace ignored: editors add a newline) or value.
+#[cfg(feature = "git")]
+fn secret(
+    what: &'static str,
+    file: &Option<PathBuf>,
+    value: &Option<String>,
+) -> Result<Option<crate::git::Secret>, GitArgsError> {
+    let text = match (file, value) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).map_err(|source| GitArgsError::Read {
+                what,
+                path: path.clone(),
+                source,
+            })?;
+            if text.trim().is_empty() {
+                return Err(GitArgsError::Empty {
+                    what,
+                    path: path.clone(),
+                });
+            }
+            text.trim().to_string()
+        }
+        (None, Some(value)) => value.clone(),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(crate::git::Secret::new(text)))
+}

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use configsync_core::git::{self, CommitInfo, GitError, Mirror, ObjectId};
+use configsync_core::git::{self, CommitInfo, GitError, Mirror, ObjectId, RemoteOptions};
 
 /// A commit ready to be announced.
 #[derive(Debug, Clone)]
@@ -46,12 +46,13 @@ pub struct Polled {
 pub fn poll(
     mirror_dir: &Path,
     url: &str,
+    remote: RemoteOptions,
     branch: &str,
     last_seen: Option<&str>,
     tip_unannounced: bool,
     interrupt: &AtomicBool,
 ) -> Result<Polled, GitError> {
-    let mirror = Mirror::open_or_init(mirror_dir, url)?;
+    let mirror = Mirror::open_or_init(mirror_dir, url, remote)?;
     let tip = mirror.fetch(branch, interrupt)?;
     let repo = mirror.repository()?;
     let last = last_seen.map(git::parse_sha).transpose()?;

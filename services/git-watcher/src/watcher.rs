@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use configsync_core::event::Outgoing;
-use configsync_core::git::GitError;
+use configsync_core::git::{GitError, RemoteOptions};
 use configsync_core::log::Publisher;
 use configsync_core::names::SourceId;
 use configsync_core::ops::Readiness;
 use configsync_core::retry::Backoff;
 use configsync_core::service::{Service, ServiceError};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
@@ -59,6 +60,10 @@ pub struct Watcher {
     last: LastSeen,
     /// The keys commit signatures are checked against.
     access: Option<configsync_core::access::AccessPolicy>,
+    /// Credentials, host guard and timeout of the fetch.
+    remote: RemoteOptions,
+    /// Notified by the webhook receiver: poll now rather than at the end of the interval.
+    wake: Arc<Notify>,
 }
 
 impl Watcher {
@@ -66,6 +71,8 @@ impl Watcher {
         config: &Config,
         service: &Service,
         access: Option<configsync_core::access::AccessPolicy>,
+        remote: RemoteOptions,
+        wake: Arc<Notify>,
     ) -> Self {
         Self {
             followed: SourceId::new(
@@ -82,6 +89,8 @@ impl Watcher {
             failures: FailureReporter::default(),
             last: LastSeen::default(),
             access,
+            remote,
+            wake,
         }
     }
 
@@ -120,6 +129,11 @@ impl Watcher {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(delay) => {}
+                // A push webhook: poll now. Deliveries during a poll left one permit, so the
+                // push they announce is fetched right after.
+                _ = self.wake.notified() => {
+                    tracing::debug!(repository = %self.followed.repository, "woken by a webhook");
+                }
             }
         }
         tracing::info!(repository = %self.followed.repository, branch = %self.followed.branch, "stopped following branch");
@@ -129,10 +143,11 @@ impl Watcher {
     async fn poll_once(&mut self, shutdown: &CancellationToken) -> Outcome {
         let interrupt = Arc::new(AtomicBool::new(false));
         let task = tokio::task::spawn_blocking({
-            let (dir, url, branch) = (
+            let (dir, url, branch, remote) = (
                 self.mirror_dir.clone(),
                 self.url.clone(),
                 self.followed.branch.clone(),
+                self.remote.clone(),
             );
             let (last, unannounced) = (self.last.sha.clone(), self.last.rewritten_from.is_some());
             let interrupt = interrupt.clone();
@@ -140,6 +155,7 @@ impl Watcher {
                 poll::poll(
                     &dir,
                     &url,
+                    remote,
                     &branch,
                     last.as_deref(),
                     unannounced,

@@ -56,6 +56,11 @@ fn is_executable(path: &Path) -> bool {
 /// The `git-daemon` program of the `git` on `PATH`: some distributions package it apart
 /// (Fedora's `git-daemon`), so `git daemon` may be missing.
 pub fn git_daemon() -> Option<PathBuf> {
+    git_program("git-daemon")
+}
+
+/// A program of the `git` on `PATH` (`git --exec-path` holds `git-daemon`, `git-http-backend`).
+fn git_program(name: &str) -> Option<PathBuf> {
     let out = Command::new("git")
         .arg("--exec-path")
         .stdin(Stdio::null())
@@ -63,8 +68,21 @@ pub fn git_daemon() -> Option<PathBuf> {
         .output()
         .ok()?;
     let exec_path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let daemon = Path::new(&exec_path).join("git-daemon");
-    (out.status.success() && is_executable(&daemon)).then_some(daemon)
+    let program = Path::new(&exec_path).join(name);
+    (out.status.success() && is_executable(&program)).then_some(program)
+}
+
+/// The `git-http-backend` CGI program of the `git` on `PATH` (smart HTTP).
+pub fn git_http_backend() -> Option<PathBuf> {
+    git_program("git-http-backend")
+}
+
+/// OpenSSH's server, `sshd`: on `PATH`, or in `/usr/sbin` (not on a normal user's `PATH`).
+pub fn sshd() -> Option<PathBuf> {
+    find_tool("sshd").or_else(|| {
+        let path = PathBuf::from("/usr/sbin/sshd");
+        is_executable(&path).then_some(path)
+    })
 }
 
 /// How to get a tool the tests need; every one is installed by `tools/test.sh`.
@@ -75,6 +93,11 @@ fn install_hint(tool: &str) -> String {
         "nats-server" => "tools/install-nats-server.sh",
         // A system package on every distribution, and on the machines the project runs on.
         "gpg" => return "install GnuPG (Debian and Ubuntu: apt-get install gnupg)".into(),
+        "sshd" | "ssh" | "ssh-keygen" => {
+            return "install OpenSSH (Debian and Ubuntu: apt-get install openssh-client \
+                    openssh-server; tools/test.sh does)"
+                .into();
+        }
         _ => return format!("install {tool}; tools/test.sh installs what the tests need"),
     };
     format!("run {script}, or tools/test.sh, which installs every test prerequisite")
@@ -115,6 +138,27 @@ pub fn require_corpus(part: &str) -> PathBuf {
         ));
     }
     dir
+}
+
+/// `sshd`; panics naming the package that ships it when absent.
+pub fn require_sshd() -> PathBuf {
+    sshd().unwrap_or_else(|| {
+        missing(format!(
+            "`sshd` is neither on PATH nor in /usr/sbin: {}",
+            install_hint("sshd")
+        ))
+    })
+}
+
+/// The `git-http-backend` program; panics naming what ships it when absent.
+pub fn require_git_http_backend() -> PathBuf {
+    git_http_backend().unwrap_or_else(|| {
+        missing(
+            "this machine's git has no `git http-backend` (`git --exec-path` holds no \
+             git-http-backend): install a git that ships it (Debian's and Ubuntu's git does)"
+                .into(),
+        )
+    })
 }
 
 /// The `git-daemon` program; panics naming the packages that ship it when absent.
@@ -160,6 +204,31 @@ pub mod build {
             }
         }
         emit(cfg, found);
+    }
+
+    /// `cfg` is set when `sshd`, `ssh` and `ssh-keygen` are available.
+    pub fn sshd(cfg: &str) {
+        let found = super::sshd();
+        let clients = ["ssh", "ssh-keygen"].map(super::find_tool);
+        for path in found.iter().chain(clients.iter().flatten()) {
+            watch(path);
+        }
+        let all = found.is_some() && clients.iter().all(Option::is_some);
+        if !all {
+            watch_path_dirs();
+        }
+        emit(cfg, all);
+    }
+
+    /// `cfg` is set when `git http-backend` is available.
+    pub fn git_http_backend(cfg: &str) {
+        println!("cargo::rerun-if-env-changed=GIT_EXEC_PATH");
+        let found = super::git_http_backend();
+        match &found {
+            Some(path) => watch(path),
+            None => watch_path_dirs(),
+        }
+        emit(cfg, found.is_some());
     }
 
     /// `cfg` is set when `git daemon` is available.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use configsync_core::config::ServiceArgs;
+use configsync_core::config::{GitRemoteArgs, ServiceArgs};
 use configsync_core::event::{CommitDetected, EventPayload, Received};
 use configsync_core::git::{self, Mirror};
 use configsync_core::log::ConsumerSpec;
@@ -39,10 +39,14 @@ pub const DEFAULT_OPS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LO
 pub struct Config {
     #[command(flatten)]
     pub service: ServiceArgs,
-    /// The configuration repository (file:// URL, local path or git:// URL), as the
-    /// git-watcher follows it.
+    /// The configuration repository, as the git-watcher follows it (`https://`, `ssh://`,
+    /// `git://`, `file://` or a local path).
     #[arg(long, env = "CONFIGSYNC_REPO")]
     pub repo: String,
+    /// How the repository is reached: credentials, allowed hosts, timeout (the same flags as
+    /// the git-watcher's).
+    #[command(flatten)]
+    pub remote: GitRemoteArgs,
     /// The tracked branch.
     #[arg(long, env = "CONFIGSYNC_BRANCH", default_value = "main")]
     pub branch: String,
@@ -115,10 +119,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
             &config.repo,
         )
     });
+    let remote = config
+        .remote
+        .remote_options()
+        .map_err(|e| ServiceError::setup("reading the Git remote options", e))?;
     let (repo, mirror_dir) = (config.repo.clone(), dir.clone());
-    let mirror = tokio::task::spawn_blocking(move || Mirror::open_or_init(&mirror_dir, &repo))
-        .await?
-        .map_err(|e| ServiceError::setup("opening the repository mirror", e))?;
+    let mirror =
+        tokio::task::spawn_blocking(move || Mirror::open_or_init(&mirror_dir, &repo, remote))
+            .await?
+            .map_err(|e| ServiceError::setup("opening the repository mirror", e))?;
     let bundles = BundleStore::open(&service.log.js).await?;
     // The schemas and baseline policies are prepared once; a revision with its own
     // `policies/` gets a checker of its own.

@@ -6,7 +6,7 @@ pub enum GitError {
     #[error("remote url {url} is invalid: {reason}")]
     InvalidUrl { url: String, reason: String },
     #[error(
-        "remote url {url} uses the {scheme} transport; only file:// (or a local path) and git:// are supported"
+        "remote url {url} uses the {scheme} transport; only file:// (or a local path), git://, ssh:// and http(s):// are supported"
     )]
     UnsupportedTransport { url: String, scheme: String },
     #[error("branch name {branch:?} is invalid: {reason}")]
@@ -19,6 +19,24 @@ pub enum GitError {
     Unreachable { url: String, reason: String },
     #[error("remote {url} refused or has no such repository: {reason}")]
     RemoteRefused { url: String, reason: String },
+    #[error("remote {url} is not contacted: host {host} is refused because {reason}")]
+    HostRefused {
+        url: String,
+        host: String,
+        reason: String,
+    },
+    #[error("remote {url} timed out {doing} (no answer within {})", humantime::format_duration(*after))]
+    TimedOut {
+        url: String,
+        after: std::time::Duration,
+        doing: &'static str,
+    },
+    #[error("remote {url} refused the credentials: {reason}")]
+    AuthenticationFailed { url: String, reason: String },
+    #[error("remote {url} is refused: its SSH host key is not the known one: {reason}")]
+    HostKeyRefused { url: String, reason: String },
+    #[error("TLS to remote {url} cannot be set up: {reason}")]
+    Tls { url: String, reason: String },
     #[error("branch {branch} does not exist on remote {url}")]
     BranchNotFound { url: String, branch: String },
     #[error("fetching branch {branch} from {url} failed: {reason}")]
@@ -60,7 +78,10 @@ impl GitError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Unreachable { .. } | Self::Fetch { .. } | Self::Interrupted { .. }
+            Self::Unreachable { .. }
+                | Self::Fetch { .. }
+                | Self::Interrupted { .. }
+                | Self::TimedOut { .. }
         )
     }
 }

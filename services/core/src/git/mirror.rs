@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicBool;
 
 use gix::remote::Direction;
 
+use super::transport::{self, RemoteOptions};
 use super::{GitError, ObjectId, describe};
 
 /// A bare mirror of a remote. Cheap to clone and `Send`: each operation opens the repository.
@@ -18,6 +19,8 @@ pub struct Mirror {
     /// The local path of a `file://` remote (or a plain path), checked before each fetch so
     /// that "not a repository" is reported as such.
     local_path: Option<PathBuf>,
+    /// How to reach the remote: credentials, guard, timeout.
+    options: RemoteOptions,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -30,9 +33,10 @@ impl std::fmt::Debug for Mirror {
 }
 
 impl Mirror {
-    /// Opens the bare mirror of `url` in `dir`, creating it (and `dir`) if absent. Refuses a
-    /// URL whose transport is not built in, and a `dir` that holds something else.
-    pub fn open_or_init(dir: &Path, url: &str) -> Result<Self, GitError> {
+    /// Opens the bare mirror of `url` in `dir`, creating it (and `dir`) if absent, to be
+    /// fetched as `options` say. Refuses a URL whose transport is not built in or that carries
+    /// a password, and a `dir` that holds something else.
+    pub fn open_or_init(dir: &Path, url: &str, options: RemoteOptions) -> Result<Self, GitError> {
         let shown = crate::credentials::redact_url(url);
         let local_path = check_url(url, &shown)?;
         let mirror = Self {
@@ -40,6 +44,7 @@ impl Mirror {
             configured_url: url.to_string(),
             shown,
             local_path,
+            options,
         };
         let unusable = |reason: String| GitError::Mirror {
             path: dir.display().to_string(),
@@ -90,16 +95,36 @@ impl Mirror {
         let refspec = format!("+refs/heads/{branch}:{}", tracking_ref(branch));
         let invalid = |e: gix::Error| GitError::InvalidUrl {
             url: self.shown.clone(),
-            reason: describe(&e),
+            reason: self.options.scrub(&describe(&e)),
         };
         let remote = repo
             .remote_at(self.configured_url.as_str())
             .map_err(invalid)?
             .with_refspecs([refspec.as_str()], Direction::Fetch)
             .map_err(invalid)?;
-        let connection = remote
-            .connect(Direction::Fetch)
-            .map_err(|e| self.unreachable(&e))?;
+        let url = remote
+            .url(Direction::Fetch)
+            .cloned()
+            .ok_or_else(|| GitError::InvalidUrl {
+                url: self.shown.clone(),
+                reason: "no fetch url".into(),
+            })?;
+        // A message of an earlier fetch must not explain this one's failure.
+        let _ = std::fs::remove_file(self.ssh_log());
+        let connection =
+            match transport::connect(&url, &self.shown, &self.options, &self.ssh_log())? {
+                None => remote
+                    .connect(Direction::Fetch)
+                    .map_err(|e| self.unreachable(&e))?,
+                Some(connected) => {
+                    let mut connection = remote.to_connection_with_transport(connected.transport);
+                    if let Some(http) = connected.http_options {
+                        connection.set_transport_options(Box::new(http));
+                    }
+                    connection
+                }
+            };
+        let connection = connection.with_credentials(transport::credentials(&self.options.http));
         let prepared = connection
             .prepare_fetch(gix::progress::Discard, Default::default())
             .map_err(|e| self.classify_fetch(branch, &e))?;
@@ -144,8 +169,27 @@ impl Mirror {
         Ok(reference.map(|r| r.id().detach()))
     }
 
+    /// Where `ssh` writes its messages during a fetch (inside the mirror, which is ours).
+    fn ssh_log(&self) -> PathBuf {
+        self.dir.join("configsync-ssh.log")
+    }
+
+    /// Why a fetch failed: gix's chain of causes, and what `ssh` said (gix reads only its
+    /// own), without secrets.
+    fn reason(&self, e: &gix::Error) -> String {
+        let mut reason = describe(e);
+        let said = std::fs::read_to_string(self.ssh_log()).unwrap_or_default();
+        // The last lines say why ssh gave up; the banner of a changed host key comes before.
+        let tail: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = tail[tail.len().saturating_sub(3)..].join("; ");
+        if !tail.is_empty() {
+            reason = format!("{reason}; ssh: {tail}");
+        }
+        self.options.scrub(&reason)
+    }
+
     fn unreachable(&self, e: &gix::Error) -> GitError {
-        let reason = describe(e);
+        let reason = self.reason(e);
         if let Some(path) = &self.local_path {
             return GitError::NotARepository {
                 path: path.display().to_string(),
@@ -159,8 +203,38 @@ impl Mirror {
     }
 
     fn classify_fetch(&self, branch: &str, e: &gix::Error) -> GitError {
-        let reason = describe(e);
+        let reason = self.reason(e);
         let lower = reason.to_lowercase();
+        if is_timeout(e) || lower.contains("timed out") || lower.contains("operation timed out") {
+            return GitError::TimedOut {
+                url: self.shown.clone(),
+                after: self.options.timeout,
+                doing: "waiting for the remote",
+            };
+        }
+        if lower.contains("host key verification failed")
+            || lower.contains("no matching host key")
+            || lower.contains("remote host identification has changed")
+        {
+            return GitError::HostKeyRefused {
+                url: self.shown.clone(),
+                reason,
+            };
+        }
+        if [
+            "authentication",
+            "401",
+            "permission denied (publickey",
+            "credentials",
+        ]
+        .iter()
+        .any(|s| lower.contains(s))
+        {
+            return GitError::AuthenticationFailed {
+                url: self.shown.clone(),
+                reason,
+            };
+        }
         // git daemon answers a repository it does not serve by closing the connection after
         // an error line; that is a configuration problem, not a passing one.
         if [
@@ -178,7 +252,7 @@ impl Mirror {
                 reason,
             };
         }
-        if lower.contains("connection refused") || lower.contains("timed out") {
+        if lower.contains("connection refused") {
             return GitError::Unreachable {
                 url: self.shown.clone(),
                 reason,
@@ -197,7 +271,9 @@ fn tracking_ref(branch: &str) -> String {
     format!("refs/remotes/origin/{branch}")
 }
 
-/// Accepts `file://`, plain paths and `git://`; returns the local path of a local remote.
+/// Accepts `file://`, plain paths, `git://`, `ssh://` (and `user@host:path`), `http://` and
+/// `https://`; returns the local path of a local remote. A password in the URL is refused:
+/// it would sit in every process listing and configuration dump.
 fn check_url(url: &str, shown: &str) -> Result<Option<PathBuf>, GitError> {
     let parsed = gix::url::parse(gix::bstr::BStr::new(url.as_bytes())).map_err(|e| {
         GitError::InvalidUrl {
@@ -205,6 +281,10 @@ fn check_url(url: &str, shown: &str) -> Result<Option<PathBuf>, GitError> {
             reason: crate::credentials::redact_urls_in(&e.to_string()),
         }
     })?;
+    let invalid = |reason: &str| GitError::InvalidUrl {
+        url: shown.to_string(),
+        reason: reason.to_string(),
+    };
     match parsed.scheme {
         gix::url::Scheme::File => {
             gix::path::from_bstring(parsed.path)
@@ -216,18 +296,35 @@ fn check_url(url: &str, shown: &str) -> Result<Option<PathBuf>, GitError> {
         }
         // The git protocol has no authentication: gix refuses such a URL at connect time,
         // which would look like an unreachable remote. Say what is wrong instead.
-        gix::url::Scheme::Git if parsed.user().is_some() || parsed.password().is_some() => {
-            Err(GitError::InvalidUrl {
-                url: shown.to_string(),
-                reason: "git:// carries no credentials; remove the user and password".into(),
-            })
-        }
-        gix::url::Scheme::Git => Ok(None),
+        gix::url::Scheme::Git if parsed.user().is_some() || parsed.password().is_some() => Err(
+            invalid("git:// carries no credentials; remove the user and password"),
+        ),
+        _ if parsed.password().is_some() => Err(invalid(
+            "a password in the URL is refused; give it with --http-password-file or \
+             CONFIGSYNC_GIT_HTTP_PASSWORD",
+        )),
+        gix::url::Scheme::Git
+        | gix::url::Scheme::Ssh
+        | gix::url::Scheme::Http
+        | gix::url::Scheme::Https => Ok(None),
         other => Err(GitError::UnsupportedTransport {
             url: shown.to_string(),
             scheme: other.as_str().to_string(),
         }),
     }
+}
+
+/// Whether gix says the transport timed out (an I/O error of kind `TimedOut` or `WouldBlock`,
+/// which is what a socket read timeout gives on Linux).
+fn is_timeout(e: &gix::Error) -> bool {
+    e.iter_errors().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            )
+        })
+    })
 }
 
 /// A local remote must exist and be a repository; said precisely rather than as a transport
@@ -275,17 +372,26 @@ mod tests {
     fn only_built_in_transports_are_accepted() {
         assert!(matches!(check_url("file:///srv/r", "x"), Ok(Some(p)) if p == Path::new("/srv/r")));
         assert!(matches!(check_url("/srv/r", "x"), Ok(Some(_))));
-        assert!(matches!(check_url("git://h:9418/r", "x"), Ok(None)));
+        for network in [
+            "git://h:9418/r",
+            "https://h/r",
+            "http://bot@h/r",
+            "ssh://git@h/r",
+            "git@h:org/r.git",
+        ] {
+            assert!(matches!(check_url(network, "x"), Ok(None)), "{network}");
+        }
         assert!(matches!(
             check_url("git://u:p@h/r", "git://h/r"),
             Err(GitError::InvalidUrl { url, .. }) if url == "git://h/r"
         ));
+        let err = check_url("https://u:s3cret@h/r", "https://h/r").unwrap_err();
+        assert!(
+            matches!(&err, GitError::InvalidUrl { .. }) && !err.to_string().contains("s3cret"),
+            "{err}"
+        );
         assert!(matches!(
-            check_url("https://h/r", "x"),
-            Err(GitError::UnsupportedTransport { .. })
-        ));
-        assert!(matches!(
-            check_url("ssh://git@h/r", "x"),
+            check_url("ftp://h/r", "x"),
             Err(GitError::UnsupportedTransport { .. })
         ));
     }

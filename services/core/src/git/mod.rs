@@ -1,29 +1,31 @@
-//! Git access with gix (feature `git`): a bare mirror of a remote followed over `file://` or
-//! `git://`, the commits between two tips, each commit's metadata and changed paths, and files
-//! read straight from the tree at a revision.
+//! Git access with gix (feature `git`): a bare mirror of a remote followed over `file://`,
+//! `git://`, SSH or HTTP(S) (`transport`, behind the host guard of `guard`), the commits
+//! between two tips, each commit's metadata and changed paths, and files read straight from
+//! the tree at a revision.
 //!
 //! Every function here blocks (gix is synchronous, and `file://` runs `git upload-pack`); async
 //! callers run them inside `tokio::task::spawn_blocking`. A [`Mirror`] is plain data (a
 //! directory and a URL) that opens the repository on each call, because a `gix::Repository`
 //! built without gix's `parallel` feature is not `Send`.
-//!
-//! Only `file://` (and plain paths) and `git://` are built in: gix's HTTP transport would bring
-//! a second TLS crypto provider (see docs/architecture.md, "TLS").
 
 mod error;
+mod guard;
 mod history;
 mod mirror;
 mod paths;
 mod remote_url;
+mod transport;
 mod tree;
 
 pub use error::GitError;
+pub use guard::{AddressClass, HostGuard, HostPattern, refused_class};
 pub use history::{
     CommitInfo, RawSignature, changed_paths, commit_info, first_parent_range, is_ancestor,
 };
 pub use mirror::Mirror;
 pub use paths::group_paths;
 pub use remote_url::default_mirror_dir;
+pub use transport::{DEFAULT_TIMEOUT, HttpAuth, RemoteOptions, Secret, SshOptions};
 pub use tree::{Limits, TreeFile, list_dirs, read_dir, read_file};
 
 /// A commit id as gix knows it.

@@ -1,11 +1,16 @@
 //! Test harness, the one place tests get their real parts from: a nats-server
 //! ([`NatsServer`]), a bus on it with the stream and the bundle store ([`Bus`]), waiting for
 //! events ([`Bus::wait_for`], [`wait_for_event`], [`eventually`]), Git repositories made with the `git` CLI
-//! ([`GitRepo`]), free ports and one deadline for every wait ([`WAIT`]).
+//! ([`GitRepo`]), Git servers over smart HTTP ([`GitHttpServer`]) and SSH
+//! ([`Sshd`]), a remote that stalls and a raw HTTP POST ([`StalledListener`], [`http_post`]),
+//! free ports and one deadline for every wait ([`WAIT`]).
 
 mod bus;
 mod git;
+mod git_http;
 mod nats;
+mod net;
+mod sshd;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -13,7 +18,10 @@ use std::time::Duration;
 
 pub use bus::{Bus, SOURCE, connect, events_so_far, wait_for_event, wait_for_event_named};
 pub use git::{ALICE, GitRepo, Who};
+pub use git_http::GitHttpServer;
 pub use nats::{NatsServer, nats_server_bin};
+pub use net::{StalledListener, http_post, http_request};
+pub use sshd::{Sshd, ssh_keygen};
 
 /// The longest any single wait in a test may take before it fails: generous, because the
 /// machines that run the tests are shared and small, and a wait that succeeds returns at once.

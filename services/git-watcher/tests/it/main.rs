@@ -4,8 +4,11 @@
 mod commits;
 mod daemon;
 mod failures;
+mod guards;
 mod recovery;
 mod restart;
 mod rewrite;
 mod support;
+mod transports;
 mod tree;
+mod webhooks;

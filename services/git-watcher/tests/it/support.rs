@@ -62,26 +62,34 @@ pub struct Watcher {
     task: tokio::task::JoinHandle<Result<(), ServiceError>>,
 }
 
-/// Flags for the service under test: a fast poll, a private work dir, a free ops port.
+/// Flags for the service under test: a fast poll, a private work dir, a free ops port, and
+/// remotes on loopback allowed (every remote of these tests is on this machine).
 pub fn config(bus: &Bus, repo_url: &str, work_dir: &Path) -> Config {
-    Config::try_parse_from([
-        "git-watcher",
-        "--nats-url",
-        &bus.url(),
-        "--connect-deadline",
-        "10s",
-        "--ops-addr",
-        "127.0.0.1:0",
-        "--instance",
-        "it",
-        "--repo",
-        repo_url,
-        "--poll-interval",
-        "100ms",
-        "--work-dir",
-        &work_dir.display().to_string(),
-    ])
-    .expect("flags parse")
+    config_with(bus, repo_url, work_dir, &["--allow-private-hosts"])
+}
+
+/// [`config`] with `extra` flags instead of `--allow-private-hosts`; a flag of the defaults
+/// given in `extra` (`--ops-addr`, `--poll-interval`) replaces the default.
+pub fn config_with(bus: &Bus, repo_url: &str, work_dir: &Path, extra: &[&str]) -> Config {
+    let work_dir = work_dir.display().to_string();
+    let nats_url = bus.url();
+    let defaults = [
+        ("--nats-url", nats_url.as_str()),
+        ("--connect-deadline", "10s"),
+        ("--ops-addr", "127.0.0.1:0"),
+        ("--instance", "it"),
+        ("--repo", repo_url),
+        ("--poll-interval", "100ms"),
+        ("--work-dir", work_dir.as_str()),
+    ];
+    let mut args = vec!["git-watcher"];
+    for (flag, value) in defaults {
+        if !extra.contains(&flag) {
+            args.extend([flag, value]);
+        }
+    }
+    args.extend_from_slice(extra);
+    Config::try_parse_from(args).expect("flags parse")
 }
 
 impl Watcher {

@@ -20,7 +20,7 @@ use configsync_core::nats_auth::{self, ADMIN, Credentials};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::state_dir::{ENDPOINTS_FILE, Endpoints, ensure_audit_tokens};
+use super::state_dir::{ENDPOINTS_FILE, Endpoints, ensure_audit_tokens, ensure_webhook_secret};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -147,6 +147,7 @@ impl Stack {
         let _ = std::fs::remove_file(&endpoints_file);
         let repo = repo_url(&options.repo)?;
         let (read_token, admin_token) = ensure_audit_tokens(&state_dir)?;
+        let webhook_secret = ensure_webhook_secret(&state_dir)?;
 
         let bus = match &options.nats {
             Some(nats) => Bus::External(nats.clone()),
@@ -191,6 +192,8 @@ impl Stack {
                     Bus::External(_) => None,
                 },
                 audit_url: None,
+                webhook_url: None,
+                webhook_secret: Some(webhook_secret.clone()),
                 kubeconfig: kubeconfig.map(|p| p.display().to_string()),
                 services: serde_json::Value::Null,
             },
@@ -222,6 +225,7 @@ impl Stack {
             .collect();
         let poll = humantime::format_duration(options.poll_interval).to_string();
         let audit_http = free_local_addr()?;
+        let webhook = free_local_addr()?;
 
         macro_rules! start {
             ($krate:ident, $extra:expr) => {{
@@ -264,7 +268,13 @@ impl Stack {
                 "--poll-interval".into(),
                 poll.clone(),
                 "--work-dir".into(),
-                dir("git-watcher")
+                dir("git-watcher"),
+                // The repository of a local stack is usually on this machine.
+                "--allow-private-hosts".into(),
+                "--webhook-addr".into(),
+                webhook.to_string(),
+                "--webhook-secret-file".into(),
+                webhook_secret.display().to_string(),
             ]
             .into_iter()
             .chain(access_flags.iter().cloned())
@@ -278,7 +288,8 @@ impl Stack {
                 "--branch".into(),
                 options.branch.clone(),
                 "--work-dir".into(),
-                dir("validator")
+                dir("validator"),
+                "--allow-private-hosts".into(),
             ]
             .into_iter()
             .chain(access_flags.iter().cloned())
@@ -316,6 +327,10 @@ impl Stack {
             ]
         );
         stack.endpoints.audit_url = Some(format!("http://{audit_http}"));
+        stack.endpoints.webhook_url = Some(format!(
+            "http://{webhook}{}",
+            configsync_git_watcher::webhook::PATH
+        ));
 
         // The git-watcher is ready after its first successful poll, which a broken repository
         // never gives: it reports that itself, so it is not waited for.

@@ -30,6 +30,15 @@ pub fn ensure_audit_tokens(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     Ok((read, admin))
 }
 
+/// Where `configsync up` keeps the git-watcher's webhook secret.
+pub const WEBHOOK_SECRET_FILE: &str = "webhook.secret";
+
+/// The webhook secret of the git-watcher under `dir`, made at the first start (like the
+/// audit tokens: random, private, kept between runs so a forge's configuration stays valid).
+pub fn ensure_webhook_secret(dir: &Path) -> anyhow::Result<PathBuf> {
+    ensure_token(&dir.join(WEBHOOK_SECRET_FILE))
+}
+
 fn ensure_token(path: &Path) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if path.exists() {
@@ -74,6 +83,11 @@ pub struct Endpoints {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nats_credentials: Option<PathBuf>,
     pub audit_url: Option<String>,
+    /// Where the git-watcher receives push webhooks, and the file holding their secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<PathBuf>,
     pub kubeconfig: Option<String>,
     #[serde(default)]
     pub services: serde_json::Value,

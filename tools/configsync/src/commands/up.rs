@@ -133,6 +133,9 @@ pub fn print_where(stack: &Stack) {
         );
         println!("  audit token: {dir}/audit-read.token (read), {dir}/audit-admin.token (admin)");
     }
+    if let (Some(url), Some(secret)) = (&e.webhook_url, &e.webhook_secret) {
+        println!("  webhook:     {url}   (secret: {})", secret.display());
+    }
     for s in &stack.services {
         println!("  {:<13}{}/metrics", s.name, s.ops);
     }
