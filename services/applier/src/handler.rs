@@ -17,7 +17,6 @@ use configsync_core::event::{
 use configsync_core::fold::{EnvironmentState, LogState, recorded};
 use configsync_core::log::bundles::BundleStore;
 
-use crate::declared::Summaries;
 use configsync_core::log::replay::{Start, Until, replay_filtered};
 use configsync_core::log::{EventLog, Fold, HandlerError, Publisher};
 use configsync_core::names::{Name, Target};
@@ -26,6 +25,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::RolloutArgs;
+use crate::declared::Summaries;
 use crate::health::HealthWatches;
 use crate::rollout::{Rollout, RolloutKind};
 
@@ -45,7 +45,7 @@ pub struct Applier {
     /// Who may do what; `None`: no approvals, people's actions accepted unsigned.
     policy: Option<AccessPolicy>,
     /// One environment's events are handled one at a time; different environments at once.
-    environments: Mutex<HashMap<Name, Arc<Mutex<()>>>>,
+    environments: Mutex<HashMap<Name, Arc<Lane>>>,
     pub(crate) health: HealthWatches,
 }
 
@@ -54,6 +54,39 @@ pub struct Applier {
 #[derive(Clone, Copy)]
 pub(crate) struct Cause<'a> {
     pub event: Option<&'a Received>,
+}
+
+/// One environment's lane: its events are handled one at a time, and a rollout waiting
+/// there for apps' health (up to the health timeout) gives way to a newer decision — a new
+/// revision, an approval, a rollback — instead of holding it for minutes.
+#[derive(Default)]
+struct Lane {
+    serial: Mutex<()>,
+    waiting: std::sync::Mutex<CancellationToken>,
+}
+
+impl Lane {
+    /// A fresh signal for the handler that now holds the lane.
+    fn arm(&self) -> CancellationToken {
+        let token = CancellationToken::new();
+        *self.waiting.lock().unwrap_or_else(|e| e.into_inner()) = token.clone();
+        token
+    }
+
+    fn current(&self) -> CancellationToken {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Asks the handler holding the lane to stop waiting.
+    fn give_way(&self) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cancel();
+    }
 }
 
 impl Applier {
@@ -89,34 +122,50 @@ impl Applier {
                 "event without a valid environment".into(),
             ));
         };
-        let lock = self.lock(&environment).await;
-        let _serial = lock.lock().await;
-        let cause = Cause {
-            event: Some(&event),
-        };
+        let lane = self.lane(&environment).await;
+        let decides = matches!(
+            event.data,
+            EventData::ValidationPassed(_)
+                | EventData::ApprovalGranted(_)
+                | EventData::ApprovalRejected(_)
+                | EventData::RollbackRequested(_)
+                | EventData::UnpinRequested(_)
+        );
+        if decides {
+            lane.give_way();
+        }
+        let _serial = lane.serial.lock().await;
+        let gave_way = lane.arm();
+        let result = self.act(&environment, &event).await;
+        self.resume_if(gave_way, &environment);
+        result
+    }
+
+    async fn act(&self, environment: &Name, event: &Received) -> Result<(), HandlerError> {
+        let cause = Cause { event: Some(event) };
         match &event.data {
-            EventData::ValidationPassed(_) => self.reconcile(&environment, cause, Until::End).await,
+            EventData::ValidationPassed(_) => self.reconcile(environment, cause, Until::End).await,
             EventData::ApprovalGranted(_) | EventData::ApprovalRejected(_) => {
-                self.decision(&environment, &event).await?;
-                self.reconcile(&environment, cause, Until::End).await
+                self.decision(environment, event).await?;
+                self.reconcile(environment, cause, Until::End).await
             }
             EventData::RollbackRequested(r) => {
-                let Some(actor) = self.authorize(&event).await? else {
+                let Some(actor) = self.authorize(event).await? else {
                     return Ok(());
                 };
-                self.rollback(&environment, r, &actor, &event).await
+                self.rollback(environment, r, &actor, event).await
             }
             EventData::UnpinRequested(u) => {
-                let Some(actor) = self.authorize(&event).await? else {
+                let Some(actor) = self.authorize(event).await? else {
                     return Ok(());
                 };
-                self.unpin(&environment, u, &actor, &event).await
+                self.unpin(environment, u, &actor, event).await
             }
             EventData::PruneApproved(p) => {
-                let Some(actor) = self.authorize(&event).await? else {
+                let Some(actor) = self.authorize(event).await? else {
                     return Ok(());
                 };
-                self.prune_approved(&environment, p, &actor, &event).await
+                self.prune_approved(environment, p, &actor, event).await
             }
             other => {
                 tracing::debug!(r#type = other.type_name(), "event not acted on");
@@ -142,24 +191,43 @@ impl Applier {
     fn spawn_reconcile(self: &Arc<Self>, environment: Name) {
         let applier = self.clone();
         tokio::spawn(async move {
-            let lock = applier.lock(&environment).await;
-            let _serial = lock.lock().await;
+            let lane = applier.lane(&environment).await;
+            let _serial = lane.serial.lock().await;
+            let gave_way = lane.arm();
             if let Err(e) = applier
                 .reconcile(&environment, Cause { event: None }, Until::End)
                 .await
             {
                 tracing::warn!(environment = %environment, error = %e, "reconciling failed; the next event retries");
             }
+            applier.resume_if(gave_way, &environment);
         });
     }
 
-    async fn lock(&self, environment: &Name) -> Arc<Mutex<()>> {
+    /// A rollout that gave way to a newer decision is resumed by a reconcile after it: the
+    /// newer event may not reconcile itself (a refused signature, a prune approval).
+    fn resume_if(self: &Arc<Self>, gave_way: CancellationToken, environment: &Name) {
+        if gave_way.is_cancelled() {
+            self.spawn_reconcile(environment.clone());
+        }
+    }
+
+    async fn lane(&self, environment: &Name) -> Arc<Lane> {
         self.environments
             .lock()
             .await
             .entry(environment.clone())
             .or_default()
             .clone()
+    }
+
+    /// What a rollout of `environment` waiting for apps' health listens to: cancelled when a
+    /// newer decision for the environment arrives.
+    pub(crate) async fn give_way_signal(&self, environment: &str) -> CancellationToken {
+        match Name::new(environment) {
+            Ok(name) => self.lane(&name).await.current(),
+            Err(_) => CancellationToken::new(),
+        }
     }
 
     /// The state of the environment and its targets, folded from its events.

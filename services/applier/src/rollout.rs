@@ -55,6 +55,9 @@ enum Stop {
         reason: String,
         results: Vec<ObjectResult>,
     },
+    /// A newer decision for the environment arrived while apps waited for the apps they
+    /// need: the rollout stops without a verdict and a reconcile after that decision resumes.
+    GaveWay,
 }
 
 /// How many requests' futures exist at once (`concurrency` of them run): futures are built
@@ -127,6 +130,7 @@ impl Rollout<'_> {
                     Err(Stop::Refused { reason, results }) => {
                         return self.failed(reason, false, results).await;
                     }
+                    Err(Stop::GaveWay) => return Ok(()),
                 };
                 let mut counts = ApplyCounts {
                     pruned,
@@ -168,6 +172,7 @@ impl Rollout<'_> {
             }
             Err(Stop::Unreachable(reason)) => self.unreachable(reason).await,
             Err(Stop::Refused { reason, results }) => self.failed(reason, false, results).await,
+            Err(Stop::GaveWay) => Ok(()),
         }
     }
 
@@ -397,7 +402,15 @@ impl Rollout<'_> {
             .filter_map(|(_, o)| object_ref(o))
             .collect();
         let deadline = Instant::now() + self.applier.settings.health_timeout;
-        let Err(unhealthy) = crate::health::wait_ready(cluster, pending, deadline).await else {
+        let give_way = self.applier.give_way_signal(self.env()).await;
+        let waited = tokio::select! {
+            waited = crate::health::wait_ready(cluster, pending, deadline) => waited,
+            () = give_way.cancelled() => {
+                tracing::info!(environment = self.env(), cluster = self.cluster(), revision = %self.revision, "a newer decision arrived while apps waited; this rollout gives way");
+                return Err(Stop::GaveWay);
+            }
+        };
+        let Err(unhealthy) = waited else {
             return Ok(());
         };
         let stage_of = |app: &BundleApp| {
@@ -622,6 +635,7 @@ impl Rollout<'_> {
             }
             Err(Stop::Unreachable(reason)) => Err(HandlerError::Transient(reason)),
             Err(Stop::Refused { reason, .. }) => Err(HandlerError::Terminal(reason)),
+            Err(Stop::GaveWay) => Ok(()),
         }
     }
 

@@ -957,3 +957,53 @@ async fn an_app_is_applied_only_once_the_apps_it_needs_are_healthy() {
     assert!(live_configmap(&sim, "api").await.is_some(), "api applied");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn apps_waiting_for_what_they_need_give_way_to_a_newer_revision() {
+    // A long health timeout and an upstream that never becomes ready and never fails: before
+    // the rollout gave way, r2 waited behind r1's wait for the whole timeout.
+    let sim = kubesim::KubeSim::start(kubesim::Config::default())
+        .await
+        .unwrap();
+    let (server, log, kubeconfig) = bus(&sim).await;
+    let (shutdown, task) =
+        start_applier_with(&server.url(), &kubeconfig, &["--health-timeout", "10m"]);
+    let bundle = |revision: &str, db_ready: bool| {
+        json!({
+            "environment": "dev",
+            "revision": revision,
+            "objects": [
+                statefulset("db", !db_ready),
+                configmap("api", "default", revision),
+            ],
+            "apps": {
+                "db": {"needs": [], "objects": [0]},
+                "api": {"needs": ["db"], "objects": [1]},
+            },
+        })
+    };
+    publish_validation(&log, bundle("r1", false), 1, "").await;
+    wait_for_event(&log.js, "configsync.evt.dev.c1.apply.started.v1", |e| {
+        (e.revision() == Some("r1")).then_some(())
+    })
+    .await;
+    // db is applied within milliseconds; then r1 waits for it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    publish_validation(&log, bundle("r2", true), 2, "").await;
+    let ok = outcome(&log, "r2", false).await;
+    assert!(
+        matches!(ok.data, EventData::ApplySucceeded(_)),
+        "{:?}",
+        ok.data
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "r2 waited {:?} behind r1",
+        started.elapsed()
+    );
+    let api = live_configmap(&sim, "api").await.expect("api applied");
+    assert_eq!(api.data["data"]["color"], "r2");
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}

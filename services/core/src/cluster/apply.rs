@@ -96,6 +96,16 @@ pub fn object_ref(object: &Value) -> Option<ObjectRef> {
     })
 }
 
+/// The metadata the server writes on every request, never compared.
+const SERVER_METADATA: [&str; 6] = [
+    "managedFields",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "uid",
+    "selfLink",
+];
+
 /// `object` without what the server writes on every request (managedFields,
 /// resourceVersion, generation, timestamps), without `status`, and without ConfigSync's
 /// revision annotation: what is left changes only when an apply changes the object. The
@@ -112,14 +122,7 @@ pub fn comparable(object: &Value) -> Value {
             {
                 annotations.remove(ANNOTATION_REVISION);
             }
-            for field in [
-                "managedFields",
-                "resourceVersion",
-                "generation",
-                "creationTimestamp",
-                "uid",
-                "selfLink",
-            ] {
+            for field in SERVER_METADATA {
                 metadata.remove(field);
             }
         }
@@ -148,12 +151,42 @@ pub fn declared_match(declared: &Value, live: &Value) -> bool {
             (d, l) => d == l,
         }
     }
-    let mut declared = comparable(declared);
-    if let Some(map) = declared.as_object_mut() {
-        map.remove("apiVersion");
-        map.remove("kind");
+    /// `matches` on the fields of `declared` but those in `skip`.
+    fn matches_but(
+        declared: &serde_json::Map<String, Value>,
+        live: &Value,
+        skip: &[&str],
+        mut nested: impl FnMut(&str, &Value, &Value) -> Option<bool>,
+    ) -> bool {
+        declared
+            .iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .all(|(k, v)| {
+                live.get(k)
+                    .is_some_and(|lv| nested(k, v, lv).unwrap_or_else(|| matches(v, lv)))
+            })
     }
-    matches(&declared, live)
+    // What `comparable` leaves out, skipped in place rather than on a copy: at 10,000 objects
+    // the copies were a tenth of an unchanged rollout.
+    let Value::Object(top) = declared else {
+        return matches(declared, live);
+    };
+    matches_but(top, live, &["status", "apiVersion", "kind"], |key, d, l| {
+        let (Value::Object(metadata), "metadata") = (d, key) else {
+            return None;
+        };
+        Some(matches_but(metadata, l, &SERVER_METADATA, |key, d, l| {
+            let (Value::Object(annotations), "annotations") = (d, key) else {
+                return None;
+            };
+            Some(matches_but(
+                annotations,
+                l,
+                &[ANNOTATION_REVISION],
+                |_, _, _| None,
+            ))
+        }))
+    })
 }
 
 /// Whether the live object may be deleted by ConfigSync for `environment`: it carries the
@@ -522,6 +555,28 @@ impl ClusterAppliers {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn declared_fields_match_whatever_the_server_adds_and_a_change_does_not() {
+        let declared = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "resourceVersion": "1", "creationTimestamp": null,
+                "annotations": {ANNOTATION_REVISION: "new", "team": "x"}},
+            "data": {"k": "v"}, "status": {"ignored": true}});
+        let live = json!({"metadata": {"name": "a", "namespace": "default", "uid": "u",
+                "resourceVersion": "7", "managedFields": [],
+                "annotations": {ANNOTATION_REVISION: "old", "team": "x", "other": "y"}},
+            "data": {"k": "v", "extra": "w"}});
+        assert!(declared_match(&declared, &live));
+        let mut changed = declared.clone();
+        changed["data"]["k"] = json!("changed");
+        assert!(!declared_match(&changed, &live));
+        let mut annotated = declared.clone();
+        annotated["metadata"]["annotations"]["team"] = json!("y");
+        assert!(!declared_match(&annotated, &live));
+        let mut listed = declared;
+        listed["data"] = json!({"k": "v", "missing": "z"});
+        assert!(!declared_match(&listed, &live));
+    }
 
     #[test]
     fn a_listed_object_skips_managed_fields_and_status_only_when_asked() {
