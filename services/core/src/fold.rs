@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{
-    ApprovalGranted, ApprovalRejected, ApprovalRequired, EventData, ObjectRef, Received,
+    ApprovalGranted, ApprovalRejected, ApprovalRequired, DriftKind, EventData, FieldDrift,
+    ObjectRef, Received,
 };
 use crate::log::Fold;
 use crate::names::{SourceId, Target};
@@ -162,9 +163,92 @@ pub struct TargetState {
     pub healthy_history: Vec<Deployed>,
     pub prune_held: Option<PruneHold>,
     /// Objects currently drifted from their desired state.
-    pub drifted: BTreeSet<ObjectRef>,
+    pub drifted: DriftedObjects,
     /// The sequence of the last event about this target.
     pub sequence: u64,
+}
+
+/// The objects of one target reported drifted and not resolved since, each with the drift it
+/// was last reported as: the one fold of drift state, kept by the log state (`replay`) and by
+/// the drift-watcher (so that a restart does not report the same drift again).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "Vec<DriftRecord>", from = "Vec<DriftRecord>")]
+pub struct DriftedObjects(BTreeMap<ObjectRef, DriftRecord>);
+
+/// One drifted object, as its last `drift.detected` reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftRecord {
+    pub object: ObjectRef,
+    /// The revision whose desired state it differs from.
+    pub revision: String,
+    pub kind: DriftKind,
+    pub fields: Vec<FieldDrift>,
+    /// The `drift.detected` event.
+    pub event_id: String,
+}
+
+impl DriftedObjects {
+    /// Folds a `drift.detected` or `drift.resolved` of this target (the caller picks the
+    /// target's events); other events change nothing.
+    pub fn apply(&mut self, event: &Received) {
+        match &event.data {
+            EventData::DriftDetected(d) => self.record(DriftRecord {
+                object: d.object.clone(),
+                revision: d.revision.clone(),
+                kind: d.kind,
+                fields: d.fields.clone(),
+                event_id: event.id().to_string(),
+            }),
+            EventData::DriftResolved(r) => {
+                self.0.remove(&r.object);
+            }
+            _ => {}
+        }
+    }
+
+    /// Records a drift just reported.
+    pub fn record(&mut self, record: DriftRecord) {
+        self.0.insert(record.object.clone(), record);
+    }
+
+    /// Forgets a drift just resolved.
+    pub fn remove(&mut self, object: &ObjectRef) -> Option<DriftRecord> {
+        self.0.remove(object)
+    }
+
+    pub fn get(&self, object: &ObjectRef) -> Option<&DriftRecord> {
+        self.0.get(object)
+    }
+
+    pub fn contains(&self, object: &ObjectRef) -> bool {
+        self.0.contains_key(object)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The drifted objects, in order.
+    pub fn objects(&self) -> impl Iterator<Item = &ObjectRef> {
+        self.0.keys()
+    }
+}
+
+impl From<DriftedObjects> for Vec<DriftRecord> {
+    fn from(d: DriftedObjects) -> Self {
+        d.0.into_values().collect()
+    }
+}
+
+impl From<Vec<DriftRecord>> for DriftedObjects {
+    fn from(records: Vec<DriftRecord>) -> Self {
+        Self(records.into_iter().map(|r| (r.object.clone(), r)).collect())
+    }
 }
 
 /// The whole log's state.
@@ -430,12 +514,12 @@ impl Fold for LogState {
             }
             EventData::DriftDetected(d) => {
                 if let Some(t) = self.target_mut(&d.environment, &d.cluster, seq) {
-                    t.drifted.insert(d.object.clone());
+                    t.drifted.apply(event);
                 }
             }
             EventData::DriftResolved(d) => {
                 if let Some(t) = self.target_mut(&d.environment, &d.cluster, seq) {
-                    t.drifted.remove(&d.object);
+                    t.drifted.apply(event);
                 }
             }
             EventData::DeadLetterRecorded(_) => self.dead_letters += 1,
@@ -548,6 +632,54 @@ mod tests {
         fn env(&self) -> &EnvironmentState {
             self.state.environment("dev").unwrap()
         }
+    }
+
+    #[test]
+    fn drifted_objects_keep_the_last_report_until_resolved_and_read_back_from_json() {
+        use crate::event::{DriftDetected, DriftResolved};
+        let object = ObjectRef {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("default".into()),
+            name: "web".into(),
+        };
+        let detected = |path: &str| DriftDetected {
+            environment: "dev".into(),
+            cluster: "c1".into(),
+            revision: "r1".into(),
+            object: object.clone(),
+            kind: DriftKind::Modified,
+            fields: vec![FieldDrift {
+                path: path.into(),
+                desired: None,
+                live: None,
+            }],
+            changed_by: None,
+            resource_version: None,
+        };
+        let mut log = Log::new();
+        log.applied("r1");
+        let (a, b) = (detected("/data/a"), detected("/data/b"));
+        log.add(&a, EventData::DriftDetected(a.clone()));
+        log.add(&b, EventData::DriftDetected(b.clone()));
+        let target = log.state.target(&"dev/c1".parse().unwrap()).unwrap();
+        assert_eq!(target.drifted.len(), 1);
+        let record = target.drifted.get(&object).unwrap();
+        assert_eq!(record.fields[0].path, "/data/b", "the last report is kept");
+        let json = serde_json::to_value(&target.drifted).unwrap();
+        assert_eq!(json[0]["object"]["name"], "web");
+        let back: DriftedObjects = serde_json::from_value(json).unwrap();
+        assert_eq!(&back, &target.drifted);
+
+        let resolved = DriftResolved {
+            environment: "dev".into(),
+            cluster: "c1".into(),
+            revision: "r1".into(),
+            object: object.clone(),
+        };
+        log.add(&resolved, EventData::DriftResolved(resolved.clone()));
+        let target = log.state.target(&"dev/c1".parse().unwrap()).unwrap();
+        assert!(target.drifted.is_empty());
     }
 
     #[test]

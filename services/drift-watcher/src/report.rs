@@ -2,13 +2,12 @@
 //! the log at start, so a restart does not report a drift again), `drift.detected` when an
 //! object drifts in a new way, `drift.resolved` when it matches again.
 
-use std::collections::HashMap;
-
 use configsync_core::event::EventData;
 use configsync_core::event::{
     DriftDetected, DriftKind, DriftResolved, EventPayload, FieldDrift, ObjectRef, Outgoing,
     Received,
 };
+use configsync_core::fold::{DriftRecord, DriftedObjects};
 use configsync_core::log::{PublishError, Publisher};
 
 /// What a comparison found for one desired object.
@@ -22,20 +21,6 @@ pub enum Observation {
         changed_by: Option<String>,
         resource_version: Option<String>,
     },
-}
-
-/// What a reported drift looked like: the same drift seen again is not reported again.
-#[derive(Debug, Clone, PartialEq)]
-struct Signature {
-    revision: String,
-    kind: DriftKind,
-    fields: Vec<FieldDrift>,
-}
-
-#[derive(Debug, Clone)]
-struct Reported {
-    signature: Signature,
-    event_id: String,
 }
 
 /// Why an event could not be written.
@@ -53,7 +38,8 @@ pub struct Reporter {
     cluster: String,
     source: String,
     publisher: Publisher,
-    reported: HashMap<ObjectRef, Reported>,
+    /// What was reported and not resolved: the same drift seen again is not reported again.
+    reported: DriftedObjects,
 }
 
 impl Reporter {
@@ -63,36 +49,24 @@ impl Reporter {
             cluster: cluster.into(),
             source: source.into(),
             publisher,
-            reported: HashMap::new(),
+            reported: DriftedObjects::default(),
         }
     }
 
     /// Folds one event of the log into the set of drifted objects (events of other targets
     /// are ignored).
     pub fn seed(&mut self, event: &Received) {
-        match &event.data {
-            EventData::DriftDetected(d)
-                if d.environment == self.environment && d.cluster == self.cluster =>
-            {
-                let signature = Signature {
-                    revision: d.revision.clone(),
-                    kind: d.kind,
-                    fields: d.fields.clone(),
-                };
-                self.reported.insert(
-                    d.object.clone(),
-                    Reported {
-                        signature,
-                        event_id: event.id().to_string(),
-                    },
-                );
+        let ours = match &event.data {
+            EventData::DriftDetected(d) => {
+                d.environment == self.environment && d.cluster == self.cluster
             }
-            EventData::DriftResolved(r)
-                if r.environment == self.environment && r.cluster == self.cluster =>
-            {
-                self.reported.remove(&r.object);
+            EventData::DriftResolved(r) => {
+                r.environment == self.environment && r.cluster == self.cluster
             }
-            _ => {}
+            _ => false,
+        };
+        if ours {
+            self.reported.apply(event);
         }
     }
 
@@ -131,15 +105,10 @@ impl Reporter {
                 changed_by,
                 resource_version,
             } => {
-                let signature = Signature {
-                    revision: revision.into(),
-                    kind,
-                    fields: fields.clone(),
-                };
                 if self
                     .reported
                     .get(object)
-                    .is_some_and(|r| r.signature == signature)
+                    .is_some_and(|r| r.revision == revision && r.kind == kind && r.fields == fields)
                 {
                     return Ok(());
                 }
@@ -155,7 +124,7 @@ impl Reporter {
                     revision: revision.into(),
                     object: object.clone(),
                     kind,
-                    fields,
+                    fields: fields.clone(),
                     changed_by,
                     resource_version: resource_version.clone(),
                 };
@@ -168,13 +137,13 @@ impl Reporter {
                 let mut causes = vec![kind_name, resource_version.as_deref().unwrap_or("")];
                 causes.extend(paths.iter().map(String::as_str));
                 let id = self.emit(&detected, object, causes).await?;
-                self.reported.insert(
-                    object.clone(),
-                    Reported {
-                        signature,
-                        event_id: id,
-                    },
-                );
+                self.reported.record(DriftRecord {
+                    object: object.clone(),
+                    revision: revision.into(),
+                    kind,
+                    fields,
+                    event_id: id,
+                });
             }
         }
         Ok(())
@@ -189,7 +158,7 @@ impl Reporter {
     ) -> Result<(), ReportError> {
         let gone: Vec<ObjectRef> = self
             .reported
-            .keys()
+            .objects()
             .filter(|r| !desired(r))
             .cloned()
             .collect();

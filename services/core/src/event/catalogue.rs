@@ -543,7 +543,7 @@ pub struct HealthDegraded {
 /// Values of Secret data, and values whose field or variable name says credential (`password`,
 /// `apiKey`, a container's `DB_PASSWORD`), are never carried: they are replaced by
 /// `"<redacted>"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FieldDrift {
     /// JSON pointer (RFC 6901) into the object, e.g. `/data/color`.
