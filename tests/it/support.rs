@@ -32,7 +32,7 @@ impl Pipeline {
             state_dir: dir.path().join("state"),
             repo: repo.path().display().to_string(),
             branch: "main".into(),
-            poll_interval: Duration::from_millis(300),
+            poll_interval: Duration::from_secs(1),
             nats: None,
             clusters: Vec::new(),
             environments: vec!["dev".into(), "prod".into()],

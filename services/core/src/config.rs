@@ -537,3 +537,171 @@ fn secret(
     };
     Ok(Some(crate::git::Secret::new(text)))
 }
+
+/// The poll interval when none is given: Flux polls every minute and Argo CD every three; 15 s
+/// keeps a push without a webhook live within seconds at one small fetch per interval.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(15);
+/// The shortest poll interval accepted: below it a fleet of watchers becomes load on the forge
+/// (and its rate limits) for no gain a webhook would not give.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Value parser of poll intervals: a humantime duration (`15s`, `2m`) of at least
+/// [`MIN_POLL_INTERVAL`].
+pub fn poll_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if interval < MIN_POLL_INTERVAL {
+        return Err(format!(
+            "a poll interval of {text} is below the minimum of {}",
+            humantime::format_duration(MIN_POLL_INTERVAL)
+        ));
+    }
+    Ok(interval)
+}
+
+/// One Git source: a branch of a repository, optionally only a sub-directory of it, polled at
+/// its own interval. Written `NAME=URL[#BRANCH[:SUBDIR]][,interval=DURATION]` (the value
+/// parser of `--source`): the branch defaults to `main`, the interval to the service's
+/// `--poll-interval`. Git refuses `:` in branch names, so the sub-directory is unambiguous;
+/// options follow the first `,` after the `#`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SourceSpec {
+    /// Names the source in events (`gitsource`) and logs: one subject token.
+    pub name: crate::names::Name,
+    /// The remote as configured (may hold a user name; never a password: refused later).
+    pub url: String,
+    pub branch: String,
+    /// The sub-directory followed (relative, no `..`), whose `configs/` and `policies/` count.
+    pub path: Option<String>,
+    /// Its own poll interval, when not the service's.
+    pub interval: Option<Duration>,
+}
+
+impl SourceSpec {
+    /// The source's identity in the log (the URL's credentials removed).
+    pub fn id(&self) -> crate::names::SourceId {
+        crate::names::SourceId::new(crate::credentials::redact_url(&self.url), &self.branch)
+            .with_path(self.path.clone())
+    }
+}
+
+// By hand, so that a URL with credentials never reaches a log through `{:?}`.
+impl std::fmt::Debug for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceSpec")
+            .field("name", &self.name.as_str())
+            .field("url", &crate::credentials::redact_url(&self.url))
+            .field("branch", &self.branch)
+            .field("path", &self.path)
+            .field("interval", &self.interval)
+            .finish()
+    }
+}
+
+/// A sub-directory as a source may name it: relative, normalised, inside the repository.
+fn source_path(path: &str) -> Result<Option<String>, String> {
+    let trimmed = path.trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    if path.starts_with('/')
+        || trimmed
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(format!(
+            "sub-directory {path:?} must be a relative path inside the repository, without `.`, `..` or empty parts"
+        ));
+    }
+    Ok(Some(trimmed.to_string()))
+}
+
+impl std::str::FromStr for SourceSpec {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (name, rest) = text.split_once('=').ok_or_else(|| {
+            "a source is written NAME=URL[#BRANCH[:SUBDIR]][,interval=DURATION]".to_string()
+        })?;
+        let name = crate::names::Name::new(name).map_err(|e| e.to_string())?;
+        let (url, fragment) = match rest.rsplit_once('#') {
+            Some((url, fragment)) => (url, Some(fragment)),
+            None => (rest, None),
+        };
+        if url.is_empty() {
+            return Err(format!("source {name} has no URL"));
+        }
+        let mut spec = Self {
+            name,
+            url: url.to_string(),
+            branch: "main".into(),
+            path: None,
+            interval: None,
+        };
+        let Some(fragment) = fragment else {
+            return Ok(spec);
+        };
+        let mut parts = fragment.split(',');
+        let target = parts.next().unwrap_or_default();
+        let (branch, path) = match target.split_once(':') {
+            Some((branch, path)) => (branch, source_path(path)?),
+            None => (target, None),
+        };
+        if branch.is_empty() {
+            return Err(format!("source {} names an empty branch", spec.name));
+        }
+        spec.branch = branch.to_string();
+        spec.path = path;
+        for option in parts {
+            match option.split_once('=') {
+                Some(("interval", value)) => spec.interval = Some(poll_interval(value)?),
+                _ => {
+                    return Err(format!(
+                        "unknown source option {option:?} (known: interval=DURATION)"
+                    ));
+                }
+            }
+        }
+        Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_with_defaults_and_options() {
+        let s: SourceSpec = "apps=https://git.example.com/apps.git".parse().unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.url.as_str(), s.branch.as_str()),
+            ("apps", "https://git.example.com/apps.git", "main")
+        );
+        assert_eq!((s.path.as_deref(), s.interval), (None, None));
+        let s: SourceSpec = "team-a=git@host:org/mono.git#release/1:teams/a/,interval=30s"
+            .parse()
+            .unwrap();
+        assert_eq!(s.url, "git@host:org/mono.git");
+        assert_eq!(s.branch, "release/1");
+        assert_eq!(s.path.as_deref(), Some("teams/a"));
+        assert_eq!(s.interval, Some(Duration::from_secs(30)));
+        // The identity is the redacted URL (`user@` goes, as for every redacted remote).
+        assert_eq!(s.id().to_string(), "host:org/mono.git#release/1:teams/a");
+    }
+
+    #[test]
+    fn bad_sources_and_intervals_are_refused() {
+        for bad in [
+            "no-equals",
+            "Bad_Name=file:///r",
+            "a=",
+            "a=file:///r#",
+            "a=file:///r#main:../up",
+            "a=file:///r#main:/abs",
+            "a=file:///r#main,interval=500ms",
+            "a=file:///r#main,colour=blue",
+        ] {
+            assert!(bad.parse::<SourceSpec>().is_err(), "{bad}");
+        }
+        assert!(poll_interval("999ms").is_err());
+        assert_eq!(poll_interval("1s"), Ok(Duration::from_secs(1)));
+    }
+}

@@ -335,7 +335,7 @@ impl Fold for LogState {
         match &event.data {
             EventData::CommitDetected(c) => {
                 self.sources.insert(
-                    SourceId::new(&c.repository, &c.branch),
+                    SourceId::new(&c.repository, &c.branch).with_path(c.path.clone()),
                     SourceState {
                         last_sha: c.sha.clone(),
                         sequence: seq,
@@ -344,7 +344,7 @@ impl Fold for LogState {
             }
             EventData::SourceRewritten(r) => {
                 self.sources.insert(
-                    SourceId::new(&r.repository, &r.branch),
+                    SourceId::new(&r.repository, &r.branch).with_path(r.path.clone()),
                     SourceState {
                         last_sha: r.new_sha.clone(),
                         sequence: seq,

@@ -141,19 +141,23 @@ impl From<Target> for String {
     }
 }
 
-/// A followed source: one branch of one repository (its URL with any credentials redacted).
-/// Written `<repository>#<branch>` (its `Display`, `FromStr` and serde form), the key of
-/// [`LogState::sources`](crate::fold::LogState::sources) in snapshots and JSON.
+/// A followed source: one branch of one repository (its URL with any credentials redacted),
+/// optionally only a sub-directory of it. Written `<repository>#<branch>` or
+/// `<repository>#<branch>:<path>` (its `Display`, `FromStr` and serde form), the key of
+/// [`LogState::sources`](crate::fold::LogState::sources) in snapshots and JSON. Git refuses
+/// `:` in branch names, so the path is unambiguous.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct SourceId {
     pub repository: String,
     pub branch: String,
+    /// The sub-directory followed; `None` for the whole repository.
+    pub path: Option<String>,
 }
 
 /// Why a string is not a [`SourceId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid source {0:?}: a source is written <repository>#<branch>")]
+#[error("invalid source {0:?}: a source is written <repository>#<branch>[:<path>]")]
 pub struct InvalidSourceId(pub String);
 
 impl SourceId {
@@ -161,13 +165,24 @@ impl SourceId {
         Self {
             repository: repository.into(),
             branch: branch.into(),
+            path: None,
         }
+    }
+
+    /// The same branch, only `path` of it (`None`: the whole repository).
+    pub fn with_path(mut self, path: Option<String>) -> Self {
+        self.path = path;
+        self
     }
 }
 
 impl fmt::Display for SourceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.repository, self.branch)
+        write!(f, "{}#{}", self.repository, self.branch)?;
+        match &self.path {
+            Some(path) => write!(f, ":{path}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -176,12 +191,17 @@ impl std::str::FromStr for SourceId {
     /// Splits at the last `#`: Git refuses no `#` in a branch name, but a URL's fragment
     /// comes last too, and this is how every written key was made.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.rsplit_once('#') {
-            Some((repository, branch)) if !repository.is_empty() && !branch.is_empty() => {
-                Ok(Self::new(repository, branch))
-            }
-            _ => Err(InvalidSourceId(s.to_string())),
+        let Some((repository, rest)) = s.rsplit_once('#') else {
+            return Err(InvalidSourceId(s.to_string()));
+        };
+        let (branch, path) = match rest.split_once(':') {
+            Some((branch, path)) => (branch, Some(path)),
+            None => (rest, None),
+        };
+        if repository.is_empty() || branch.is_empty() || path.is_some_and(str::is_empty) {
+            return Err(InvalidSourceId(s.to_string()));
         }
+        Ok(Self::new(repository, branch).with_path(path.map(str::to_string)))
     }
 }
 
@@ -210,7 +230,10 @@ mod tests {
             serde_json::to_string(&s).unwrap(),
             "\"https://example.com/configs.git#main\""
         );
-        for bad in ["no-branch", "#main", "repo#"] {
+        let sub = SourceId::new("file:///r", "main").with_path(Some("teams/a".into()));
+        assert_eq!(sub.to_string(), "file:///r#main:teams/a");
+        assert_eq!(sub.to_string().parse::<SourceId>().unwrap(), sub);
+        for bad in ["no-branch", "#main", "repo#", "repo#main:"] {
             assert!(bad.parse::<SourceId>().is_err(), "{bad}");
         }
     }

@@ -5,7 +5,8 @@ use configsync_core::access::{AccessPolicy, SignedCommit};
 use configsync_core::event::{
     CommitDetected, CommitSignature, Outgoing, SourceFailed, SourceRewritten,
 };
-use configsync_core::git::group_paths;
+use configsync_core::git::{group_paths, parse_trailers};
+use configsync_core::names::SourceId;
 
 use crate::poll::DetectedCommit;
 
@@ -88,9 +89,21 @@ fn bounded(message: &str) -> String {
     )
 }
 
+/// The causes every event of `source` starts with: repository and branch, then the
+/// sub-directory only when there is one, so the events of a whole-repository source keep the
+/// ids they had before sources could have sub-directories (and JetStream still deduplicates
+/// them across an upgrade).
+fn source_causes(source: &SourceId) -> Vec<String> {
+    let mut causes = vec![source.repository.clone(), source.branch.clone()];
+    if let Some(path) = &source.path {
+        causes.push(format!("path {path}"));
+    }
+    causes
+}
+
 pub fn commit_detected(
-    repository: &str,
-    branch: &str,
+    followed: &SourceId,
+    name: &str,
     commit: &DetectedCommit,
     whole: Whole<'_>,
     source: &str,
@@ -104,28 +117,32 @@ pub fn commit_detected(
         group_paths(&commit.paths)
     };
     let payload = CommitDetected {
-        repository: repository.to_string(),
-        branch: branch.to_string(),
+        repository: followed.repository.clone(),
+        branch: followed.branch.clone(),
+        source: Some(name.to_string()),
+        path: followed.path.clone(),
+        trailers: parse_trailers(&info.message),
         sha: info.sha.clone(),
         parents: info.parents.clone(),
         author: info.author.clone(),
         committer: info.committer.clone(),
         message: bounded(&info.message),
         signed: info.signed,
-        signature: signature_of(info, access),
+        signature: signature_of(info, access).map(Box::new),
         environments,
         other_paths,
         whole_tree: whole != Whole::No || too_many,
     };
-    let mut builder = Outgoing::builder(&payload)
-        .cause(repository)
-        .cause(branch)
-        .cause(&info.sha);
+    let mut builder = Outgoing::builder(&payload);
+    for cause in source_causes(followed) {
+        builder = builder.cause(cause);
+    }
+    builder = builder.cause(&info.sha);
     if let Whole::AfterRewrite(from) = whole {
         builder = builder.cause(format!("rewritten from {from}"));
     }
     builder
-        .subject(format!("{branch}@{}", short(&info.sha)))
+        .subject(format!("{}@{}", followed.branch, short(&info.sha)))
         .actor(info.author.email.clone())
         .build(source)
         // The build error type is private to configsync-core; its message is what matters.
@@ -134,24 +151,28 @@ pub fn commit_detected(
 
 /// `source.rewritten` when the branch moved to a commit that does not descend from the last one.
 pub fn source_rewritten(
-    repository: &str,
-    branch: &str,
+    followed: &SourceId,
+    name: &str,
     previous_sha: &str,
     new_sha: &str,
     source: &str,
 ) -> Result<Outgoing, String> {
     let payload = SourceRewritten {
-        repository: repository.to_string(),
-        branch: branch.to_string(),
+        repository: followed.repository.clone(),
+        branch: followed.branch.clone(),
+        source: Some(name.to_string()),
+        path: followed.path.clone(),
         previous_sha: previous_sha.to_string(),
         new_sha: new_sha.to_string(),
     };
-    Outgoing::builder(&payload)
-        .cause(repository)
-        .cause(branch)
+    let mut builder = Outgoing::builder(&payload);
+    for cause in source_causes(followed) {
+        builder = builder.cause(cause);
+    }
+    builder
         .cause(previous_sha)
         .cause(new_sha)
-        .subject(format!("{branch}@{}", short(new_sha)))
+        .subject(format!("{}@{}", followed.branch, short(new_sha)))
         .build(source)
         // The build error type is private to configsync-core; its message is what matters.
         .map_err(|e| e.to_string())
@@ -161,25 +182,29 @@ pub fn source_rewritten(
 /// failure reported again within JetStream's duplicate window (a restart, a replica) is stored
 /// once, while the same failure after the branch moved on is a new event.
 pub fn source_failed(
-    repository: &str,
-    branch: &str,
+    followed: &SourceId,
+    name: &str,
     reason: &str,
     transient: bool,
     last_seen: Option<&str>,
     source: &str,
 ) -> Result<Outgoing, String> {
     let payload = SourceFailed {
-        repository: repository.to_string(),
-        branch: Some(branch.to_string()),
+        repository: followed.repository.clone(),
+        branch: Some(followed.branch.clone()),
+        source: Some(name.to_string()),
+        path: followed.path.clone(),
         reason: reason.to_string(),
         transient,
     };
-    Outgoing::builder(&payload)
-        .cause(repository)
-        .cause(branch)
+    let mut builder = Outgoing::builder(&payload);
+    for cause in source_causes(followed) {
+        builder = builder.cause(cause);
+    }
+    builder
         .cause(reason)
         .cause(last_seen.unwrap_or_default())
-        .subject(branch.to_string())
+        .subject(followed.branch.clone())
         .build(source)
         // The build error type is private to configsync-core; its message is what matters.
         .map_err(|e| e.to_string())

@@ -1,4 +1,4 @@
-//! The git-watcher's memory, rebuilt from the log: the last commit seen on the tracked branch,
+//! The git-watcher's memory of one source, rebuilt from the log: the last commit seen on its branch,
 //! and whether that commit still needs its commit-detected event (after a rewrite).
 
 use configsync_core::event::{EventData, Received};
@@ -35,10 +35,10 @@ impl Fold for SourceFold<'_> {
             return;
         }
         match &event.data {
-            EventData::CommitDetected(c) if is(self.source, &c.repository, &c.branch) => {
+            EventData::CommitDetected(c) if is(self.source, &c.repository, &c.branch, &c.path) => {
                 self.rewritten_from = None;
             }
-            EventData::SourceRewritten(r) if is(self.source, &r.repository, &r.branch) => {
+            EventData::SourceRewritten(r) if is(self.source, &r.repository, &r.branch, &r.path) => {
                 self.rewritten_from = Some(r.previous_sha.clone());
             }
             _ => {}
@@ -46,8 +46,8 @@ impl Fold for SourceFold<'_> {
     }
 }
 
-fn is(source: &SourceId, repository: &str, branch: &str) -> bool {
-    source.repository == repository && source.branch == branch
+fn is(source: &SourceId, repository: &str, branch: &str, path: &Option<String>) -> bool {
+    source.repository == repository && source.branch == branch && &source.path == path
 }
 
 /// Replays the log's source events to find what was last seen of `source` (its repository

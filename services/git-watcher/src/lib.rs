@@ -2,9 +2,11 @@
 //!
 //! Runs alone (the `git-watcher` binary) or inside `configsync up`, with the same code.
 //!
-//! Its only state, the last commit seen on the tracked branch, is rebuilt at start by replaying
-//! the log, so a restart neither repeats nor skips a commit. It has no durable consumer: it
-//! reads its own past events by replay and otherwise only publishes.
+//! It follows one source (`--repo`/`--branch`) or several (`--source`, repeated), each a
+//! branch of a repository, optionally only a sub-directory of it, polled at its own interval
+//! by its own loop. Its only state, the last commit seen of each source, is rebuilt at start
+//! by replaying the log, so a restart neither repeats nor skips a commit. It has no durable
+//! consumer: it reads its own past events by replay and otherwise only publishes.
 //!
 //! With `--webhook-addr` it also receives the forge's push webhooks (`webhook`), which only
 //! wake the poll loop: polling stays the safety net.
@@ -21,8 +23,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use configsync_core::config::{GitRemoteArgs, ServiceArgs};
+use configsync_core::config::{GitRemoteArgs, ServiceArgs, SourceSpec};
 use configsync_core::git;
+use configsync_core::names::Name;
 use configsync_core::service::{Service, ServiceConfig, ServiceError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -44,19 +47,40 @@ pub const DEFAULT_OPS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LO
 pub struct Config {
     #[command(flatten)]
     pub service: ServiceArgs,
-    /// The Git remote to follow: `https://host/path`, `ssh://user@host/path` (or
-    /// `user@host:path`), `git://host[:port]/path`, `file:///path` or a local path. A password
-    /// in the URL is refused: see --http-password-file.
-    #[arg(long, env = "CONFIGSYNC_REPO", hide_env_values = true)]
-    pub repo: String,
-    /// The branch to follow.
+    /// The Git remote to follow (the one-source form; see --source for several):
+    /// `https://host/path`, `ssh://user@host/path` (or `user@host:path`),
+    /// `git://host[:port]/path`, `file:///path` or a local path. A password in the URL is
+    /// refused: see --http-password-file. Its events name the source `default`.
+    #[arg(
+        long,
+        env = "CONFIGSYNC_REPO",
+        hide_env_values = true,
+        required_unless_present = "sources",
+        conflicts_with = "sources"
+    )]
+    pub repo: Option<String>,
+    /// The branch of --repo to follow.
     #[arg(long, env = "CONFIGSYNC_BRANCH", default_value = "main")]
     pub branch: String,
-    /// How often to fetch the remote.
-    #[arg(long, env = "CONFIGSYNC_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    /// A source to follow, repeatable (or space-separated in the variable):
+    /// `NAME=URL[#BRANCH[:SUBDIR]][,interval=DURATION]`, e.g.
+    /// `team-a=https://git.example.com/mono.git#main:teams/a,interval=30s`. The branch
+    /// defaults to `main`, the sub-directory to the whole repository (its `configs/` and
+    /// `policies/` are then those under it), the interval to --poll-interval. NAME (one
+    /// subject token) is the `gitsource` attribute of every event of the source.
+    #[arg(
+        long = "source",
+        env = "CONFIGSYNC_SOURCES",
+        hide_env_values = true,
+        value_delimiter = ' '
+    )]
+    pub sources: Vec<SourceSpec>,
+    /// How often to fetch each remote (at least 1s), unless its --source says otherwise.
+    #[arg(long, env = "CONFIGSYNC_POLL_INTERVAL", default_value = "15s", value_parser = configsync_core::config::poll_interval)]
     pub poll_interval: Duration,
     /// Where the bare mirror of the remote lives (default: a directory under the system temp
-    /// directory named after a hash of the URL). Losing it costs one full fetch, nothing more.
+    /// directory named after a hash of the URL); with --source, each source's mirror is the
+    /// sub-directory named after it. Losing it costs one full fetch, nothing more.
     #[arg(long, env = "CONFIGSYNC_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
     /// The access policy (docs/security.md), whose keys commit signatures are checked
@@ -81,12 +105,78 @@ pub struct Config {
     pub webhook_secret: Option<String>,
 }
 
+/// The name of the one source that `--repo` gives.
+pub const DEFAULT_SOURCE: &str = "default";
+
+/// One source as the watcher follows it: what to fetch, how often, and where its mirror is.
+#[derive(Debug, Clone)]
+pub struct Followed {
+    pub spec: SourceSpec,
+    pub interval: Duration,
+    pub mirror_dir: PathBuf,
+}
+
+/// Why the sources given cannot be followed together.
+#[derive(Debug, thiserror::Error)]
+pub enum SourcesError {
+    #[error("two sources are named {0}")]
+    DuplicateName(String),
+    #[error("sources {0} and {1} follow the same branch and sub-directory")]
+    DuplicateSource(String, String),
+    #[error(transparent)]
+    Name(#[from] configsync_core::names::InvalidName),
+}
+
 impl Config {
-    /// The mirror directory: `--work-dir`, or the default for this remote.
-    pub fn mirror_dir(&self) -> PathBuf {
-        self.work_dir
-            .clone()
-            .unwrap_or_else(|| git::default_mirror_dir(&std::env::temp_dir(), &self.repo))
+    /// The sources to follow: those of `--source`, or the one of `--repo` and `--branch`, each
+    /// with its interval and mirror directory. Names and followed branches are unique.
+    pub fn followed(&self) -> Result<Vec<Followed>, SourcesError> {
+        let temp = std::env::temp_dir();
+        if let Some(repo) = &self.repo {
+            let spec = SourceSpec {
+                name: Name::new(DEFAULT_SOURCE)?,
+                url: repo.clone(),
+                branch: self.branch.clone(),
+                path: None,
+                interval: None,
+            };
+            // The mirror keeps the directory it always had, so an upgrade costs no fetch.
+            let mirror_dir = self
+                .work_dir
+                .clone()
+                .unwrap_or_else(|| git::default_mirror_dir(&temp, repo));
+            return Ok(vec![Followed {
+                spec,
+                interval: self.poll_interval,
+                mirror_dir,
+            }]);
+        }
+        let mut seen: Vec<(&str, configsync_core::names::SourceId)> = Vec::new();
+        let mut out = Vec::new();
+        for spec in &self.sources {
+            let id = spec.id();
+            if seen.iter().any(|(name, _)| *name == spec.name.as_str()) {
+                return Err(SourcesError::DuplicateName(spec.name.to_string()));
+            }
+            if let Some((other, _)) = seen.iter().find(|(_, known)| *known == id) {
+                return Err(SourcesError::DuplicateSource(
+                    other.to_string(),
+                    spec.name.to_string(),
+                ));
+            }
+            seen.push((spec.name.as_str(), id.clone()));
+            // One mirror per source: two loops must never fetch into the same directory.
+            let mirror_dir = match &self.work_dir {
+                Some(dir) => dir.join(spec.name.as_str()),
+                None => git::default_mirror_dir(&temp, &id.to_string()),
+            };
+            out.push(Followed {
+                spec: spec.clone(),
+                interval: spec.interval.unwrap_or(self.poll_interval),
+                mirror_dir,
+            });
+        }
+        Ok(out)
     }
 }
 
@@ -97,9 +187,13 @@ impl std::fmt::Debug for Config {
             .field("service", &self.service)
             .field(
                 "repo",
-                &configsync_core::credentials::redact_url(&self.repo),
+                &self
+                    .repo
+                    .as_deref()
+                    .map(configsync_core::credentials::redact_url),
             )
             .field("branch", &self.branch)
+            .field("sources", &self.sources)
             .field("poll_interval", &self.poll_interval)
             .field("work_dir", &self.work_dir)
             .field("access", &self.access)
@@ -134,9 +228,9 @@ impl Config {
     }
 }
 
-/// Runs the service until `shutdown` is cancelled: rebuilds the last seen commit from the log,
-/// then polls the remote every `--poll-interval` (or at once when a webhook says so) and
-/// publishes what is new.
+/// Runs the service until `shutdown` is cancelled: for each source, rebuilds the last seen
+/// commit from the log, then polls the remote at the source's interval (or at once when a
+/// webhook says so) and publishes what is new.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServiceError> {
     let access = config
         .access
@@ -150,6 +244,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     let secret = config
         .webhook_secret()
         .map_err(|e| ServiceError::setup("reading the webhook secret", e))?;
+    let followed = config
+        .followed()
+        .map_err(|e| ServiceError::setup("reading the sources", e))?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
     let wake = Arc::new(Notify::new());
     let receiver = match (config.webhook_addr, secret) {
@@ -175,9 +272,28 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         }
         _ => None,
     };
-    let result = watcher::Watcher::new(&config, &service, access, remote, wake)
-        .run(&shutdown)
-        .await;
+    // A webhook cannot be trusted to say which source it is about (the payload is only a
+    // trigger), so it wakes every source's loop: one fetch each that finds nothing is cheap.
+    let wakes: Vec<Arc<Notify>> = followed.iter().map(|_| Arc::new(Notify::new())).collect();
+    let fan_out = tokio::spawn({
+        let wakes = wakes.clone();
+        async move {
+            loop {
+                wake.notified().await;
+                for w in &wakes {
+                    w.notify_one();
+                }
+            }
+        }
+    });
+    let loops = followed.into_iter().zip(wakes).map(|(followed, wake)| {
+        watcher::Watcher::new(followed, &service, access.clone(), remote.clone(), wake)
+            .run(&shutdown)
+    });
+    // Every loop runs until shutdown; the first to fail (its log cannot be replayed) ends
+    // the service, since the others share its log.
+    let result = futures::future::try_join_all(loops).await.map(|_| ());
+    fan_out.abort();
     if let Some(task) = receiver {
         task.abort();
     }

@@ -16,7 +16,7 @@ use configsync_core::service::{Service, ServiceError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::Config;
+use crate::Followed;
 use crate::events::{self, Whole};
 use crate::failures::FailureReporter;
 use crate::last_seen::{LastSeen, last_seen};
@@ -46,8 +46,11 @@ enum Outcome {
 
 /// The git-watcher's running state.
 pub struct Watcher {
-    /// The branch followed, of the remote as published: credentials removed.
+    /// The branch (and sub-directory) followed, of the remote as published: credentials
+    /// removed.
     followed: SourceId,
+    /// The source's name, as its events carry it.
+    name: String,
     /// The remote as configured, only ever handed to gix.
     url: String,
     interval: Duration,
@@ -68,20 +71,18 @@ pub struct Watcher {
 
 impl Watcher {
     pub fn new(
-        config: &Config,
+        followed: Followed,
         service: &Service,
         access: Option<configsync_core::access::AccessPolicy>,
         remote: RemoteOptions,
         wake: Arc<Notify>,
     ) -> Self {
         Self {
-            followed: SourceId::new(
-                configsync_core::credentials::redact_url(&config.repo),
-                &config.branch,
-            ),
-            url: config.repo.clone(),
-            interval: config.poll_interval,
-            mirror_dir: config.mirror_dir(),
+            followed: followed.spec.id(),
+            name: followed.spec.name.to_string(),
+            url: followed.spec.url,
+            interval: followed.interval,
+            mirror_dir: followed.mirror_dir,
             source: service.log.source.clone(),
             publisher: service.log.publisher(PUBLISH_RETRY),
             log: service.log.clone(),
@@ -103,8 +104,10 @@ impl Watcher {
         self.last = replayed
             .map_err(|e| ServiceError::setup("rebuilding the last seen commit from the log", e))?;
         tracing::info!(
+            source = %self.name,
             repository = %self.followed.repository,
             branch = %self.followed.branch,
+            path = self.followed.path.as_deref().unwrap_or(""),
             last_seen = self.last.sha.as_deref().unwrap_or("none"),
             mirror = %self.mirror_dir.display(),
             interval = ?self.interval,
@@ -143,10 +146,11 @@ impl Watcher {
     async fn poll_once(&mut self, shutdown: &CancellationToken) -> Outcome {
         let interrupt = Arc::new(AtomicBool::new(false));
         let task = tokio::task::spawn_blocking({
-            let (dir, url, branch, remote) = (
+            let (dir, url, branch, path, remote) = (
                 self.mirror_dir.clone(),
                 self.url.clone(),
                 self.followed.branch.clone(),
+                self.followed.path.clone(),
                 self.remote.clone(),
             );
             let (last, unannounced) = (self.last.sha.clone(), self.last.rewritten_from.is_some());
@@ -157,6 +161,7 @@ impl Watcher {
                     &url,
                     remote,
                     &branch,
+                    path.as_deref(),
                     last.as_deref(),
                     unannounced,
                     &interrupt,
@@ -228,8 +233,8 @@ impl Watcher {
                     "branch rewritten: the new tip does not descend from the last commit seen"
                 );
                 let event = events::source_rewritten(
-                    &self.followed.repository,
-                    &self.followed.branch,
+                    &self.followed,
+                    &self.name,
                     &previous,
                     &tip.info.sha,
                     &self.source,
@@ -247,8 +252,8 @@ impl Watcher {
 
     async fn announce(&mut self, commit: &DetectedCommit, whole: Whole<'_>) -> Result<(), String> {
         let event = events::commit_detected(
-            &self.followed.repository,
-            &self.followed.branch,
+            &self.followed,
+            &self.name,
             commit,
             whole,
             &self.source,
@@ -256,6 +261,7 @@ impl Watcher {
         )?;
         let duplicate = self.send(&event).await?;
         tracing::info!(
+            source = %self.name,
             repository = %self.followed.repository,
             branch = %self.followed.branch,
             sha = %commit.info.sha,
@@ -308,8 +314,8 @@ impl Watcher {
             return;
         }
         let event = match events::source_failed(
-            &self.followed.repository,
-            &self.followed.branch,
+            &self.followed,
+            &self.name,
             &reason,
             transient,
             self.last.sha.as_deref(),

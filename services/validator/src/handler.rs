@@ -18,10 +18,27 @@ use configsync_core::log::{HandlerError, Publisher};
 use configsync_validation::engine::{self, Checker, Options};
 use configsync_validation::{apps, policy, render};
 
+/// One source the validator reads commits of: its identity in the events and its mirror.
+pub struct Source {
+    pub id: configsync_core::names::SourceId,
+    pub mirror: Mirror,
+}
+
+impl Source {
+    /// Where the source's root is in the repository: `""` or `<sub-directory>/`.
+    fn prefix(&self) -> String {
+        self.id
+            .path
+            .as_ref()
+            .map(|p| format!("{p}/"))
+            .unwrap_or_default()
+    }
+}
+
 /// Everything the handler needs, shared by concurrent handlings.
 pub struct Validator {
-    pub mirror: Mirror,
-    pub branch: String,
+    /// The sources followed; a commit is read from the mirror of the one it names.
+    pub sources: Vec<Source>,
     pub bundles: BundleStore,
     pub publisher: Publisher,
     pub source: String,
@@ -84,10 +101,14 @@ impl Validator {
         let EventData::CommitDetected(commit) = &event.data else {
             return Ok(());
         };
-        if commit.repository != configsync_core::credentials::redact_url(self.mirror.url()) {
-            tracing::debug!(repository = %commit.repository, "commit of another repository ignored");
+        let Some(index) = self.sources.iter().position(|s| {
+            s.id.repository == commit.repository
+                && s.id.branch == commit.branch
+                && s.id.path == commit.path
+        }) else {
+            tracing::debug!(repository = %commit.repository, branch = %commit.branch, path = commit.path.as_deref().unwrap_or(""), "commit of a source not configured here ignored");
             return Ok(());
-        }
+        };
         // Rendering reads the whole tree (Kustomize bases, charts, `policies/`), and after a
         // rewrite what is deployed may differ anywhere: then every environment is validated
         // again (unchanged objects cost the applier nothing). Otherwise only those touched.
@@ -109,7 +130,7 @@ impl Validator {
         };
         let (files, policies) = self
             .clone()
-            .read_environments(commit.sha.clone(), environments)
+            .read_environments(index, commit.sha.clone(), environments)
             .await?;
         let checker = self.checker_for(policies).await?;
         for (environment, files) in files {
@@ -137,24 +158,40 @@ impl Validator {
         Ok(Arc::new(checker))
     }
 
-    /// Fetches (so the revision is present) and reads each environment's directory, and the
-    /// repository's `policies/` (Rego sources).
+    /// Fetches the source (so the revision is present) and reads each environment's
+    /// directory, and the `policies/` (Rego sources), under the source's sub-directory; the
+    /// files' paths are made relative to it, so rendering and findings see it as the root.
     async fn read_environments(
         self: Arc<Self>,
+        source: usize,
         sha: String,
         environments: Environments,
     ) -> Result<(Vec<(String, EnvFiles)>, Vec<(String, String)>), HandlerError> {
         tokio::task::spawn_blocking(move || {
+            let source = &self.sources[source];
+            let prefix = source.prefix();
+            let relative = |files: Vec<TreeFile>| -> Vec<TreeFile> {
+                files
+                    .into_iter()
+                    .map(|mut f| {
+                        if let Some(rest) = f.path.strip_prefix(&prefix) {
+                            f.path = rest.to_string();
+                        }
+                        f
+                    })
+                    .collect()
+            };
             let revision =
                 git::parse_sha(&sha).map_err(|e| HandlerError::Terminal(e.to_string()))?;
-            let repo = self.mirror.repository().map_err(git_error)?;
+            let repo = source.mirror.repository().map_err(git_error)?;
             if repo.find_commit(revision).is_err() {
                 drop(repo);
-                self.mirror
-                    .fetch(&self.branch, &self.interrupt)
+                source
+                    .mirror
+                    .fetch(&source.id.branch, &self.interrupt)
                     .map_err(git_error)?;
             }
-            let repo = self.mirror.repository().map_err(git_error)?;
+            let repo = source.mirror.repository().map_err(git_error)?;
             if repo.find_commit(revision).is_err() {
                 return Err(HandlerError::Terminal(format!(
                     "revision {sha} is not in the remote (rewritten history?)"
@@ -162,7 +199,7 @@ impl Validator {
             }
             let environments = match environments {
                 Environments::These(list) => list,
-                Environments::All => git::list_dirs(&repo, revision, "configs")
+                Environments::All => git::list_dirs(&repo, revision, &format!("{prefix}configs"))
                     .map_err(git_error)?
                     .into_iter()
                     .filter(|env| {
@@ -176,21 +213,21 @@ impl Validator {
             };
             let mut out = Vec::new();
             for env in environments {
-                let dir = format!("configs/{env}");
+                let dir = format!("{prefix}configs/{env}");
                 let limits = git::Limits::default();
                 let files = match git::read_dir(&repo, revision, &dir, &limits) {
-                    // Kustomize bases and Helm charts may live anywhere in the repository:
-                    // rendering needs the whole tree.
+                    // Kustomize bases and Helm charts may live anywhere in the source:
+                    // rendering needs its whole tree.
                     Ok(files) if files.iter().any(|f| is_render_root_file(&f.path)) => {
-                        match git::read_dir(&repo, revision, "", &limits) {
-                            Ok(all) => EnvFiles::Files(all),
+                        match git::read_dir(&repo, revision, &prefix, &limits) {
+                            Ok(all) => EnvFiles::Files(relative(all)),
                             Err(e) => match content_finding(&e, &dir) {
                                 Some(f) => EnvFiles::Finding(f),
                                 None => return Err(git_error(e)),
                             },
                         }
                     }
-                    Ok(files) => EnvFiles::Files(files),
+                    Ok(files) => EnvFiles::Files(relative(files)),
                     Err(e) => match content_finding(&e, &dir) {
                         Some(f) => EnvFiles::Finding(f),
                         None => return Err(git_error(e)),
@@ -198,9 +235,10 @@ impl Validator {
                 };
                 out.push((env, files));
             }
-            let policies = match git::read_dir(&repo, revision, POLICY_DIR, &git::Limits::default())
+            let policy_dir = format!("{prefix}{POLICY_DIR}");
+            let policies = match git::read_dir(&repo, revision, &policy_dir, &git::Limits::default())
             {
-                Ok(files) => files
+                Ok(files) => relative(files)
                     .into_iter()
                     .filter(|f| policy::is_policy_file(&f.path))
                     .map(|f| (f.path, String::from_utf8_lossy(&f.bytes).into_owned()))

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use configsync_core::config::{GitRemoteArgs, ServiceArgs};
+use configsync_core::config::{GitRemoteArgs, ServiceArgs, SourceSpec};
 use configsync_core::event::{CommitDetected, EventPayload, Received};
 use configsync_core::git::{self, Mirror};
 use configsync_core::log::ConsumerSpec;
@@ -40,18 +40,34 @@ pub struct Config {
     #[command(flatten)]
     pub service: ServiceArgs,
     /// The configuration repository, as the git-watcher follows it (`https://`, `ssh://`,
-    /// `git://`, `file://` or a local path).
-    #[arg(long, env = "CONFIGSYNC_REPO")]
-    pub repo: String,
+    /// `git://`, `file://` or a local path): the one-source form.
+    #[arg(
+        long,
+        env = "CONFIGSYNC_REPO",
+        required_unless_present = "sources",
+        conflicts_with = "sources"
+    )]
+    pub repo: Option<String>,
+    /// The sources, exactly as given to the git-watcher (`--source`, repeatable,
+    /// `NAME=URL[#BRANCH[:SUBDIR]][,interval=DURATION]`): a commit is read from the mirror of
+    /// the source it came from, with its sub-directory as the root.
+    #[arg(
+        long = "source",
+        env = "CONFIGSYNC_SOURCES",
+        hide_env_values = true,
+        value_delimiter = ' '
+    )]
+    pub sources: Vec<SourceSpec>,
     /// How the repository is reached: credentials, allowed hosts, timeout (the same flags as
     /// the git-watcher's).
     #[command(flatten)]
     pub remote: GitRemoteArgs,
-    /// The tracked branch.
+    /// The tracked branch of --repo.
     #[arg(long, env = "CONFIGSYNC_BRANCH", default_value = "main")]
     pub branch: String,
     /// Where the validator keeps its mirror of the repository (default: under the system
-    /// temporary directory, named after the repository).
+    /// temporary directory, named after the repository); with --source, each source's
+    /// mirror is the sub-directory named after it.
     #[arg(long, env = "CONFIGSYNC_VALIDATOR_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
     /// Kubernetes version whose API schemas apply (default: the newest supported).
@@ -94,6 +110,40 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Each source with the directory of its mirror: `--repo` keeps the directory it always
+    /// had (an upgrade costs no fetch); each `--source` gets its own.
+    fn mirrors(&self) -> Vec<(SourceSpec, PathBuf)> {
+        let temp = std::env::temp_dir().join("configsync-validator");
+        if let Some(repo) = &self.repo {
+            let spec = SourceSpec {
+                // The git-watcher's name for its one source; the validator matches commits by
+                // repository, branch and sub-directory, never by name.
+                name: configsync_core::names::Name::new("default").expect("a valid name"),
+                url: repo.clone(),
+                branch: self.branch.clone(),
+                path: None,
+                interval: None,
+            };
+            let dir = self
+                .work_dir
+                .clone()
+                .unwrap_or_else(|| git::default_mirror_dir(&temp, repo));
+            return vec![(spec, dir)];
+        }
+        self.sources
+            .iter()
+            .map(|spec| {
+                let dir = match &self.work_dir {
+                    Some(dir) => dir.join(spec.name.as_str()),
+                    None => git::default_mirror_dir(&temp, &spec.id().to_string()),
+                };
+                (spec.clone(), dir)
+            })
+            .collect()
+    }
+}
+
 impl ServiceConfig for Config {
     fn service_args(&self) -> &ServiceArgs {
         &self.service
@@ -113,21 +163,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         .map(configsync_core::access::AccessPolicy::load)
         .transpose()?;
     let service = Service::start(NAME, &config.service, DEFAULT_OPS_ADDR, &shutdown).await?;
-    let dir = config.work_dir.clone().unwrap_or_else(|| {
-        git::default_mirror_dir(
-            &std::env::temp_dir().join("configsync-validator"),
-            &config.repo,
-        )
-    });
     let remote = config
         .remote
         .remote_options()
         .map_err(|e| ServiceError::setup("reading the Git remote options", e))?;
-    let (repo, mirror_dir) = (config.repo.clone(), dir.clone());
-    let mirror =
-        tokio::task::spawn_blocking(move || Mirror::open_or_init(&mirror_dir, &repo, remote))
-            .await?
-            .map_err(|e| ServiceError::setup("opening the repository mirror", e))?;
+    let mut sources = Vec::new();
+    for (spec, dir) in config.mirrors() {
+        let (url, mirror_dir, remote) = (spec.url.clone(), dir.clone(), remote.clone());
+        let mirror =
+            tokio::task::spawn_blocking(move || Mirror::open_or_init(&mirror_dir, &url, remote))
+                .await?
+                .map_err(|e| ServiceError::setup("opening the repository mirror", e))?;
+        tracing::info!(source = %spec.name, repo = %configsync_core::credentials::redact_url(&spec.url), branch = %spec.branch, path = spec.path.as_deref().unwrap_or(""), mirror = %dir.display(), "validating source");
+        sources.push(handler::Source {
+            id: spec.id(),
+            mirror,
+        });
+    }
     let bundles = BundleStore::open(&service.log.js).await?;
     // The schemas and baseline policies are prepared once; a revision with its own
     // `policies/` gets a checker of its own.
@@ -143,8 +195,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     };
     let interrupt = Arc::new(AtomicBool::new(false));
     let validator = Arc::new(handler::Validator {
-        mirror,
-        branch: config.branch.clone(),
+        sources,
         bundles,
         publisher: service.log.publisher(Duration::from_secs(60)),
         source: service.log.source.clone(),
@@ -155,7 +206,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     });
     let runner = service.log.runner(consumer()).await?;
     service.readiness.set(true);
-    tracing::info!(repo = %configsync_core::credentials::redact_url(&config.repo), mirror = %dir.display(), "validator consuming");
+    tracing::info!("validator consuming");
     let on_shutdown = {
         let interrupt = interrupt.clone();
         let shutdown = shutdown.clone();

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const POLL: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_secs(1);
 const STEP: Duration = Duration::from_secs(60);
 
 fn configmap(color: &str) -> String {

@@ -31,6 +31,9 @@ pub fn commit(sha: &str, message: &str) -> Outgoing {
     let payload = CommitDetected {
         repository: "file:///repo".into(),
         branch: "main".into(),
+        source: None,
+        path: None,
+        trailers: Vec::new(),
         sha: sha.into(),
         parents: vec![],
         author: who.clone(),

@@ -30,6 +30,17 @@ pub struct ObjectRef {
     pub name: String,
 }
 
+/// One trailer of a commit message (`Signed-off-by: Alice <alice@example.com>`), as `git
+/// interpret-trailers --parse` reads the message's last paragraph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Trailer {
+    /// The token before the colon, as written (`Signed-off-by`, `Change-Id`, ...).
+    pub token: String,
+    /// The value after it, continuation lines joined (cut at 1 KiB).
+    pub value: String,
+}
+
 /// A person as Git records them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -62,6 +73,15 @@ pub struct CommitDetected {
     /// The remote as configured, with any credentials removed.
     pub repository: String,
     pub branch: String,
+    /// The name of the source (as configured: `--source NAME=...`) that followed it; also the
+    /// `gitsource` extension attribute. Absent in events of versions before several sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The sub-directory of the repository the source follows, whose `configs/` and
+    /// `policies/` count; the changed paths below are relative to it. Absent: the whole
+    /// repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     pub sha: String,
     pub parents: Vec<String>,
     pub author: Person,
@@ -70,9 +90,13 @@ pub struct CommitDetected {
     /// Whether the commit carries a signature.
     pub signed: bool,
     /// What checking that signature against the access policy's keys found (absent when the
-    /// commit is unsigned).
+    /// commit is unsigned). Boxed to keep `EventData` small: most commits have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<CommitSignature>,
+    pub signature: Option<Box<CommitSignature>>,
+    /// The message's trailers (`Signed-off-by`, `Change-Id`, `Co-authored-by`, ...), in
+    /// order, at most 64.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trailers: Vec<Trailer>,
     /// Changed paths grouped by environment and app.
     pub environments: Vec<EnvironmentChange>,
     /// Changed paths outside `configs/<env>/<app>/`.
@@ -91,6 +115,12 @@ pub struct SourceFailed {
     pub repository: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// The source's name (see `commit.detected`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The sub-directory the source follows (see `commit.detected`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     pub reason: String,
     /// True when a later attempt may succeed.
     pub transient: bool,
@@ -102,6 +132,12 @@ pub struct SourceFailed {
 pub struct SourceRewritten {
     pub repository: String,
     pub branch: String,
+    /// The source's name (see `commit.detected`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The sub-directory the source follows (see `commit.detected`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     pub previous_sha: String,
     pub new_sha: String,
 }
@@ -757,6 +793,7 @@ fn target<'a>(env: &'a str, cluster: &'a str, revision: &'a str) -> Routing<'a> 
         environment: Some(env),
         cluster: Some(cluster),
         revision: Some(revision),
+        source: None,
     }
 }
 
@@ -765,16 +802,17 @@ fn env_only<'a>(env: &'a str, revision: &'a str) -> Routing<'a> {
         environment: Some(env),
         cluster: None,
         revision: Some(revision),
+        source: None,
     }
 }
 
 payloads! {
     CommitDetected => "commit.detected.v1" by ["git-watcher"], "A new commit on a tracked branch, with changed paths grouped by environment and app.",
-        |p| Routing { environment: None, cluster: None, revision: Some(&p.sha) };
+        |p| Routing { revision: Some(&p.sha), source: p.source.as_deref(), ..Routing::default() };
     SourceFailed => "source.failed.v1" by ["git-watcher"], "The Git source could not be read.",
-        |_p| Routing::default();
+        |p| Routing { source: p.source.as_deref(), ..Routing::default() };
     SourceRewritten => "source.rewritten.v1" by ["git-watcher"], "A tracked branch was rewritten (force-pushed).",
-        |p| Routing { environment: None, cluster: None, revision: Some(&p.new_sha) };
+        |p| Routing { revision: Some(&p.new_sha), source: p.source.as_deref(), ..Routing::default() };
     ValidationPassed => "validation.passed.v1" by ["validator"], "An environment's manifests at a revision passed validation; the rendered bundle is stored by digest.",
         |p| env_only(&p.environment, &p.revision);
     ValidationFailed => "validation.failed.v1" by ["validator"], "An environment's manifests at a revision failed validation, with findings.",
@@ -796,7 +834,7 @@ payloads! {
     UnpinRequested => "unpin.requested.v1" by ["operator"], "A person asked to lift an environment's pin.",
         |p| env_only(&p.environment, &p.revision);
     RolloutWaiting => "rollout.waiting.v1" by ["applier"], "A validated revision is not applied yet, and why.",
-        |p| Routing { environment: Some(&p.environment), cluster: p.cluster.as_deref(), revision: Some(&p.revision) };
+        |p| Routing { environment: Some(&p.environment), cluster: p.cluster.as_deref(), revision: Some(&p.revision), source: None };
     ApplyStarted => "apply.started.v1" by ["applier"], "The applier began applying a bundle to one cluster.",
         |p| target(&p.environment, &p.cluster, &p.revision);
     ApplySucceeded => "apply.succeeded.v1" by ["applier"], "A bundle is applied to one cluster, with a result per object.",

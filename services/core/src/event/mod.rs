@@ -33,14 +33,19 @@ pub mod ext {
     pub const TRACEPARENT: &str = "traceparent";
     /// The person who acted, where a person did.
     pub const ACTOR: &str = "actor";
+    /// The name of the Git source (`--source NAME=...`) a change came from: set on the
+    /// git-watcher's events and carried over to every event they cause. Not `source`, which
+    /// is a core CloudEvents attribute (the emitting service).
+    pub const GIT_SOURCE: &str = "gitsource";
     /// Every extension, in a stable order.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 7] = [
         ENVIRONMENT,
         CLUSTER,
         REVISION,
         CORRELATION_ID,
         TRACEPARENT,
         ACTOR,
+        GIT_SOURCE,
     ];
 }
 
@@ -50,6 +55,8 @@ pub struct Routing<'a> {
     pub environment: Option<&'a str>,
     pub cluster: Option<&'a str>,
     pub revision: Option<&'a str>,
+    /// The Git source's name, for the events that come straight from one.
+    pub source: Option<&'a str>,
 }
 
 /// A typed event payload with its versioned CloudEvents type.

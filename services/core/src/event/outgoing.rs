@@ -71,6 +71,8 @@ pub struct OutgoingBuilder<'p, P: EventPayload> {
     correlation_id: Option<String>,
     traceparent: Option<String>,
     actor: Option<String>,
+    /// The Git source inherited from the event handled (`caused_by`).
+    git_source: Option<String>,
     time: Option<DateTime<Utc>>,
 }
 
@@ -87,6 +89,7 @@ impl Outgoing {
             correlation_id: None,
             traceparent: None,
             actor: None,
+            git_source: None,
             time: None,
         }
     }
@@ -121,7 +124,8 @@ impl<P: EventPayload> OutgoingBuilder<'_, P> {
     }
 
     /// Marks this event as caused by `incoming`: its id becomes a cause, and the correlation
-    /// id and trace context carry over.
+    /// id, trace context and Git source carry over (so a subscriber can follow one source's
+    /// changes through validation and apply by the `gitsource` attribute).
     pub fn caused_by(mut self, incoming: &Received) -> Self {
         self.causes.push(incoming.id().as_bytes().to_vec());
         if self.correlation_id.is_none() {
@@ -129,6 +133,9 @@ impl<P: EventPayload> OutgoingBuilder<'_, P> {
         }
         if self.traceparent.is_none() {
             self.traceparent = incoming.traceparent().map(str::to_string);
+        }
+        if self.git_source.is_none() {
+            self.git_source = incoming.git_source().map(str::to_string);
         }
         self
     }
@@ -193,6 +200,10 @@ impl<P: EventPayload> OutgoingBuilder<'_, P> {
             ),
             (ext::TRACEPARENT, self.traceparent),
             (ext::ACTOR, self.actor),
+            (
+                ext::GIT_SOURCE,
+                routing.source.map(str::to_string).or(self.git_source),
+            ),
         ];
         for (name, value) in pairs {
             if let Some(value) = value {

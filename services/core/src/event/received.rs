@@ -45,6 +45,10 @@ impl Received {
     pub fn actor(&self) -> Option<&str> {
         extension(&self.event, ext::ACTOR)
     }
+    /// The name of the Git source the change came from.
+    pub fn git_source(&self) -> Option<&str> {
+        extension(&self.event, ext::GIT_SOURCE)
+    }
 
     /// The event as one JSON line in the CloudEvents structured format, with the stream
     /// position added under `_stream` (used by `configsync events tail`).

@@ -14,6 +14,7 @@ mod history;
 mod mirror;
 mod paths;
 mod remote_url;
+mod trailers;
 mod transport;
 mod tree;
 
@@ -25,6 +26,7 @@ pub use history::{
 pub use mirror::Mirror;
 pub use paths::group_paths;
 pub use remote_url::default_mirror_dir;
+pub use trailers::{MAX_TRAILERS, parse_trailers};
 pub use transport::{DEFAULT_TIMEOUT, HttpAuth, RemoteOptions, Secret, SshOptions};
 pub use tree::{Limits, TreeFile, list_dirs, read_dir, read_file};
 

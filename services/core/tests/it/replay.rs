@@ -32,6 +32,9 @@ fn history() -> Vec<Outgoing> {
         let commit = CommitDetected {
             repository: "file:///repo".into(),
             branch: "main".into(),
+            source: None,
+            path: None,
+            trailers: Vec::new(),
             sha: rev.to_string(),
             parents: vec![],
             author: who.clone(),

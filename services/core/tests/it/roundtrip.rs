@@ -22,6 +22,9 @@ fn commit(message: String) -> CommitDetected {
     CommitDetected {
         repository: "file:///srv/configs.git".into(),
         branch: "main".into(),
+        source: None,
+        path: None,
+        trailers: Vec::new(),
         sha: "3f2a".repeat(10),
         parents: vec!["aa".repeat(20)],
         author: who.clone(),

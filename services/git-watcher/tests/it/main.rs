@@ -8,6 +8,7 @@ mod guards;
 mod recovery;
 mod restart;
 mod rewrite;
+mod sources;
 mod support;
 mod transports;
 mod tree;

@@ -24,6 +24,8 @@ async fn an_unannounced_rewrite_tip_is_announced_after_a_restart() {
     let rewritten = SourceRewritten {
         repository: repo.url(),
         branch: "main".into(),
+        source: None,
+        path: None,
         previous_sha: c1.clone(),
         new_sha: c2.clone(),
     };

@@ -79,7 +79,7 @@ pub fn config_with(bus: &Bus, repo_url: &str, work_dir: &Path, extra: &[&str]) -
         ("--ops-addr", "127.0.0.1:0"),
         ("--instance", "it"),
         ("--repo", repo_url),
-        ("--poll-interval", "100ms"),
+        ("--poll-interval", "1s"),
         ("--work-dir", work_dir.as_str()),
     ];
     let mut args = vec!["git-watcher"];
@@ -101,6 +101,19 @@ impl Watcher {
 
     pub fn is_running(&self) -> bool {
         !self.task.is_finished()
+    }
+
+    /// Ends the service the way a crash does: its task is dropped at whatever await it was
+    /// in (mid-publish, or while a fetch runs), with no shutdown path taken.
+    pub async fn kill(self) {
+        self.task.abort();
+        let ended = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("an aborted task ends");
+        assert!(
+            ended.as_ref().is_err_and(|e| e.is_cancelled()),
+            "the service was still running when killed"
+        );
     }
 
     /// Stops the service and checks that it stopped promptly and cleanly.

@@ -18,6 +18,9 @@ fn detected(repo: &str, sha: &str, envs: &[&str]) -> Outgoing {
     let payload = CommitDetected {
         repository: repo.into(),
         branch: "main".into(),
+        source: None,
+        path: None,
+        trailers: Vec::new(),
         sha: sha.into(),
         parents: vec![],
         author: who.clone(),
@@ -341,4 +344,105 @@ async fn app_dependencies_reach_the_bundle_and_a_cycle_fails_validation() {
     );
     s.shutdown.cancel();
     s.task.await.unwrap().unwrap();
+}
+
+/// With several sources, a commit is read from its own source: a sub-directory is the root
+/// (its `configs/`, its `policies/`), another branch is fetched as such, and the
+/// `gitsource` attribute carries over to the validation events.
+#[tokio::test]
+async fn each_commit_is_read_from_its_own_source_and_sub_directory() {
+    let bus = Bus::start().await;
+    let repo = GitRepo::init();
+    let work = tempfile::tempdir().unwrap();
+    // Team a keeps a valid environment under teams/a; the root's configs/ would fail.
+    repo.write("teams/a/configs/dev/web/config.yaml", CONFIGMAP);
+    repo.write("configs/dev/web/config.yaml", "not: [valid\n");
+    let main_sha = repo.commit("team a");
+    repo.git(&["checkout", "-q", "-b", "release"]);
+    repo.write("configs/prod/web/config.yaml", CONFIGMAP);
+    let release_sha = repo.commit("release only");
+    let config = configsync_validator::Config::try_parse_from([
+        "validator",
+        "--nats-url",
+        &bus.url(),
+        "--ops-addr",
+        &free_addr().to_string(),
+        "--source",
+        &format!("team-a={}#main:teams/a", repo.url()),
+        "--source",
+        &format!("release={}#release", repo.url()),
+        "--work-dir",
+        work.path().to_str().unwrap(),
+    ])
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(configsync_validator::run(config, shutdown.clone()));
+
+    let of = |sha: &str, source: &str, branch: &str, path: Option<&str>, env: &str| {
+        let who = Person {
+            name: "Test".into(),
+            email: "test@example.com".into(),
+            time: chrono::Utc::now(),
+        };
+        let payload = CommitDetected {
+            repository: repo.url(),
+            branch: branch.into(),
+            source: Some(source.into()),
+            path: path.map(str::to_string),
+            trailers: Vec::new(),
+            sha: sha.into(),
+            parents: vec![],
+            author: who.clone(),
+            committer: who,
+            message: "change".into(),
+            signed: false,
+            signature: None,
+            environments: vec![EnvironmentChange {
+                environment: env.into(),
+                apps: vec![AppChange {
+                    app: "web".into(),
+                    paths: vec![],
+                }],
+            }],
+            other_paths: vec![],
+            whole_tree: false,
+        };
+        Outgoing::builder(&payload)
+            .cause(sha)
+            .cause(source)
+            .build("configsync://git-watcher/test")
+            .unwrap()
+    };
+    bus.publish(&of(&main_sha, "team-a", "main", Some("teams/a"), "dev"))
+        .await;
+    bus.publish(&of(&release_sha, "release", "release", None, "prod"))
+        .await;
+    // A source this validator does not follow is left alone (another validator's).
+    bus.publish(&of(&main_sha, "team-b", "main", Some("teams/b"), "dev"))
+        .await;
+
+    for (sha, env, source) in [
+        (&main_sha, "dev", "team-a"),
+        (&release_sha, "prod", "release"),
+    ] {
+        let ev = bus
+            .wait_for("configsync.evt.*.*.validation.>", |e| {
+                (e.revision() == Some(sha.as_str()) && e.environment() == Some(env))
+                    .then(|| e.clone())
+            })
+            .await;
+        let EventData::ValidationPassed(passed) = &ev.data else {
+            panic!("{source}: expected passed, got {:?}", ev.data)
+        };
+        assert_eq!(passed.objects.len(), 1, "{source}");
+        assert_eq!(ev.git_source(), Some(source));
+    }
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    let validations = bus.events_on("configsync.evt.*.*.validation.>").await;
+    assert_eq!(
+        validations.len(),
+        2,
+        "team b's commit was not validated here"
+    );
 }

@@ -60,7 +60,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         state_dir: dir.join("state"),
         repo: repo.display().to_string(),
         branch: "main".into(),
-        poll_interval: Duration::from_millis(500),
+        poll_interval: Duration::from_secs(1),
         nats: None,
         clusters: Vec::new(),
         environments: environments.clone(),

@@ -43,8 +43,9 @@ pub struct UpArgs {
     /// Drift policy per environment, `ENV=auto|alert|off` (repeatable).
     #[arg(long = "policy", env = "CONFIGSYNC_POLICIES", value_delimiter = ';', default_values_t = ["dev=auto".to_string(), "staging=auto".to_string(), "prod=alert".to_string()])]
     pub policies: Vec<String>,
-    /// How often the repository is polled.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    /// How often the repository is polled (at least 1s; the webhook receiver makes pushes
+    /// live sooner).
+    #[arg(long, default_value = "2s", value_parser = configsync_core::config::poll_interval)]
     pub poll_interval: Duration,
     /// Environments rolled back to their last healthy revision when a new one degrades
     /// (repeatable).

@@ -152,7 +152,7 @@ impl Gated {
             .arg("--repo")
             .arg(&repo)
             .args(["--environment", "prod", "--policy", "prod=off"])
-            .args(["--poll-interval", "300ms", "--health-timeout", "30s"])
+            .args(["--poll-interval", "1s", "--health-timeout", "30s"])
             .arg("--access")
             .arg(&access)
             .env("RUST_LOG", "warn")

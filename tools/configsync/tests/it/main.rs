@@ -629,6 +629,9 @@ async fn audit_search_finds_events_through_a_running_auditor() {
     let commit = CommitDetected {
         repository: "file:///repo".into(),
         branch: "main".into(),
+        source: None,
+        path: None,
+        trailers: Vec::new(),
         sha: "cafe01".into(),
         parents: vec![],
         author: who.clone(),

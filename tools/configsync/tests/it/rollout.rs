@@ -43,7 +43,7 @@ impl Up {
                 "--policy",
                 "dev=off",
                 "--poll-interval",
-                "300ms",
+                "1s",
                 "--health-timeout",
                 "30s",
             ])

@@ -176,7 +176,7 @@ impl Up {
                 "--policy",
                 "prod=alert",
                 "--poll-interval",
-                "300ms",
+                "1s",
             ])
             .env("RUST_LOG", "trace")
             .stdout(std::fs::File::create(dir.path().join("up.out")).unwrap())
