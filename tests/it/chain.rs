@@ -204,19 +204,27 @@ impl Setup {
 
     /// Starts a drift-watcher (resync every second, so that the resync path is exercised too).
     pub fn drift_watcher(&self) -> Running {
+        self.drift_watcher_with(&[])
+    }
+
+    /// [`Setup::drift_watcher`] with more flags.
+    pub fn drift_watcher_with(&self, extra: &[&str]) -> Running {
         let ops = free_addr();
-        let config = configsync_drift_watcher::Config::try_parse_from([
+        let (url, ops_text) = (self.server.url(), ops.to_string());
+        let cluster = self.cluster_spec_of("drift-watcher");
+        let mut args = vec![
             "drift-watcher",
             "--nats-url",
-            &self.server.url(),
+            &url,
             "--ops-addr",
-            &ops.to_string(),
+            &ops_text,
             "--cluster",
-            &self.cluster_spec_of("drift-watcher"),
+            &cluster,
             "--resync",
             "1s",
-        ])
-        .unwrap();
+        ];
+        args.extend_from_slice(extra);
+        let config = configsync_drift_watcher::Config::try_parse_from(args).unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(configsync_drift_watcher::run(config, shutdown.clone()));
         Running {

@@ -188,3 +188,78 @@ async fn a_controller_that_keeps_undoing_repairs_ends_in_a_recorded_conflict() {
     watcher.stop().await;
     s.stop().await;
 }
+
+/// Ignore rules: a field the object's annotation names, and every field of a manager the
+/// environment names (an HPA's, here `hpa`), are neither reported nor repaired; when another
+/// field drifts, the event lists the ignored ones and the repair leaves them alone.
+#[tokio::test]
+async fn ignored_fields_are_neither_reported_nor_repaired() {
+    let s = Setup::start().await;
+    let mut settings = configmap("settings", "blue");
+    settings["metadata"]["annotations"] =
+        serde_json::json!({"configsync.io/ignore-drift": "/data/size"});
+    s.apply("r1", vec![settings, configmap("scaled", "blue")])
+        .await;
+    let watcher = s.drift_watcher_with(&["--ignore-drift", "dev=manager:hpa"]);
+    let remediator = s.remediator("auto");
+    watcher.ready().await;
+
+    s.merge_patch("configmap", "settings", r#"{"data":{"size":"xl"}}"#)
+        .await;
+    s.kubectl(&[
+        "patch",
+        "configmap",
+        "scaled",
+        "--type",
+        "merge",
+        "--field-manager",
+        "hpa",
+        "-p",
+        r#"{"data":{"color":"red"}}"#,
+    ])
+    .await;
+    // Three resyncs (one a second) and the watch events: nothing to report.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(
+        s.events(DETECTED).await.is_empty(),
+        "ignored fields reported as drift"
+    );
+
+    s.merge_patch("configmap", "settings", r#"{"data":{"color":"red"}}"#)
+        .await;
+    let drift = s.next_event(DETECTED, |_| true).await;
+    let EventData::DriftDetected(d) = &drift.data else {
+        unreachable!()
+    };
+    assert_eq!(d.object, reference("ConfigMap", "settings"));
+    let paths: Vec<&str> = d.fields.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["/data/color"]);
+    assert_eq!(d.ignored.len(), 1, "{:?}", d.ignored);
+    assert_eq!(
+        (d.ignored[0].path.as_str(), d.ignored[0].rule.as_str()),
+        ("/data/size", "/data/size")
+    );
+    s.wait_for_color("settings", "blue").await;
+    s.next_event(REMEDIATION, |e| {
+        matches!(e.data, EventData::RemediationSucceeded(_))
+    })
+    .await;
+    let size = s
+        .kubectl(&[
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.data.size}",
+        ])
+        .await;
+    assert_eq!(size.trim(), "xl", "the repair left the ignored field alone");
+    let scaled = s
+        .kubectl(&["get", "configmap", "scaled", "-o", "jsonpath={.data.color}"])
+        .await;
+    assert_eq!(scaled.trim(), "red", "the hpa's field is its own");
+
+    remediator.stop().await;
+    watcher.stop().await;
+    s.stop().await;
+}

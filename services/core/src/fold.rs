@@ -656,6 +656,7 @@ mod tests {
             }],
             changed_by: None,
             resource_version: None,
+            ignored: vec![],
         };
         let mut log = Log::new();
         log.applied("r1");

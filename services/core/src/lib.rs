@@ -11,6 +11,7 @@ pub mod config;
 pub mod credentials;
 pub mod event;
 pub mod fold;
+pub mod ignore;
 pub mod local_nats;
 pub mod log;
 pub mod metrics;

@@ -54,6 +54,17 @@ pub struct Config {
     /// How often every desired object is compared with the live one, besides watch events.
     #[arg(long, env = "CONFIGSYNC_DRIFT_RESYNC", default_value = "30s", value_parser = humantime::parse_duration)]
     pub resync: Duration,
+    /// Fields of an environment that are not drift: `ENV=/json/pointer` (a `*` segment
+    /// matches any one; the field and everything under it) or `ENV=manager:NAME` (every field
+    /// that field manager owns, e.g. an HPA's). Repeatable; objects add their own with the
+    /// `configsync.io/ignore-drift` annotation. Ignored fields are neither reported nor
+    /// repaired.
+    #[arg(
+        long = "ignore-drift",
+        env = "CONFIGSYNC_IGNORE_DRIFT",
+        value_delimiter = ';'
+    )]
+    pub ignore_drift: Vec<configsync_core::ignore::EnvironmentRule>,
 }
 
 impl ServiceConfig for Config {
@@ -136,12 +147,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
             target.cluster.to_string(),
             shutdown.child_token(),
         ));
+        let ignore_rules = configsync_core::ignore::EnvironmentRule::of(
+            &config.ignore_drift,
+            target.environment.as_str(),
+        );
         let task = TargetWatch {
             target,
             allow_exec_auth: config.cluster.allow_exec_auth,
             resync: config.resync,
             desired: rx,
             applying,
+            ignore_rules,
             reporter,
             synced: synced_tx.clone(),
         };

@@ -4,8 +4,8 @@
 
 use configsync_core::event::EventData;
 use configsync_core::event::{
-    DriftDetected, DriftKind, DriftResolved, EventPayload, FieldDrift, ObjectRef, Outgoing,
-    Received,
+    DriftDetected, DriftKind, DriftResolved, EventPayload, FieldDrift, IgnoredField, ObjectRef,
+    Outgoing, Received,
 };
 use configsync_core::fold::{DriftRecord, DriftedObjects};
 use configsync_core::log::{PublishError, Publisher};
@@ -20,6 +20,8 @@ pub enum Observation {
         fields: Vec<FieldDrift>,
         changed_by: Option<String>,
         resource_version: Option<String>,
+        /// Differing fields an ignore rule covers.
+        ignored: Vec<IgnoredField>,
     },
 }
 
@@ -104,6 +106,7 @@ impl Reporter {
                 fields,
                 changed_by,
                 resource_version,
+                ignored,
             } => {
                 if self
                     .reported
@@ -127,6 +130,7 @@ impl Reporter {
                     fields: fields.clone(),
                     changed_by,
                     resource_version: resource_version.clone(),
+                    ignored,
                 };
                 // The same drift of the same live version gets the same id from any replica or
                 // after a restart, so JetStream stores it once.

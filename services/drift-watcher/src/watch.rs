@@ -6,7 +6,8 @@ use std::time::Duration;
 use configsync_core::cluster::{
     ANNOTATION_REVISION, ClusterApplier, ClusterTarget, FIELD_MANAGER, MANAGED_BY_LABEL,
 };
-use configsync_core::event::{DriftKind, ObjectRef};
+use configsync_core::event::{DriftKind, IgnoredField, ObjectRef};
+use configsync_core::ignore::{IgnoreRules, Rule};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use kube::api::{Api, DynamicObject};
@@ -43,6 +44,8 @@ pub struct TargetWatch {
     /// and everything is compared again when it is done.
     pub applying: watch::Receiver<Option<std::time::Instant>>,
     pub reporter: Reporter,
+    /// The environment's ignore rules (each object's annotation adds its own).
+    pub ignore_rules: Vec<Rule>,
     /// Told once, after the first full comparison.
     pub synced: mpsc::Sender<()>,
 }
@@ -213,7 +216,13 @@ impl TargetWatch {
             tracing::debug!(kind = %reference.kind, name = %reference.name, "an apply is in flight; compared when it is done");
             return;
         }
-        let Some(observation) = observe(reference, object, live, &desired.revision) else {
+        let Some(observation) = observe(
+            reference,
+            object,
+            live,
+            &desired.revision,
+            &self.ignore_rules,
+        ) else {
             tracing::debug!(kind = %reference.kind, name = %reference.name, "object carries another revision applied by configsync; waiting for its apply to finish");
             return;
         };
@@ -239,6 +248,7 @@ impl TargetWatch {
             fields: vec![],
             changed_by: None,
             resource_version,
+            ignored: vec![],
         };
         self.report(reference, &desired.revision, observation).await;
     }
@@ -271,13 +281,37 @@ impl TargetWatch {
 /// leaves unchanged objects alone), so it is not compared (`desired` carries none). An apply
 /// in flight shows as differences that `configsync` itself wrote under another revision's
 /// annotation; anything someone else changed, or removed, is drift.
+///
+/// Fields an ignore rule covers (the environment's `rules` and the object's annotation) are
+/// not drift: listed as ignored when something else drifted, in sync when nothing else did.
 pub fn observe(
     reference: &ObjectRef,
     desired: &Value,
     live: &Value,
     revision: &str,
+    rules: &[Rule],
 ) -> Option<Observation> {
     let mut fields = compare::diff(desired, live);
+    let mut ignored = Vec::new();
+    if !fields.is_empty() {
+        let (rules, errors) = IgnoreRules::for_object(rules, desired);
+        for e in errors {
+            tracing::debug!(kind = %reference.kind, name = %reference.name, error = %e, "ignore rule of the object left out");
+        }
+        if !rules.is_empty() {
+            fields.retain(|f| {
+                let owners = attribution::owners(live, &f.path);
+                let Some(rule) = rules.matching(&f.path, &owners) else {
+                    return true;
+                };
+                ignored.push(IgnoredField {
+                    path: f.path.clone(),
+                    rule: rule.to_string(),
+                });
+                false
+            });
+        }
+    }
     if fields.is_empty() {
         return Some(Observation::InSync);
     }
@@ -310,6 +344,7 @@ pub fn observe(
         fields,
         changed_by,
         resource_version,
+        ignored,
     })
 }
 
@@ -393,7 +428,7 @@ mod tests {
     fn another_revision_applied_by_configsync_is_an_apply_in_flight_not_drift() {
         let live = owned_by_configsync(object("ConfigMap", "r2", "two", "configsync"));
         assert_eq!(
-            observe(&reference("ConfigMap"), &desired("one"), &live, "r1"),
+            observe(&reference("ConfigMap"), &desired("one"), &live, "r1", &[]),
             None
         );
     }
@@ -403,7 +438,7 @@ mod tests {
         // Unchanged since r0: the applier did not rewrite it for r1.
         let live = owned_by_configsync(object("ConfigMap", "r0", "one", "configsync"));
         assert_eq!(
-            observe(&reference("ConfigMap"), &desired("one"), &live, "r1"),
+            observe(&reference("ConfigMap"), &desired("one"), &live, "r1", &[]),
             Some(Observation::InSync)
         );
         // Someone else changed it since: drift, whatever its revision annotation says.
@@ -413,7 +448,7 @@ mod tests {
             changed_by,
             resource_version,
             ..
-        }) = observe(&reference("ConfigMap"), &desired("one"), &live, "r1")
+        }) = observe(&reference("ConfigMap"), &desired("one"), &live, "r1", &[])
         else {
             panic!("expected drift")
         };
@@ -428,7 +463,7 @@ mod tests {
         let live = object("Secret", "r1", "b3RoZXI=", "configsync");
         let Some(Observation::Drifted {
             fields, changed_by, ..
-        }) = observe(&reference("Secret"), &desired, &live, "r1")
+        }) = observe(&reference("Secret"), &desired, &live, "r1", &[])
         else {
             panic!("expected drift")
         };
@@ -436,8 +471,43 @@ mod tests {
         assert_eq!(fields[0].desired, Some(json!(REDACTED)));
         assert_eq!(fields[0].live, Some(json!(REDACTED)));
         assert_eq!(
-            observe(&reference("Secret"), &desired, &desired, "r1"),
+            observe(&reference("Secret"), &desired, &desired, "r1", &[]),
             Some(Observation::InSync)
+        );
+    }
+
+    #[test]
+    fn fields_an_ignore_rule_covers_are_not_drift_and_are_listed_beside_real_drift() {
+        let live = object("ConfigMap", "r1", "two", "configsync");
+        let by_manager: Vec<Rule> = vec!["manager:kubectl-edit".parse().unwrap()];
+        assert_eq!(
+            observe(
+                &reference("ConfigMap"),
+                &desired("one"),
+                &live,
+                "r1",
+                &by_manager
+            ),
+            Some(Observation::InSync),
+            "kubectl-edit owns /data/key"
+        );
+        let mut annotated = desired("one");
+        annotated["metadata"]["annotations"]["configsync.io/ignore-drift"] = json!("/data/key");
+        annotated["data"]["other"] = json!("x");
+        let mut live = live;
+        live["metadata"]["annotations"]["configsync.io/ignore-drift"] = json!("/data/key");
+        let Some(Observation::Drifted {
+            fields, ignored, ..
+        }) = observe(&reference("ConfigMap"), &annotated, &live, "r1", &[])
+        else {
+            panic!("/data/other is drift")
+        };
+        assert_eq!(fields.len(), 1);
+        assert_eq!(fields[0].path, "/data/other");
+        assert_eq!(ignored.len(), 1);
+        assert_eq!(
+            (ignored[0].path.as_str(), ignored[0].rule.as_str()),
+            ("/data/key", "/data/key")
         );
     }
 
@@ -448,7 +518,7 @@ mod tests {
         let mut live = object("ConfigMap", "r1", "red", "configsync");
         live["data"]["api_token"] = json!("t-live");
         let Some(Observation::Drifted { fields, .. }) =
-            observe(&reference("ConfigMap"), &desired, &live, "r1")
+            observe(&reference("ConfigMap"), &desired, &live, "r1", &[])
         else {
             panic!("expected drift")
         };

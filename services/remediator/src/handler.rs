@@ -158,7 +158,11 @@ impl Remediator {
                 return self.emit(&failed(reason, false), event).await;
             }
         };
-        match applier.apply(&desired.object).await {
+        // Fields an ignore rule covers stay as they are: left out of what is applied, so the
+        // repair neither resets them nor takes them back from their owner.
+        let ignored: Vec<String> = drift.ignored.iter().map(|f| f.path.clone()).collect();
+        let applied = configsync_core::ignore::without_fields(desired.object.clone(), &ignored);
+        match applier.apply(&applied).await {
             Ok(action) => {
                 let succeeded = RemediationSucceeded {
                     environment: env.into(),

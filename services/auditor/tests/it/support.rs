@@ -67,6 +67,7 @@ pub fn drift(environment: &str, object: ObjectRef, desired: &str, live: &str) ->
         }],
         changed_by: Some("kubectl-edit".into()),
         resource_version: None,
+        ignored: vec![],
     };
     Outgoing::builder(&payload)
         .cause(desired)

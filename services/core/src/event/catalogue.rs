@@ -615,6 +615,20 @@ pub struct DriftDetected {
     /// The live object's resourceVersion when the drift was seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_version: Option<String>,
+    /// Differing fields an ignore rule covers (`configsync_core::ignore`): not in `fields`,
+    /// and left alone by a repair.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<IgnoredField>,
+}
+
+/// A differing field left alone, and the rule that says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IgnoredField {
+    /// JSON pointer (RFC 6901) into the object.
+    pub path: String,
+    /// The rule, as written (`/spec/replicas`, `manager:NAME`).
+    pub rule: String,
 }
 
 /// A drifted object is back at its desired state.

@@ -127,6 +127,7 @@ fn history() -> Vec<Outgoing> {
             fields: vec![],
             changed_by: Some("kubectl-edit".into()),
             resource_version: None,
+            ignored: vec![],
         };
         out.push(Outgoing::builder(&drift).cause(rev).build(src).unwrap());
         if i < 2 {
