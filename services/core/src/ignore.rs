@@ -192,12 +192,9 @@ pub fn without_fields(mut object: Value, paths: &[String]) -> Value {
         } else {
             object.pointer_mut(parent)
         };
-        match parent {
-            Some(Value::Object(map)) => {
-                map.remove(&last);
-            }
-            // A list item stays in place (lists are applied whole); only fields inside it go.
-            Some(_) | None => {}
+        // A list item stays in place (lists are applied whole); only fields inside it go.
+        if let Some(Value::Object(map)) = parent {
+            map.remove(&last);
         }
     }
     object
