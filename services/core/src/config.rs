@@ -577,6 +577,21 @@ pub struct SourceSpec {
 }
 
 impl SourceSpec {
+    /// The name of the one source given as `--repo`/`--branch`.
+    pub const DEFAULT_NAME: &'static str = "default";
+
+    /// The one source of `--repo URL --branch BRANCH` (the git-watcher and the validator read
+    /// it alike).
+    pub fn single(url: &str, branch: &str) -> Self {
+        Self {
+            name: crate::names::Name::new(Self::DEFAULT_NAME).expect("a valid name"),
+            url: url.to_string(),
+            branch: branch.to_string(),
+            path: None,
+            interval: None,
+        }
+    }
+
     /// The source's identity in the log (the URL's credentials removed).
     pub fn id(&self) -> crate::names::SourceId {
         crate::names::SourceId::new(crate::credentials::redact_url(&self.url), &self.branch)

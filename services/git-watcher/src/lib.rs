@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use configsync_core::config::{GitRemoteArgs, ServiceArgs, SourceSpec};
 use configsync_core::git;
-use configsync_core::names::Name;
 use configsync_core::service::{Service, ServiceConfig, ServiceError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -106,7 +105,7 @@ pub struct Config {
 }
 
 /// The name of the one source that `--repo` gives.
-pub const DEFAULT_SOURCE: &str = "default";
+pub const DEFAULT_SOURCE: &str = SourceSpec::DEFAULT_NAME;
 
 /// One source as the watcher follows it: what to fetch, how often, and where its mirror is.
 #[derive(Debug, Clone)]
@@ -133,13 +132,7 @@ impl Config {
     pub fn followed(&self) -> Result<Vec<Followed>, SourcesError> {
         let temp = std::env::temp_dir();
         if let Some(repo) = &self.repo {
-            let spec = SourceSpec {
-                name: Name::new(DEFAULT_SOURCE)?,
-                url: repo.clone(),
-                branch: self.branch.clone(),
-                path: None,
-                interval: None,
-            };
+            let spec = SourceSpec::single(repo, &self.branch);
             // The mirror keeps the directory it always had, so an upgrade costs no fetch.
             let mirror_dir = self
                 .work_dir

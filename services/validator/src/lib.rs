@@ -116,15 +116,9 @@ impl Config {
     fn mirrors(&self) -> Vec<(SourceSpec, PathBuf)> {
         let temp = std::env::temp_dir().join("configsync-validator");
         if let Some(repo) = &self.repo {
-            let spec = SourceSpec {
-                // The git-watcher's name for its one source; the validator matches commits by
-                // repository, branch and sub-directory, never by name.
-                name: configsync_core::names::Name::new("default").expect("a valid name"),
-                url: repo.clone(),
-                branch: self.branch.clone(),
-                path: None,
-                interval: None,
-            };
+            // The validator matches commits by repository, branch and sub-directory, never
+            // by name.
+            let spec = SourceSpec::single(repo, &self.branch);
             let dir = self
                 .work_dir
                 .clone()
