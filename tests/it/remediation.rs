@@ -1,7 +1,7 @@
 //! Policies at work: `auto` reverts a kubectl change (and recreates a deleted object) and
 //! records the repair in the drift's correlation; `alert` leaves the change and writes nothing.
 
-use configsync_core::event::{DriftKind, EventData};
+use configsync_core::event::{DriftDetected, DriftKind, EventData, FieldDrift, Outgoing};
 
 use configsync_core::harness::WAIT;
 
@@ -261,5 +261,93 @@ async fn ignored_fields_are_neither_reported_nor_repaired() {
 
     remediator.stop().await;
     watcher.stop().await;
+    s.stop().await;
+}
+
+/// The fence: a repair is written only over the version of the object the drift was seen on.
+/// A drift report that is stale when the remediator acts (the object changed since, as when
+/// the applier writes a newer revision in between) is refused by the API server's
+/// resourceVersion precondition, never written over; a current one is repaired.
+#[tokio::test]
+async fn a_repair_is_never_written_over_a_newer_version_than_the_drift_saw() {
+    let s = Setup::start().await;
+    s.apply("r1", vec![configmap("settings", "blue")]).await;
+    let remediator = s.remediator("auto");
+    let version = || async {
+        s.kubectl(&[
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])
+        .await
+        .trim()
+        .to_string()
+    };
+    s.merge_patch("configmap", "settings", r#"{"data":{"color":"red"}}"#)
+        .await;
+    let seen = version().await;
+    s.merge_patch("configmap", "settings", r#"{"data":{"color":"green"}}"#)
+        .await;
+    let drift = |resource_version: String| DriftDetected {
+        environment: "dev".into(),
+        cluster: "c1".into(),
+        revision: "r1".into(),
+        object: reference("ConfigMap", "settings"),
+        kind: DriftKind::Modified,
+        fields: vec![FieldDrift {
+            path: "/data/color".into(),
+            desired: Some(serde_json::json!("blue")),
+            live: Some(serde_json::json!("red")),
+        }],
+        changed_by: Some("kubectl-patch".into()),
+        resource_version: Some(resource_version),
+        ignored: vec![],
+    };
+    // As the drift-watcher would have published it when it saw "red".
+    let publish = |d: DriftDetected| {
+        let event = Outgoing::builder(&d)
+            .cause(d.resource_version.clone().unwrap_or_default())
+            .build("configsync://drift-watcher/test")
+            .unwrap();
+        let publisher = s.log.publisher(std::time::Duration::from_secs(10));
+        async move {
+            publisher.publish(&event).await.expect("stored");
+        }
+    };
+    publish(drift(seen)).await;
+    let failed = s
+        .next_event(REMEDIATION, |e| {
+            matches!(e.data, EventData::RemediationFailed(_))
+        })
+        .await;
+    let EventData::RemediationFailed(f) = &failed.data else {
+        unreachable!()
+    };
+    assert!(
+        f.reason.contains("changed since the drift was seen"),
+        "{}",
+        f.reason
+    );
+    let color = s
+        .kubectl(&[
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.data.color}",
+        ])
+        .await;
+    assert_eq!(color.trim(), "green", "nothing stale was written");
+
+    // The drift at the current version is repaired.
+    publish(drift(version().await)).await;
+    s.wait_for_color("settings", "blue").await;
+    s.next_event(REMEDIATION, |e| {
+        matches!(e.data, EventData::RemediationSucceeded(_))
+    })
+    .await;
+    remediator.stop().await;
     s.stop().await;
 }

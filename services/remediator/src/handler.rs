@@ -9,8 +9,9 @@ use std::time::Duration;
 use configsync_core::cloudevents::AttributesReader;
 use configsync_core::cluster::{ApplyError, ClusterAppliers, Clusters, DesiredSource, object_ref};
 use configsync_core::event::{
-    DriftDetected, EventData, EventPayload, ObjectRef, Outgoing, Received, RemediationConflict,
-    RemediationFailed, RemediationPolicy, RemediationStarted, RemediationSucceeded,
+    DriftDetected, DriftKind, EventData, EventPayload, ObjectRef, Outgoing, Received,
+    RemediationConflict, RemediationFailed, RemediationPolicy, RemediationStarted,
+    RemediationSucceeded,
 };
 use configsync_core::log::replay::{Start, Until, replay_filtered};
 use configsync_core::log::{EventLog, HandlerError, Publisher};
@@ -161,7 +162,19 @@ impl Remediator {
         // Fields an ignore rule covers stay as they are: left out of what is applied, so the
         // repair neither resets them nor takes them back from their owner.
         let ignored: Vec<String> = drift.ignored.iter().map(|f| f.path.clone()).collect();
-        let applied = configsync_core::ignore::without_fields(desired.object.clone(), &ignored);
+        let mut applied = configsync_core::ignore::without_fields(desired.object.clone(), &ignored);
+        // The fence: the repair is written only over the version the drift was seen on (the
+        // API server's resourceVersion precondition, atomic with the write). Between reading
+        // the latest apply and writing, the applier may have written a newer revision, or
+        // someone changed the object again; then the write is refused and nothing stale
+        // lands, and a drift that remains is reported again at its new version.
+        let fence = drift
+            .resource_version
+            .as_deref()
+            .filter(|_| drift.kind == DriftKind::Modified);
+        if let (Some(rv), Some(metadata)) = (fence, applied.get_mut("metadata")) {
+            metadata["resourceVersion"] = Value::String(rv.to_string());
+        }
         match applier.apply(&applied).await {
             Ok(action) => {
                 let succeeded = RemediationSucceeded {
@@ -178,6 +191,14 @@ impl Remediator {
                 tracing::warn!(environment = env, cluster, kind = %object.kind, name = %object.name, error = %e, "cluster unreachable; the repair is retried");
                 self.emit(&failed(e.to_string(), true), event).await?;
                 Err(HandlerError::Transient(e.to_string()))
+            }
+            Err(ApplyError::Refused { code: 409, .. }) if fence.is_some() => {
+                let reason = format!(
+                    "the object changed since the drift was seen at resourceVersion {}; not repaired (a drift that remains is reported again)",
+                    fence.unwrap_or_default()
+                );
+                tracing::info!(environment = env, cluster, kind = %object.kind, name = %object.name, %reason, "stale repair fenced");
+                self.emit(&failed(reason, false), event).await
             }
             Err(e) => {
                 tracing::warn!(environment = env, cluster, kind = %object.kind, name = %object.name, error = %e, "repair refused");

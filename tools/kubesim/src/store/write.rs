@@ -679,7 +679,21 @@ impl Store {
         patch: &Value,
         opts: &WriteOptions,
     ) -> Result<(bool, Value), ApiError> {
-        let applied = applied_config(res, ns, name, patch)?;
+        let mut applied = applied_config(res, ns, name, patch)?;
+        // A resourceVersion in the applied configuration is a precondition, as on the API
+        // server (the write is refused if the object changed since), never a managed field.
+        let precondition = meta_mut(&mut applied)
+            .remove("resourceVersion")
+            .and_then(|v| v.as_str().map(str::to_string))
+            .filter(|v| !v.is_empty());
+        let modified = || {
+            ApiError::conflict(
+                &res.group,
+                &res.plural,
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            )
+        };
         let time = now();
         let av = res.api_version();
         let w = writer(opts, &av, &time);
@@ -692,6 +706,9 @@ impl Store {
                 if opts.subresource.is_some() {
                     return Err(e);
                 }
+                if precondition.is_some() {
+                    return Err(modified());
+                }
                 let merged =
                     server_side_apply(&json!({}), &applied, &w, opts.force).map_err(conflict)?;
                 self.create_locked(inner, res, ns, merged, opts, true)
@@ -699,6 +716,9 @@ impl Store {
             }
             Err(e) => Err(e),
             Ok(old) => {
+                if precondition.is_some_and(|rv| rv != object_rv(&old).to_string()) {
+                    return Err(modified());
+                }
                 let merged = server_side_apply(&present(res, &old), &applied, &w, opts.force)
                     .map_err(conflict)?;
                 self.update_locked(inner, res, old, merged, opts, true)
